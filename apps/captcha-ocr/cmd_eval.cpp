@@ -1,0 +1,147 @@
+// captcha-ocr eval: measures a model on a labelled folder (exact match, CER, confusions).
+#include <fstream>
+#include <iomanip>
+#include <iostream>
+
+#include <nlohmann/json.hpp>
+
+#include "captcha/dataset.h"
+#include "captcha/errors.h"
+#include "captcha/metrics.h"
+#include "captcha/parallel.h"
+#include "captcha/recogniser.h"
+#include "common.h"
+
+namespace captcha::cli {
+
+namespace {
+
+struct EvalArgs {
+  std::string model, data, errors_file, save_debug;
+  bool json = false, case_insensitive = false;
+  int beam = 0, threads = 0, batch_size = 64;
+  PreprocessOverrides overrides;
+};
+
+std::string percent(double fraction) {
+  std::ostringstream out;
+  out << std::fixed << std::setprecision(2) << 100 * fraction << "%";
+  return out.str();
+}
+
+int run_eval(const EvalArgs& args) {
+  Recogniser recogniser(args.model, args.threads);
+  args.overrides.apply(recogniser.preprocess_options());
+  const std::vector<Sample> samples = scan_folder(args.data);
+  if (!args.errors_file.empty()) {
+    std::ofstream probe(args.errors_file);
+    if (!probe) throw Error(args.errors_file + ": cannot write the errors file");
+  }
+
+  std::vector<cv::Mat> prepared(samples.size());
+  std::vector<std::string> failures(samples.size());
+  parallel_for(samples.size(), args.threads, [&](std::size_t i) {
+    try {
+      prepared[i] = recogniser.prepare(load_image(samples[i].path));
+      if (!args.save_debug.empty()) save_debug_image(args.save_debug, samples[i].path, prepared[i]);
+    } catch (const Error& e) {
+      failures[i] = e.what();
+    }
+  });
+  std::vector<cv::Mat> readable;
+  std::vector<std::size_t> index;
+  SkipReport skipped;
+  for (std::size_t i = 0; i < samples.size(); ++i) {
+    if (prepared[i].empty()) {
+      ++skipped.unreadable;
+      if (skipped.examples.size() < SkipReport::kMaxExamples) skipped.examples.push_back(failures[i]);
+      continue;
+    }
+    readable.push_back(prepared[i]);
+    index.push_back(i);
+  }
+  if (readable.empty()) throw DatasetError(args.data + ": no readable image; " + skipped.summary());
+
+  ReadOptions read_options;
+  read_options.beam_width = args.beam;
+  read_options.batch_size = args.batch_size;
+  const auto readings = recogniser.read_prepared(readable, read_options);
+  const bool fold = args.case_insensitive || recogniser.model().fold_case;
+  MetricsAccumulator metrics(fold);
+  std::ofstream errors;
+  if (!args.errors_file.empty()) {
+    errors.open(args.errors_file);
+    errors << "path\ttruth\treading\tconfidence\n";
+  }
+  for (std::size_t k = 0; k < readings.size(); ++k) {
+    const Sample& sample = samples[index[k]];
+    metrics.add(sample.label, readings[k].text);
+    const bool correct = fold ? fold_label(sample.label) == fold_label(readings[k].text) : sample.label == readings[k].text;
+    if (errors.is_open() && !correct)
+      errors << sample.path << '\t' << sample.label << '\t' << readings[k].text << '\t' << readings[k].confidence << '\n';
+  }
+  const EvaluationReport report = metrics.report();
+
+  if (args.json) {
+    nlohmann::json out = {{"model", args.model},
+                          {"data", args.data},
+                          {"count", report.count},
+                          {"skipped", skipped.total()},
+                          {"exact_match", report.exact_match},
+                          {"exact_match_case_insensitive", report.exact_match_case_insensitive},
+                          {"cer", report.cer},
+                          {"char_accuracy", report.char_accuracy},
+                          {"per_char_accuracy", report.per_char_accuracy},
+                          {"confusions", nlohmann::json::array()}};
+    for (const auto& c : report.confusions)
+      out["confusions"].push_back({{"truth", c.truth}, {"reading", c.reading}, {"count", c.count}});
+    std::cout << out.dump(2) << "\n";
+  } else {
+    const auto row = [](const std::string& key, const std::string& value) {
+      std::cout << std::left << std::setw(24) << key << value << "\n";
+    };
+    const auto exact = static_cast<std::size_t>(std::lround(report.exact_match * report.count));
+    row("model", args.model);
+    row("data", args.data + " (" + std::to_string(report.count) + " images)");
+    if (skipped.total()) row("skipped", skipped.summary());
+    row(fold ? "exact match (no case)" : "exact match",
+        percent(report.exact_match) + " (" + std::to_string(exact) + "/" + std::to_string(report.count) + ")");
+    if (!fold) row("exact match (no case)", percent(report.exact_match_case_insensitive));
+    row("CER", percent(report.cer));
+    row("character accuracy", percent(report.char_accuracy));
+    std::string confusions;
+    for (const auto& c : report.confusions)
+      confusions += (confusions.empty() ? "" : ", ") + (c.truth.empty() ? "+" : c.truth) + "->" +
+                    (c.reading.empty() ? "(dropped)" : c.reading) + " x" + std::to_string(c.count);
+    row("most frequent errors", confusions.empty() ? "none" : confusions);
+    std::string weakest;
+    std::vector<std::pair<double, std::string>> by_accuracy;
+    for (const auto& [symbol, accuracy] : report.per_char_accuracy) by_accuracy.push_back({accuracy, symbol});
+    std::sort(by_accuracy.begin(), by_accuracy.end());
+    for (std::size_t i = 0; i < std::min<std::size_t>(5, by_accuracy.size()); ++i)
+      weakest += (i ? ", " : "") + by_accuracy[i].second + " " + percent(by_accuracy[i].first);
+    row("weakest characters", weakest);
+    if (!args.errors_file.empty()) row("misreads written to", args.errors_file);
+  }
+  return kExitOk;
+}
+
+}  // namespace
+
+void register_eval(CLI::App& app, Action& run) {
+  auto* cmd = app.add_subcommand("eval", "Measure a model on a labelled folder");
+  auto args = std::make_shared<EvalArgs>();
+  cmd->add_option("--model", args->model, "Model file (.safetensors)")->required()->check(CLI::ExistingFile);
+  cmd->add_option("--data", args->data, "Folder of labelled images")->required();
+  cmd->add_flag("--json", args->json, "Print the figures as JSON (fractions, not percent)");
+  cmd->add_option("--errors", args->errors_file, "Write each misread image (path, truth, reading, confidence) as TSV");
+  cmd->add_flag("--case-insensitive", args->case_insensitive, "Score ignoring letter case");
+  cmd->add_option("--beam", args->beam, "Prefix beam search width (default: greedy)")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--batch-size", args->batch_size, "Images per forward pass")->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_option("--threads", args->threads, "Threads (default: every core)");
+  cmd->add_option("--save-debug", args->save_debug, "Write each preprocessed image to this folder");
+  args->overrides.add_to(*cmd);
+  cmd->callback([&run, args] { run = [args] { return run_eval(*args); }; });
+}
+
+}  // namespace captcha::cli

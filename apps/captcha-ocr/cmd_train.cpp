@@ -1,0 +1,102 @@
+// captcha-ocr train: trains a CRNN on a labelled folder and writes the run folder.
+#include <csignal>
+#include <iostream>
+
+#include "captcha/errors.h"
+#include "captcha/trainer.h"
+#include "common.h"
+
+namespace captcha::cli {
+
+namespace {
+
+extern "C" void on_interrupt(int) { request_stop(); }
+
+void install_interrupt_handler() {
+  struct sigaction action {};
+  action.sa_handler = on_interrupt;
+  action.sa_flags = SA_RESETHAND;  // a second Ctrl-C stops at once
+  sigemptyset(&action.sa_mask);
+  sigaction(SIGINT, &action, nullptr);
+  sigaction(SIGTERM, &action, nullptr);
+}
+
+}  // namespace
+
+void register_train(CLI::App& app, Action& run) {
+  auto* cmd = app.add_subcommand("train", "Train a model on a folder of labelled images");
+  auto options = std::make_shared<TrainOptions>();
+  auto keep_aspect = std::make_shared<bool>(false);
+  auto no_auto_crop = std::make_shared<bool>(false);
+  auto no_auto_invert = std::make_shared<bool>(false);
+  auto rnn_hidden = std::make_shared<std::vector<int>>();
+  TrainOptions& o = *options;
+
+  cmd->add_option("--train", o.train_dir, "Folder of training images (label = file name or labels.tsv)")
+      ->check(CLI::ExistingDirectory);
+  cmd->add_option("--val", o.val_dir, "Folder of validation images (default: hold out --val-fraction of --train)")
+      ->check(CLI::ExistingDirectory);
+  cmd->add_option("--val-fraction", o.val_fraction, "Share of --train held out when --val is absent")
+      ->capture_default_str()->check(CLI::Range(0.01, 0.9));
+  cmd->add_option("--out", o.out_dir, "Run folder: best/final/last .safetensors and metrics.csv");
+  cmd->add_option("--epochs", o.epochs, "Maximum epochs")->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_option("--batch-size", o.batch_size, "Images per step")->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_option("--lr", o.learning_rate, "Learning rate")->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_option("--patience", o.patience, "Early stopping: epochs without a better validation score")
+      ->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_option("--optimizer", o.optimizer, "adam, or sgd (momentum 0.9, Nesterov)")
+      ->capture_default_str()->check(CLI::IsMember({"adam", "sgd"}));
+  cmd->add_option("--arch", o.model.arch, "small (Keras-style CNN, ~432k parameters) or resnet")
+      ->capture_default_str()->check(CLI::IsMember({"small", "resnet"}));
+  cmd->add_option("--rnn", o.model.rnn, "lstm or gru (resnet defaults to gru)")->check(CLI::IsMember({"lstm", "gru"}));
+  cmd->add_option("--rnn-hidden", *rnn_hidden, "Hidden size per direction of each BiRNN layer, e.g. 128,64")
+      ->delimiter(',')->check(CLI::PositiveNumber);
+  cmd->add_option("--dropout", o.model.dropout, "Dropout")->capture_default_str()->check(CLI::Range(0.0, 0.95));
+  cmd->add_option("--charset", o.charset, "digits, lower, upper, alnum, alnum-lower or literal symbols (default: from the labels)");
+  cmd->add_flag("--fold-case", o.fold_case, "Lower-case every label (read case-insensitively)");
+  cmd->add_option("--width", o.preprocess.width, "Model input width")->capture_default_str()->check(CLI::Range(8, 4096));
+  cmd->add_option("--height", o.preprocess.height, "Model input height")->capture_default_str()->check(CLI::Range(8, 1024));
+  cmd->add_flag("--keep-aspect", *keep_aspect, "Keep the aspect ratio and pad, instead of stretching");
+  cmd->add_flag("--no-auto-crop", *no_auto_crop, "Do not crop images to the text");
+  cmd->add_flag("--no-auto-invert", *no_auto_invert, "Do not invert light-on-dark images");
+  cmd->add_flag("--force-invert", o.preprocess.force_invert, "Invert every image");
+  cmd->add_flag("--strong", o.preprocess.strong, "Stronger preprocessing for thin strokes");
+  cmd->add_flag("--augment", o.augment, "Light random rotation/scale/shift of training images");
+  cmd->add_option("--clip", o.clip_grad_norm, "Gradient norm clipping (0: off)")->capture_default_str();
+  cmd->add_option("--seed", o.seed, "Random seed (split, shuffling, initialisation)")->capture_default_str();
+  cmd->add_option("--threads", o.threads, "Threads (default: every core)");
+  cmd->add_option("--init", o.init_model, "Start from this model's weights (fine-tuning)")->check(CLI::ExistingFile);
+  cmd->add_option("--resume", o.resume_dir, "Continue the interrupted run in this folder")->check(CLI::ExistingDirectory);
+  cmd->add_flag("--quiet", o.quiet, "No per-epoch lines");
+
+  cmd->callback([&run, cmd, options, keep_aspect, no_auto_crop, no_auto_invert, rnn_hidden] {
+    run = [cmd, options, keep_aspect, no_auto_crop, no_auto_invert, rnn_hidden]() -> int {
+      TrainOptions o = *options;
+      if (!o.resume_dir.empty()) {
+        // The run continues with the settings it started with; --epochs and --threads may change.
+        TrainOptions stored = options_from_checkpoint(o.resume_dir);
+        if (cmd->count("--epochs")) stored.epochs = o.epochs;
+        stored.threads = o.threads;
+        stored.quiet = o.quiet;
+        o = stored;
+      } else {
+        if (o.train_dir.empty()) throw ConfigError("train needs --train DIR (or --resume DIR)");
+        if (o.out_dir.empty()) throw ConfigError("train needs --out DIR");
+        if (o.model.arch == "resnet") {
+          if (!cmd->count("--rnn")) o.model.rnn = "gru";
+          o.model.dense = 256;
+          o.model.rnn_hidden = {128, 128};
+        }
+        if (!rnn_hidden->empty()) o.model.rnn_hidden = *rnn_hidden;
+        if (*keep_aspect) o.preprocess.resize = ResizeMode::kKeepAspect;
+        if (*no_auto_crop) o.preprocess.auto_crop = false;
+        if (*no_auto_invert) o.preprocess.auto_invert = false;
+      }
+      install_interrupt_handler();
+      const TrainSummary summary = train(o, std::cerr);
+      return summary.interrupted ? kExitInterrupted : kExitOk;
+    };
+  });
+}
+
+}  // namespace captcha::cli

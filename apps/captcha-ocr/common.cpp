@@ -1,0 +1,33 @@
+// Shared command-line helpers.
+#include "common.h"
+
+#include <filesystem>
+
+#include <opencv2/imgcodecs.hpp>
+
+#include "captcha/errors.h"
+
+namespace captcha::cli {
+
+void PreprocessOverrides::add_to(CLI::App& command) {
+  command.add_flag("--no-auto-crop", no_auto_crop, "Do not crop the image to the text");
+  command.add_flag("--force-invert", force_invert, "Invert every image (light text on dark)");
+  command.add_flag("--strong", strong, "Stronger preprocessing for thin strokes");
+}
+
+void PreprocessOverrides::apply(PreprocessOptions& options) const {
+  if (no_auto_crop) options.auto_crop = false;
+  if (force_invert) options.force_invert = true;
+  if (strong) options.strong = true;
+}
+
+void save_debug_image(const std::string& dir, const std::string& source_path, const cv::Mat& image) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  const std::string stem = source_path == "-" ? "stdin" : fs::path(source_path).stem().string();
+  const std::string out = (fs::path(dir) / (stem + ".png")).string();
+  if (!cv::imwrite(out, image)) throw Error(out + ": cannot write debug image");
+}
+
+}  // namespace captcha::cli

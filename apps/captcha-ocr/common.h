@@ -1,0 +1,40 @@
+// Shared pieces of the captcha-ocr subcommands: registration, exit codes, preprocessing flags.
+#pragma once
+
+#include <functional>
+#include <optional>
+#include <string>
+
+#include <CLI/CLI.hpp>
+
+#include "captcha/preprocess.h"
+
+namespace captcha::cli {
+
+// Documented exit codes.
+inline constexpr int kExitOk = 0;
+inline constexpr int kExitFailure = 1;      // runtime failure: bad data, unreadable model, ...
+inline constexpr int kExitUsage = 2;        // bad command line
+inline constexpr int kExitInterrupted = 130;  // train stopped by Ctrl-C (state saved)
+
+// A subcommand sets `run` to its action when it is registered; main() calls the chosen one.
+using Action = std::function<int()>;
+
+void register_train(CLI::App& app, Action& run);
+void register_eval(CLI::App& app, Action& run);
+void register_predict(CLI::App& app, Action& run);
+
+// Inference-time preprocessing flags (--no-auto-crop, --force-invert, --strong); each one that
+// is given overrides the model's stored setting.
+struct PreprocessOverrides {
+  bool no_auto_crop = false;
+  bool force_invert = false;
+  bool strong = false;
+  void add_to(CLI::App& command);
+  void apply(PreprocessOptions& options) const;
+};
+
+// Writes `image` as DIR/<file stem>.png, creating DIR.
+void save_debug_image(const std::string& dir, const std::string& source_path, const cv::Mat& image);
+
+}  // namespace captcha::cli

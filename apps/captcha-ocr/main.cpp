@@ -1,0 +1,42 @@
+// captcha-ocr: the command-line tool. Parses arguments, runs one subcommand, maps errors to
+// one line on stderr and a documented exit code.
+#include <iostream>
+
+#include "captcha/errors.h"
+#include "common.h"
+
+int main(int argc, char** argv) {
+  using namespace captcha::cli;
+  CLI::App app{"captcha-ocr: train, evaluate and read text CAPTCHAs (CRNN + CTC)", "captcha-ocr"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "captcha-ocr 0.1.0");
+  app.footer(
+      "Exit codes: 0 success, 1 runtime failure (bad data, unreadable model, ...), 2 bad usage,\n"
+      "130 training interrupted by Ctrl-C (state saved; continue with train --resume DIR).\n"
+      "Run 'captcha-ocr COMMAND --help' for a command's options.");
+  Action run;
+  register_train(app, run);
+  register_eval(app, run);
+  register_predict(app, run);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    std::cerr << "captcha-ocr: " << e.what() << " (see --help)\n";
+    return kExitUsage;
+  }
+  try {
+    return run();
+  } catch (const captcha::ConfigError& e) {
+    std::cerr << "captcha-ocr: error: " << e.what() << "\n";
+    return kExitUsage;
+  } catch (const std::exception& e) {
+    std::cerr << "captcha-ocr: error: " << e.what() << "\n";
+    return kExitFailure;
+  }
+}

@@ -1,0 +1,74 @@
+// Labelled image folders: scanning, loading into memory (preprocessed, uint8), splitting.
+//
+// A dataset is a folder of images (png, jpg, jpeg, bmp, gif, tif, tiff, webp); the label is the
+// file name without its extension. A labels.tsv (file<TAB>label) in the folder overrides names.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <opencv2/core.hpp>
+
+#include "captcha/charset.h"
+#include "captcha/preprocess.h"
+
+namespace captcha {
+
+struct Sample {
+  std::string path;
+  std::string label;
+};
+
+// Lists the labelled images of `folder`, sorted by path. Throws DatasetError when the folder is
+// missing or holds no image, or labels.tsv is malformed.
+std::vector<Sample> scan_folder(const std::string& folder);
+
+// Lists image files (not labels) under each path: files are taken as they are, folders are
+// scanned (not recursively), sorted. Throws DatasetError for a missing path.
+std::vector<std::string> list_images(const std::vector<std::string>& paths);
+
+// Deterministic split: shuffles with `seed` and moves round(fraction * n) samples to the second.
+void split_samples(std::vector<Sample> all, double fraction, std::uint64_t seed,
+                   std::vector<Sample>& kept, std::vector<Sample>& held_out);
+
+// Why samples were skipped while loading; the first few are named.
+struct SkipReport {
+  std::size_t unreadable = 0;
+  std::size_t outside_charset = 0;
+  std::size_t too_long = 0;  // needs more time steps than the model has
+  std::size_t empty_label = 0;
+  std::vector<std::string> examples;  // "path: reason", at most kMaxExamples
+  static constexpr std::size_t kMaxExamples = 5;
+  std::size_t total() const { return unreadable + outside_charset + too_long + empty_label; }
+  std::string summary() const;  // one line, "" when nothing was skipped
+};
+
+// Decoded, preprocessed images with their encoded labels, held in memory.
+struct LoadedDataset {
+  std::vector<cv::Mat> images;               // CV_8UC1, height x width
+  std::vector<std::string> labels;           // as used (case folded where asked)
+  std::vector<std::vector<int>> targets;     // class indices
+  std::vector<std::string> paths;
+  SkipReport skipped;
+  std::size_t size() const { return images.size(); }
+};
+
+struct LoadOptions {
+  int max_time_steps = 0;    // skip labels CTC cannot emit in this many steps; 0: no limit
+  bool fold_case = false;    // lower-case labels before encoding
+  int threads = 0;           // 0: all cores
+};
+
+// Decodes and preprocesses every sample in parallel, skipping (and counting) unreadable images
+// and labels that the charset cannot encode or that are too long. Throws DatasetError naming
+// `what` when no usable image remains.
+LoadedDataset load_dataset(const std::vector<Sample>& samples, const Charset& charset,
+                           const PreprocessOptions& preprocess_options, const LoadOptions& options,
+                           const std::string& what);
+
+// ASCII lower case of a UTF-8 label.
+std::string fold_label(const std::string& label);
+
+}  // namespace captcha

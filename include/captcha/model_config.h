@@ -1,0 +1,38 @@
+// The network's architecture settings, stored in the model file so that loading rebuilds the
+// exact network that was trained.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>
+
+namespace captcha {
+
+struct ModelConfig {
+  // "small": Conv3x3(32)+ReLU+MaxPool2, Conv3x3(64)+ReLU+MaxPool2, height folded into features,
+  //          Linear(dense)+ReLU+Dropout, BiRNN(rnn_hidden[0]), BiRNN(rnn_hidden[1]), Linear.
+  // "resnet": ResNet-18-style basic blocks with batch norm, width strides that keep width/4
+  //           time steps, then the BiRNN layers and a linear layer.
+  std::string arch = "small";
+  std::string rnn = "lstm";  // "lstm" or "gru"
+  std::vector<int> conv_channels = {32, 64};  // small: the two convolutions
+  int dense = 64;                             // small: features per time step before the RNN
+  std::vector<int> rnn_hidden = {128, 64};    // per direction, one entry per BiRNN layer
+  double dropout = 0.2;
+
+  // Throws ConfigError on an unknown arch/rnn or a non-positive size.
+  void validate() const;
+};
+
+void to_json(nlohmann::json& out, const ModelConfig& config);
+void from_json(const nlohmann::json& in, ModelConfig& config);
+
+// Time steps the network emits for an input `width` pixels wide.
+int output_time_steps(const ModelConfig& config, int width);
+
+// Time steps CTC needs to emit `label`: its length plus one blank between each pair of equal
+// neighbours.
+int required_time_steps(const std::vector<int>& encoded_label);
+
+}  // namespace captcha

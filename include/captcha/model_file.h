@@ -1,0 +1,37 @@
+// The captcha-ocr model file: safetensors with everything needed to use the network in
+// "__metadata__": format name and version, charset, blank index, preprocessing, architecture,
+// training summary. Reading it never executes anything and needs no LibTorch.
+#pragma once
+
+#include <map>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "captcha/charset.h"
+#include "captcha/model_config.h"
+#include "captcha/preprocess.h"
+#include "captcha/safetensors.h"
+
+namespace captcha {
+
+inline constexpr const char* kModelFormatName = "captcha-ocr";
+inline constexpr int kModelFormatVersion = 1;
+
+struct ModelFile {
+  Charset charset;
+  bool fold_case = false;
+  PreprocessOptions preprocess;
+  ModelConfig config;
+  nlohmann::json training = nlohmann::json::object();  // summary: epochs, figures, dataset, date
+  nlohmann::json checkpoint;                           // trainer state (in `last` only), or null
+  std::map<std::string, Tensor> tensors;               // weights (and optimizer state)
+};
+
+// Throws ModelFileError.
+void save_model(const std::string& path, const ModelFile& model);
+// Throws ModelFileError naming `path`: not a captcha-ocr model, another format version,
+// truncated, missing or inconsistent metadata.
+ModelFile load_model(const std::string& path);
+
+}  // namespace captcha

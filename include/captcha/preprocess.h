@@ -1,0 +1,50 @@
+// Image decoding and the one preprocessing path shared by training and inference:
+// decode -> grey -> (invert) -> (auto-crop) -> CLAHE -> (strong) -> resize -> normalise.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>
+#include <opencv2/core.hpp>
+
+namespace captcha {
+
+enum class ResizeMode {
+  kStretch,    // scale to width x height, as the reference designs do
+  kKeepAspect  // scale to the height, keep the aspect ratio, pad or squeeze to the width
+};
+
+struct PreprocessOptions {
+  int width = 200;
+  int height = 50;
+  ResizeMode resize = ResizeMode::kStretch;
+  bool auto_invert = true;   // invert light-on-dark images so text is dark on light
+  bool force_invert = false; // always invert
+  bool auto_crop = true;     // crop to the text's bounding box (with a margin)
+  bool clahe = true;
+  double clahe_clip = 2.0;
+  int clahe_tiles = 8;
+  bool strong = false;  // thicken thin strokes and sharpen
+  float mean = 0.5f;    // normalised value = (pixel / 255 - mean) / std
+  float std = 0.5f;
+};
+
+void to_json(nlohmann::json& out, const PreprocessOptions& options);
+// Missing keys keep their defaults. Throws ConfigError on a bad value.
+void from_json(const nlohmann::json& in, PreprocessOptions& options);
+
+// Decodes image bytes (png, jpg, bmp, ...) to 8-bit grey; transparent pixels are composited on
+// white. `name` is used in the error message. Throws ImageError.
+cv::Mat decode_image(const std::vector<std::uint8_t>& bytes, const std::string& name);
+// Reads and decodes a file. Throws ImageError (missing, empty, unreadable, corrupt).
+cv::Mat load_image(const std::string& path);
+
+// Applies the preprocessing to an 8-bit grey image; returns CV_8UC1 of height x width.
+cv::Mat preprocess(const cv::Mat& grey, const PreprocessOptions& options);
+
+// Writes a preprocessed image as normalised floats (height * width values) into `out`.
+void normalise_into(const cv::Mat& preprocessed, const PreprocessOptions& options, float* out);
+
+}  // namespace captcha

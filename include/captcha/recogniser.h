@@ -1,0 +1,61 @@
+// Reading CAPTCHAs with a trained model file.
+//
+// Basic usage:
+//   captcha::Recogniser recogniser("run/best.safetensors");
+//   captcha::Reading r = recogniser.read(captcha::load_image("abc12.png"));
+//   std::cout << r.text << " " << r.confidence << "\n";
+//
+// One loaded Recogniser may be used from several threads at once: reading does not modify it.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <opencv2/core.hpp>
+
+#include "captcha/model_file.h"
+#include "captcha/preprocess.h"
+
+namespace captcha {
+
+struct Reading {
+  std::string text;
+  float confidence = 0;                   // product of the per-character probabilities
+  std::vector<float> char_probabilities;  // one per character of `text`
+};
+
+struct ReadOptions {
+  int beam_width = 0;         // <= 1: greedy decoding; otherwise prefix beam search
+  std::string allowed;        // restrict the output to these symbols ("" = all)
+  int batch_size = 64;        // images per forward pass in read_batch
+};
+
+class Recogniser {
+ public:
+  // Loads the model file. Throws ModelFileError. `threads` <= 0 uses every core.
+  explicit Recogniser(const std::string& model_path, int threads = 0);
+  ~Recogniser();
+  Recogniser(Recogniser&&) noexcept;
+  Recogniser& operator=(Recogniser&&) noexcept;
+
+  const ModelFile& model() const;
+  // The preprocessing used by prepare(): the model's settings; callers may override flags
+  // (auto_crop, force_invert, strong) before reading.
+  PreprocessOptions& preprocess_options();
+
+  // Preprocesses a decoded 8-bit grey image (see load_image / decode_image).
+  cv::Mat prepare(const cv::Mat& grey) const;
+
+  // Reads preprocessed images (from prepare()), in batches of options.batch_size.
+  std::vector<Reading> read_prepared(const std::vector<cv::Mat>& prepared,
+                                     const ReadOptions& options = {}) const;
+  // Convenience: prepare + read one decoded grey image.
+  Reading read(const cv::Mat& grey, const ReadOptions& options = {}) const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace captcha

@@ -1,0 +1,80 @@
+// Training a CRNN with CTC loss on labelled image folders.
+//
+//   captcha::TrainOptions options;
+//   options.train_dir = "data/train";
+//   options.val_dir = "data/val";
+//   options.out_dir = "run";
+//   captcha::TrainSummary s = captcha::train(options, std::cerr);
+//
+// The run folder receives best.safetensors (best validation exact match), final.safetensors,
+// last.safetensors (with optimizer and trainer state, for --resume) and metrics.csv.
+#pragma once
+
+#include <cstdint>
+#include <iosfwd>
+#include <string>
+
+#include <nlohmann/json_fwd.hpp>
+
+#include "captcha/model_config.h"
+#include "captcha/preprocess.h"
+
+namespace captcha {
+
+struct TrainOptions {
+  // Data
+  std::string train_dir;
+  std::string val_dir;        // empty: hold out val_fraction of train_dir
+  double val_fraction = 0.1;
+  std::string charset;        // "" (from labels), a preset or literal symbols
+  bool fold_case = false;
+  std::string out_dir;
+  // Model
+  ModelConfig model;
+  PreprocessOptions preprocess;
+  // Optimisation
+  int epochs = 100;
+  int batch_size = 16;
+  double learning_rate = 1e-3;
+  std::string optimizer = "adam";  // "adam" or "sgd" (momentum 0.9, Nesterov)
+  double momentum = 0.9;
+  double weight_decay = 0;
+  double clip_grad_norm = 5.0;     // 0: off
+  int patience = 20;               // early stopping: epochs without a better validation score
+  int lr_patience = 6;             // reduce-on-plateau: epochs without a lower validation loss
+  double lr_factor = 0.5;
+  double min_learning_rate = 1e-5;
+  bool augment = false;            // light random affine jitter of the training images
+  std::uint64_t seed = 1;
+  int threads = 0;                 // 0: every core
+  // Starting points
+  std::string init_model;  // start from this model's weights (fine-tuning)
+  std::string resume_dir;  // continue from resume_dir/last.safetensors
+  bool quiet = false;      // no per-epoch output
+};
+
+void to_json(nlohmann::json& out, const TrainOptions& options);
+void from_json(const nlohmann::json& in, TrainOptions& options);
+
+struct TrainSummary {
+  int epochs_completed = 0;
+  int best_epoch = 0;
+  double best_val_exact_match = 0;
+  double best_val_cer = 1;
+  double seconds = 0;
+  bool interrupted = false;  // stopped by request_stop(); last.safetensors holds the state
+  std::string best_model, final_model, last_checkpoint;
+};
+
+// Trains and writes the run folder. Progress goes to `log`. Throws ConfigError or
+// DatasetError before any long work when the settings or the data cannot work.
+TrainSummary train(const TrainOptions& options, std::ostream& log);
+
+// Reads the options stored in DIR/last.safetensors, so a run can be resumed with the settings
+// it started with. Throws ModelFileError.
+TrainOptions options_from_checkpoint(const std::string& run_dir);
+
+// Asks a running train() to save its state and return at the next batch. Async-signal-safe.
+void request_stop();
+
+}  // namespace captcha

@@ -1,0 +1,54 @@
+// ModelConfig validation, JSON form and the time-step arithmetic the trainer checks labels with.
+#include "captcha/model_config.h"
+
+#include <nlohmann/json.hpp>
+
+#include "captcha/errors.h"
+
+namespace captcha {
+
+void ModelConfig::validate() const {
+  if (arch != "small" && arch != "resnet")
+    throw ConfigError("unknown architecture '" + arch + "' (expected small or resnet)");
+  if (rnn != "lstm" && rnn != "gru")
+    throw ConfigError("unknown RNN type '" + rnn + "' (expected lstm or gru)");
+  if (conv_channels.size() != 2) throw ConfigError("conv_channels needs two sizes");
+  for (int c : conv_channels)
+    if (c <= 0) throw ConfigError("conv_channels must be positive");
+  if (dense <= 0) throw ConfigError("dense size must be positive");
+  if (rnn_hidden.empty()) throw ConfigError("at least one RNN layer is needed");
+  for (int h : rnn_hidden)
+    if (h <= 0) throw ConfigError("RNN hidden sizes must be positive");
+  if (dropout < 0 || dropout >= 1) throw ConfigError("dropout must be in [0, 1)");
+}
+
+void to_json(nlohmann::json& out, const ModelConfig& c) {
+  out = {{"arch", c.arch},       {"rnn", c.rnn},           {"conv_channels", c.conv_channels},
+         {"dense", c.dense},     {"rnn_hidden", c.rnn_hidden}, {"dropout", c.dropout}};
+}
+
+void from_json(const nlohmann::json& in, ModelConfig& c) {
+  c = ModelConfig{};
+  c.arch = in.value("arch", c.arch);
+  c.rnn = in.value("rnn", c.rnn);
+  c.conv_channels = in.value("conv_channels", c.conv_channels);
+  c.dense = in.value("dense", c.dense);
+  c.rnn_hidden = in.value("rnn_hidden", c.rnn_hidden);
+  c.dropout = in.value("dropout", c.dropout);
+  c.validate();
+}
+
+int output_time_steps(const ModelConfig& config, int width) {
+  // small: two 2x2 max pools (floor); resnet: two stride-2 3x3 convolutions with padding 1 (ceil).
+  if (config.arch == "resnet") return ((width + 1) / 2 + 1) / 2;
+  return width / 2 / 2;
+}
+
+int required_time_steps(const std::vector<int>& encoded_label) {
+  int steps = static_cast<int>(encoded_label.size());
+  for (std::size_t i = 1; i < encoded_label.size(); ++i)
+    steps += encoded_label[i] == encoded_label[i - 1];
+  return steps;
+}
+
+}  // namespace captcha

@@ -1,0 +1,60 @@
+// The captcha-ocr model file on top of the safetensors layout.
+#include "captcha/model_file.h"
+
+#include "captcha/errors.h"
+
+namespace captcha {
+
+void save_model(const std::string& path, const ModelFile& model) {
+  SafetensorsFile file;
+  file.metadata["format"] = kModelFormatName;
+  file.metadata["format_version"] = std::to_string(kModelFormatVersion);
+  file.metadata["charset"] = model.charset.symbols_utf8();
+  file.metadata["blank_index"] = std::to_string(Charset::kBlank);
+  file.metadata["fold_case"] = model.fold_case ? "true" : "false";
+  file.metadata["input_width"] = std::to_string(model.preprocess.width);
+  file.metadata["input_height"] = std::to_string(model.preprocess.height);
+  file.metadata["preprocess"] = nlohmann::json(model.preprocess).dump();
+  file.metadata["architecture"] = nlohmann::json(model.config).dump();
+  file.metadata["training"] = model.training.dump();
+  if (!model.checkpoint.is_null()) file.metadata["checkpoint"] = model.checkpoint.dump();
+  file.tensors = model.tensors;
+  write_safetensors(path, file);
+}
+
+ModelFile load_model(const std::string& path) {
+  SafetensorsFile file = read_safetensors(path);
+  const auto& meta = file.metadata;
+  const auto field = [&](const char* key) -> const std::string& {
+    const auto it = meta.find(key);
+    if (it == meta.end()) throw ModelFileError(path + ": model metadata lacks '" + key + "'");
+    return it->second;
+  };
+  const auto format = meta.find("format");
+  if (format == meta.end() || format->second != kModelFormatName)
+    throw ModelFileError(path + ": a safetensors file, but not a captcha-ocr model");
+  if (field("format_version") != std::to_string(kModelFormatVersion))
+    throw ModelFileError(path + ": model format version " + field("format_version") +
+                         ", this build reads version " + std::to_string(kModelFormatVersion) +
+                         "; use a matching captcha-ocr release or retrain");
+  if (field("blank_index") != "0")
+    throw ModelFileError(path + ": blank index " + field("blank_index") + " is not supported");
+
+  ModelFile model;
+  try {
+    model.charset = Charset(field("charset"));
+    model.fold_case = field("fold_case") == "true";
+    model.preprocess = nlohmann::json::parse(field("preprocess")).get<PreprocessOptions>();
+    model.config = nlohmann::json::parse(field("architecture")).get<ModelConfig>();
+    model.training = nlohmann::json::parse(field("training"));
+    if (meta.count("checkpoint")) model.checkpoint = nlohmann::json::parse(meta.at("checkpoint"));
+  } catch (const ModelFileError&) {
+    throw;
+  } catch (const std::exception& e) {
+    throw ModelFileError(path + ": bad model metadata (" + e.what() + ")");
+  }
+  model.tensors = std::move(file.tensors);
+  return model;
+}
+
+}  // namespace captcha

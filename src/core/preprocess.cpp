@@ -1,0 +1,213 @@
+// Image decoding and preprocessing, the same code path for training and inference.
+#include "captcha/preprocess.h"
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+
+#include <nlohmann/json.hpp>
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
+
+#include "captcha/errors.h"
+
+namespace captcha {
+
+void to_json(nlohmann::json& out, const PreprocessOptions& o) {
+  out = {{"width", o.width},
+         {"height", o.height},
+         {"resize", o.resize == ResizeMode::kStretch ? "stretch" : "keep-aspect"},
+         {"auto_invert", o.auto_invert},
+         {"force_invert", o.force_invert},
+         {"auto_crop", o.auto_crop},
+         {"clahe", o.clahe},
+         {"clahe_clip", o.clahe_clip},
+         {"clahe_tiles", o.clahe_tiles},
+         {"strong", o.strong},
+         {"mean", o.mean},
+         {"std", o.std}};
+}
+
+void from_json(const nlohmann::json& in, PreprocessOptions& o) {
+  o = PreprocessOptions{};
+  o.width = in.value("width", o.width);
+  o.height = in.value("height", o.height);
+  const std::string resize = in.value("resize", std::string("stretch"));
+  if (resize != "stretch" && resize != "keep-aspect")
+    throw ConfigError("unknown resize mode '" + resize + "' (expected stretch or keep-aspect)");
+  o.resize = resize == "stretch" ? ResizeMode::kStretch : ResizeMode::kKeepAspect;
+  o.auto_invert = in.value("auto_invert", o.auto_invert);
+  o.force_invert = in.value("force_invert", o.force_invert);
+  o.auto_crop = in.value("auto_crop", o.auto_crop);
+  o.clahe = in.value("clahe", o.clahe);
+  o.clahe_clip = in.value("clahe_clip", o.clahe_clip);
+  o.clahe_tiles = in.value("clahe_tiles", o.clahe_tiles);
+  o.strong = in.value("strong", o.strong);
+  o.mean = in.value("mean", o.mean);
+  o.std = in.value("std", o.std);
+  if (o.width < 8 || o.height < 8 || o.width > 4096 || o.height > 1024)
+    throw ConfigError("input size " + std::to_string(o.width) + "x" + std::to_string(o.height) +
+                      " is out of range (8x8 to 4096x1024)");
+  if (o.std <= 0) throw ConfigError("normalisation std must be positive");
+  if (o.clahe_tiles < 1) throw ConfigError("clahe_tiles must be at least 1");
+}
+
+cv::Mat decode_image(const std::vector<std::uint8_t>& bytes, const std::string& name) {
+  if (bytes.empty()) throw ImageError(name + ": empty file (0 bytes)");
+  cv::Mat raw;
+  try {
+    raw = cv::imdecode(bytes, cv::IMREAD_UNCHANGED);
+  } catch (const cv::Exception&) {
+    raw.release();
+  }
+  if (raw.empty() || raw.rows < 2 || raw.cols < 2)
+    throw ImageError(name + ": cannot decode image (corrupt or unsupported format)");
+  if (raw.depth() == CV_16U) raw.convertTo(raw, CV_8U, 1.0 / 257);
+  else if (raw.depth() != CV_8U) raw.convertTo(raw, CV_8U);
+
+  cv::Mat grey;
+  const int channels = raw.channels();
+  if (channels == 1) return raw;
+  if (channels == 3) {
+    cv::cvtColor(raw, grey, cv::COLOR_BGR2GRAY);
+    return grey;
+  }
+  // With alpha: composite on white, then grey.
+  std::vector<cv::Mat> planes;
+  cv::split(raw, planes);
+  cv::Mat alpha = planes.back(), colour;
+  if (channels == 2) {
+    colour = planes[0];
+  } else {
+    cv::Mat bgr;
+    cv::merge(std::vector<cv::Mat>(planes.begin(), planes.begin() + 3), bgr);
+    cv::cvtColor(bgr, colour, cv::COLOR_BGR2GRAY);
+  }
+  cv::Mat colour_f, alpha_f;
+  colour.convertTo(colour_f, CV_32F);
+  alpha.convertTo(alpha_f, CV_32F, 1.0 / 255);
+  cv::Mat blended = colour_f.mul(alpha_f) + (1.0 - alpha_f) * 255.0;
+  blended.convertTo(grey, CV_8U);
+  return grey;
+}
+
+cv::Mat load_image(const std::string& path) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) throw ImageError(path + ": is a folder, not an image");
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw ImageError(path + ": cannot open (no such file or no permission)");
+  std::vector<std::uint8_t> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  return decode_image(bytes, path);
+}
+
+namespace {
+
+std::uint8_t median_of(const cv::Mat& pixels) {
+  int histogram[256] = {0};
+  for (int r = 0; r < pixels.rows; ++r)
+    for (int c = 0; c < pixels.cols; ++c) ++histogram[pixels.at<std::uint8_t>(r, c)];
+  const int half = (pixels.rows * pixels.cols + 1) / 2;
+  int seen = 0;
+  for (int v = 0; v < 256; ++v)
+    if ((seen += histogram[v]) >= half) return static_cast<std::uint8_t>(v);
+  return 255;
+}
+
+// True when the border (the background, for a captcha) is darker than mid-grey.
+bool is_light_on_dark(const cv::Mat& grey) {
+  const int band = std::max(1, std::min(grey.rows, grey.cols) / 20);
+  cv::Mat border;
+  cv::vconcat(grey.rowRange(0, band), grey.rowRange(grey.rows - band, grey.rows), border);
+  cv::Mat sides;
+  cv::hconcat(grey.colRange(0, band), grey.colRange(grey.cols - band, grey.cols), sides);
+  border = border.reshape(1, 1);
+  sides = sides.clone().reshape(1, 1);
+  cv::hconcat(border, sides, border);
+  return median_of(border) < 128;
+}
+
+// Bounding box of the dark text with a margin, or the whole image when no clear text is found.
+cv::Rect text_box(const cv::Mat& grey) {
+  const cv::Rect whole(0, 0, grey.cols, grey.rows);
+  cv::Mat ink;
+  const double threshold = cv::threshold(grey, ink, 0, 255, cv::THRESH_BINARY_INV | cv::THRESH_OTSU);
+  if (threshold <= 0 || cv::countNonZero(ink) > static_cast<int>(grey.total() / 2)) return whole;  // no clear split
+  // A row or column counts as text when enough of it is ink: drops specks and thin noise.
+  cv::Mat col_ink, row_ink;
+  cv::reduce(ink, col_ink, 0, cv::REDUCE_SUM, CV_32S);
+  cv::reduce(ink, row_ink, 1, cv::REDUCE_SUM, CV_32S);
+  const int min_col = 255 * std::max(1, grey.rows / 25), min_row = 255 * std::max(1, grey.cols / 50);
+  int left = -1, right = -1, top = -1, bottom = -1;
+  for (int c = 0; c < grey.cols; ++c)
+    if (col_ink.at<int>(0, c) >= min_col) { if (left < 0) left = c; right = c; }
+  for (int r = 0; r < grey.rows; ++r)
+    if (row_ink.at<int>(r, 0) >= min_row) { if (top < 0) top = r; bottom = r; }
+  if (left < 0 || top < 0) return whole;
+  const int margin_x = std::max(2, grey.cols / 40), margin_y = std::max(2, grey.rows / 10);
+  cv::Rect box(cv::Point(std::max(0, left - margin_x), std::max(0, top - margin_y)),
+               cv::Point(std::min(grey.cols, right + 1 + margin_x),
+                         std::min(grey.rows, bottom + 1 + margin_y)));
+  if (box.width < grey.cols / 8 || box.height < grey.rows / 4) return whole;  // implausible
+  return box;
+}
+
+}  // namespace
+
+cv::Mat preprocess(const cv::Mat& input, const PreprocessOptions& options) {
+  if (input.empty() || input.type() != CV_8UC1)
+    throw ConfigError("preprocess expects a non-empty 8-bit grey image");
+  cv::Mat grey = input;
+  if (options.force_invert || (options.auto_invert && is_light_on_dark(grey))) {
+    cv::Mat inverted;
+    cv::bitwise_not(grey, inverted);
+    grey = inverted;
+  }
+  if (options.auto_crop) grey = grey(text_box(grey)).clone();
+  if (options.clahe) {
+    auto clahe = cv::createCLAHE(options.strong ? options.clahe_clip * 2 : options.clahe_clip,
+                                 cv::Size(options.clahe_tiles, options.clahe_tiles));
+    cv::Mat equalised;
+    clahe->apply(grey, equalised);
+    grey = equalised;
+  }
+  if (options.strong) {
+    // Sharpen, then thicken dark strokes by one pixel.
+    cv::Mat blurred, sharpened, thickened;
+    cv::GaussianBlur(grey, blurred, cv::Size(0, 0), 1.0);
+    cv::addWeighted(grey, 1.5, blurred, -0.5, 0, sharpened);
+    cv::erode(sharpened, thickened, cv::getStructuringElement(cv::MORPH_RECT, cv::Size(2, 2)));
+    grey = thickened;
+  }
+
+  const cv::Size target(options.width, options.height);
+  const auto interpolation = [&](cv::Size to) {
+    return (to.width < grey.cols || to.height < grey.rows) ? cv::INTER_AREA : cv::INTER_LINEAR;
+  };
+  cv::Mat out;
+  if (options.resize == ResizeMode::kStretch) {
+    cv::resize(grey, out, target, 0, 0, interpolation(target));
+    return out;
+  }
+  const int scaled_width = std::max(
+      1, static_cast<int>(std::lround(static_cast<double>(grey.cols) * options.height / grey.rows)));
+  if (scaled_width >= options.width) {
+    cv::resize(grey, out, target, 0, 0, interpolation(target));  // too wide: squeeze
+    return out;
+  }
+  cv::Mat scaled;
+  cv::resize(grey, scaled, cv::Size(scaled_width, options.height), 0, 0,
+             interpolation(cv::Size(scaled_width, options.height)));
+  out = cv::Mat(target, CV_8UC1, cv::Scalar(median_of(scaled)));
+  scaled.copyTo(out(cv::Rect(0, 0, scaled_width, options.height)));
+  return out;
+}
+
+void normalise_into(const cv::Mat& image, const PreprocessOptions& options, float* out) {
+  const float scale = 1.0f / (255.0f * options.std), shift = options.mean / options.std;
+  for (int r = 0; r < image.rows; ++r) {
+    const std::uint8_t* row = image.ptr<std::uint8_t>(r);
+    for (int c = 0; c < image.cols; ++c) *out++ = row[c] * scale - shift;
+  }
+}
+
+}  // namespace captcha

@@ -1,0 +1,151 @@
+// The safetensors layout, read and written without any third-party tensor library.
+#include "captcha/safetensors.h"
+
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <numeric>
+
+#include <nlohmann/json.hpp>
+
+#include "captcha/errors.h"
+
+namespace captcha {
+
+namespace {
+
+// A header larger than this is taken as a foreign file, not allocated.
+constexpr std::uint64_t kMaxHeaderBytes = 100u << 20;
+
+const char* dtype_name(DType t) {
+  switch (t) {
+    case DType::kF32: return "F32";
+    case DType::kI64: return "I64";
+    case DType::kU8: return "U8";
+  }
+  return "?";
+}
+
+std::size_t dtype_size(DType t) { return t == DType::kF32 ? 4 : t == DType::kI64 ? 8 : 1; }
+
+DType parse_dtype(const std::string& name, const std::string& path) {
+  if (name == "F32") return DType::kF32;
+  if (name == "I64") return DType::kI64;
+  if (name == "U8") return DType::kU8;
+  throw ModelFileError(path + ": unsupported tensor dtype " + name);
+}
+
+}  // namespace
+
+std::int64_t Tensor::numel() const {
+  return std::accumulate(shape.begin(), shape.end(), std::int64_t{1}, std::multiplies<>());
+}
+
+Tensor Tensor::from_f32(std::vector<std::int64_t> shape, const float* values) {
+  Tensor t;
+  t.dtype = DType::kF32;
+  t.shape = std::move(shape);
+  t.bytes.resize(static_cast<std::size_t>(t.numel()) * sizeof(float));
+  if (!t.bytes.empty()) std::memcpy(t.bytes.data(), values, t.bytes.size());
+  return t;
+}
+
+void write_safetensors(const std::string& path, const SafetensorsFile& file) {
+  nlohmann::json header = nlohmann::json::object();
+  if (!file.metadata.empty()) header["__metadata__"] = file.metadata;
+  std::uint64_t offset = 0;
+  for (const auto& [name, tensor] : file.tensors) {
+    if (tensor.bytes.size() != static_cast<std::size_t>(tensor.numel()) * dtype_size(tensor.dtype))
+      throw ModelFileError(path + ": tensor " + name + " has the wrong number of bytes");
+    header[name] = {{"dtype", dtype_name(tensor.dtype)},
+                    {"shape", tensor.shape},
+                    {"data_offsets", {offset, offset + tensor.bytes.size()}}};
+    offset += tensor.bytes.size();
+  }
+  std::string text = header.dump();
+  text.append((8 - text.size() % 8) % 8, ' ');  // align the data to 8 bytes, as the spec allows
+  const std::uint64_t header_size = text.size();
+
+  const std::string temporary = path + ".tmp";
+  {
+    std::ofstream out(temporary, std::ios::binary | std::ios::trunc);
+    if (!out) throw ModelFileError(path + ": cannot open for writing");
+    unsigned char size_bytes[8];
+    for (int i = 0; i < 8; ++i) size_bytes[i] = static_cast<unsigned char>(header_size >> (8 * i));
+    out.write(reinterpret_cast<const char*>(size_bytes), 8);
+    out.write(text.data(), static_cast<std::streamsize>(text.size()));
+    for (const auto& [name, tensor] : file.tensors)
+      out.write(reinterpret_cast<const char*>(tensor.bytes.data()),
+                static_cast<std::streamsize>(tensor.bytes.size()));
+    out.flush();
+    if (!out) {
+      std::remove(temporary.c_str());
+      throw ModelFileError(path + ": write failed (disk full?)");
+    }
+  }
+  if (std::rename(temporary.c_str(), path.c_str()) != 0) {
+    std::remove(temporary.c_str());
+    throw ModelFileError(path + ": cannot rename the temporary file into place");
+  }
+}
+
+SafetensorsFile read_safetensors(const std::string& path) {
+  std::ifstream in(path, std::ios::binary | std::ios::ate);
+  if (!in) throw ModelFileError(path + ": cannot open the model file");
+  const auto file_size = static_cast<std::uint64_t>(in.tellg());
+  in.seekg(0);
+  if (file_size < 8) throw ModelFileError(path + ": too short to be a model file (truncated?)");
+  unsigned char size_bytes[8];
+  in.read(reinterpret_cast<char*>(size_bytes), 8);
+  std::uint64_t header_size = 0;
+  for (int i = 7; i >= 0; --i) header_size = (header_size << 8) | size_bytes[i];
+  if (header_size == 0 || header_size > kMaxHeaderBytes)
+    throw ModelFileError(path + ": not a safetensors model file (bad header length)");
+  if (8 + header_size > file_size)
+    throw ModelFileError(path + ": truncated (header runs past the end of the file)");
+  std::string text(header_size, '\0');
+  in.read(text.data(), static_cast<std::streamsize>(header_size));
+  if (text.front() != '{')
+    throw ModelFileError(path + ": not a safetensors model file (header is not JSON)");
+
+  nlohmann::json header;
+  try {
+    header = nlohmann::json::parse(text);
+  } catch (const nlohmann::json::exception&) {
+    throw ModelFileError(path + ": not a safetensors model file (header is not valid JSON)");
+  }
+  if (!header.is_object()) throw ModelFileError(path + ": header is not a JSON object");
+
+  const std::uint64_t data_size = file_size - 8 - header_size;
+  SafetensorsFile file;
+  try {
+    for (const auto& [name, entry] : header.items()) {
+      if (name == "__metadata__") {
+        for (const auto& [key, value] : entry.items()) file.metadata[key] = value.get<std::string>();
+        continue;
+      }
+      Tensor tensor;
+      tensor.dtype = parse_dtype(entry.at("dtype").get<std::string>(), path);
+      tensor.shape = entry.at("shape").get<std::vector<std::int64_t>>();
+      const auto offsets = entry.at("data_offsets").get<std::vector<std::uint64_t>>();
+      if (offsets.size() != 2 || offsets[0] > offsets[1] || offsets[1] > data_size)
+        throw ModelFileError(path + ": tensor " + name +
+                             " lies outside the file (truncated?)");
+      for (auto d : tensor.shape)
+        if (d < 0) throw ModelFileError(path + ": tensor " + name + " has a negative dimension");
+      if (offsets[1] - offsets[0] != static_cast<std::uint64_t>(tensor.numel()) * dtype_size(tensor.dtype))
+        throw ModelFileError(path + ": tensor " + name + " size does not match its shape");
+      tensor.bytes.resize(offsets[1] - offsets[0]);
+      in.seekg(static_cast<std::streamoff>(8 + header_size + offsets[0]));
+      in.read(reinterpret_cast<char*>(tensor.bytes.data()),
+              static_cast<std::streamsize>(tensor.bytes.size()));
+      if (!in) throw ModelFileError(path + ": read failed for tensor " + name);
+      file.tensors.emplace(name, std::move(tensor));
+    }
+  } catch (const nlohmann::json::exception& e) {
+    throw ModelFileError(path + ": malformed safetensors header (" + e.what() + ")");
+  }
+  return file;
+}
+
+}  // namespace captcha

@@ -1,0 +1,176 @@
+// CRNN networks: the small Keras-style model and a ResNet-18-style backbone, each followed by
+// bidirectional LSTM/GRU layers; plus weight import/export for the model file.
+#include "crnn.h"
+
+#include <cstring>
+#include <thread>
+
+#include "captcha/errors.h"
+
+namespace captcha {
+
+namespace nn = torch::nn;
+
+namespace {
+
+// ResNet basic block: two 3x3 convolutions with batch norm, identity or 1x1 projection shortcut.
+class BasicBlockImpl : public nn::Module {
+ public:
+  BasicBlockImpl(int in, int out, std::vector<int64_t> stride) {
+    conv1_ = register_module("conv1", nn::Conv2d(nn::Conv2dOptions(in, out, /*kernel_size=*/3)
+                                                     .stride(stride).padding(1).bias(false)));
+    bn1_ = register_module("bn1", nn::BatchNorm2d(out));
+    conv2_ = register_module("conv2", nn::Conv2d(nn::Conv2dOptions(out, out, /*kernel_size=*/3)
+                                                     .padding(1).bias(false)));
+    bn2_ = register_module("bn2", nn::BatchNorm2d(out));
+    if (in != out || stride[0] != 1 || stride[1] != 1) {
+      shortcut_ = register_module(
+          "shortcut",
+          nn::Sequential(nn::Conv2d(nn::Conv2dOptions(in, out, /*kernel_size=*/1).stride(stride).bias(false)),
+                         nn::BatchNorm2d(out)));
+    }
+  }
+  torch::Tensor forward(torch::Tensor x) {
+    auto y = torch::relu(bn1_->forward(conv1_->forward(x)));
+    y = bn2_->forward(conv2_->forward(y));
+    return torch::relu(y + (shortcut_ ? shortcut_->forward(x) : x));
+  }
+
+ private:
+  nn::Conv2d conv1_{nullptr}, conv2_{nullptr};
+  nn::BatchNorm2d bn1_{nullptr}, bn2_{nullptr};
+  nn::Sequential shortcut_{nullptr};
+};
+TORCH_MODULE(BasicBlock);
+
+constexpr int kResnetChannels[4] = {64, 128, 256, 256};
+// Height and width strides per stage: the width halves twice, the height four times.
+const std::vector<int64_t> kResnetStrides[4] = {{2, 2}, {2, 2}, {2, 1}, {2, 1}};
+
+}  // namespace
+
+CrnnImpl::CrnnImpl(const ModelConfig& config, int num_classes, int input_height) : config_(config) {
+  config.validate();
+  int features = 0;
+  if (config.arch == "small") {
+    conv1_ = register_module("conv1", nn::Conv2d(nn::Conv2dOptions(1, config.conv_channels[0], /*kernel_size=*/3).padding(1)));
+    conv2_ = register_module("conv2", nn::Conv2d(nn::Conv2dOptions(config.conv_channels[0], config.conv_channels[1], /*kernel_size=*/3).padding(1)));
+    dense_ = register_module("dense", nn::Linear(config.conv_channels[1] * (input_height / 4), config.dense));
+    features = config.dense;
+  } else {
+    stem_ = register_module("stem", nn::Sequential(
+        nn::Conv2d(nn::Conv2dOptions(1, kResnetChannels[0], /*kernel_size=*/3).padding(1).bias(false)),
+        nn::BatchNorm2d(kResnetChannels[0]), nn::ReLU()));
+    stages_ = register_module("stages", nn::Sequential());
+    int in = kResnetChannels[0];
+    for (int s = 0; s < 4; ++s) {
+      stages_->push_back(BasicBlock(in, kResnetChannels[s], kResnetStrides[s]));
+      stages_->push_back(BasicBlock(kResnetChannels[s], kResnetChannels[s], std::vector<int64_t>{1, 1}));
+      in = kResnetChannels[s];
+    }
+    project_ = register_module("project", nn::Linear(in, config.dense));
+    features = config.dense;
+  }
+  dropout_ = register_module("dropout", nn::Dropout(config.dropout));
+  for (std::size_t i = 0; i < config.rnn_hidden.size(); ++i) {
+    const int hidden = config.rnn_hidden[i];
+    const std::string name = "rnn" + std::to_string(i);
+    if (config.rnn == "lstm") {
+      lstms_.push_back(register_module(name, nn::LSTM(nn::LSTMOptions(features, hidden).batch_first(true).bidirectional(true))));
+    } else {
+      grus_.push_back(register_module(name, nn::GRU(nn::GRUOptions(features, hidden).batch_first(true).bidirectional(true))));
+    }
+    features = 2 * hidden;
+  }
+  classifier_ = register_module("classifier", nn::Linear(features, num_classes));
+}
+
+torch::Tensor CrnnImpl::small_features(torch::Tensor x) {
+  x = torch::max_pool2d(torch::relu(conv1_->forward(x)), 2);
+  x = torch::max_pool2d(torch::relu(conv2_->forward(x)), 2);
+  // N x C x H x W -> N x W x (C * H): each column of the feature map is one time step.
+  x = x.permute({0, 3, 1, 2}).flatten(2);
+  return dropout_->forward(torch::relu(dense_->forward(x)));
+}
+
+torch::Tensor CrnnImpl::resnet_features(torch::Tensor x) {
+  x = stages_->forward(stem_->forward(x));
+  x = x.mean(2).permute({0, 2, 1});  // average over the height: N x W x C
+  return dropout_->forward(torch::relu(project_->forward(x)));
+}
+
+torch::Tensor CrnnImpl::forward(torch::Tensor images) {
+  auto x = config_.arch == "small" ? small_features(images) : resnet_features(images);
+  const std::size_t layers = config_.rnn_hidden.size();
+  for (std::size_t i = 0; i < layers; ++i) {
+    if (i > 0) x = dropout_->forward(x);
+    x = config_.rnn == "lstm" ? std::get<0>(lstms_[i]->forward(x)) : std::get<0>(grus_[i]->forward(x));
+  }
+  return classifier_->forward(x);
+}
+
+std::map<std::string, Tensor> export_weights(Crnn& network) {
+  std::map<std::string, Tensor> out;
+  const auto add = [&](const std::string& name, const torch::Tensor& value) {
+    Tensor t;
+    t.shape.assign(value.sizes().begin(), value.sizes().end());
+    const bool integer = value.scalar_type() == torch::kLong;
+    t.dtype = integer ? DType::kI64 : DType::kF32;
+    const auto contiguous = value.detach().to(torch::kCPU, integer ? torch::kLong : torch::kFloat).contiguous();
+    t.bytes.resize(contiguous.numel() * contiguous.element_size());
+    if (!t.bytes.empty()) std::memcpy(t.bytes.data(), contiguous.data_ptr(), t.bytes.size());
+    out.emplace(name, std::move(t));
+  };
+  for (const auto& p : network->named_parameters()) add(p.key(), p.value());
+  for (const auto& b : network->named_buffers()) add(b.key(), b.value());
+  return out;
+}
+
+void import_weights(Crnn& network, const std::map<std::string, Tensor>& tensors, const std::string& path) {
+  torch::NoGradGuard no_grad;
+  std::size_t used = 0;
+  const auto load = [&](const std::string& name, torch::Tensor& target) {
+    const auto it = tensors.find(name);
+    if (it == tensors.end()) throw ModelFileError(path + ": missing tensor " + name + " for this architecture");
+    const Tensor& t = it->second;
+    if (std::vector<int64_t>(target.sizes().begin(), target.sizes().end()) != t.shape)
+      throw ModelFileError(path + ": tensor " + name + " has the wrong shape for this architecture");
+    const bool integer = target.scalar_type() == torch::kLong;
+    if ((integer ? DType::kI64 : DType::kF32) != t.dtype)
+      throw ModelFileError(path + ": tensor " + name + " has the wrong dtype");
+    auto source = torch::from_blob(const_cast<std::uint8_t*>(t.bytes.data()), target.sizes(),
+                                   integer ? torch::kLong : torch::kFloat);
+    target.copy_(source);
+    ++used;
+  };
+  for (auto& p : network->named_parameters()) load(p.key(), p.value());
+  for (auto& b : network->named_buffers()) load(b.key(), b.value());
+  std::size_t weights_in_file = 0;
+  for (const auto& [name, t] : tensors) weights_in_file += name.rfind("optimizer", 0) != 0;
+  if (weights_in_file != used)
+    throw ModelFileError(path + ": holds " + std::to_string(weights_in_file) + " weight tensors, the architecture has " + std::to_string(used));
+}
+
+std::vector<DecodedText> decode_logits(const torch::Tensor& logits, const Charset& charset,
+                                       int beam_width, const std::vector<bool>& allowed) {
+  const auto values = logits.detach().to(torch::kFloat).contiguous();
+  const int batch = values.size(0), steps = values.size(1), classes = values.size(2);
+  std::vector<DecodedText> out;
+  out.reserve(batch);
+  const float* data = values.data_ptr<float>();
+  for (int n = 0; n < batch; ++n) {
+    std::vector<float> probabilities(data + static_cast<std::size_t>(n) * steps * classes,
+                                     data + static_cast<std::size_t>(n + 1) * steps * classes);
+    softmax_rows(probabilities, steps, classes, allowed);
+    out.push_back(beam_width > 1 ? beam_decode(probabilities.data(), steps, classes, charset, beam_width)
+                                 : greedy_decode(probabilities.data(), steps, classes, charset));
+  }
+  return out;
+}
+
+void set_torch_threads(int threads) {
+  const int n = threads > 0 ? threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  torch::set_num_threads(n);
+}
+
+}  // namespace captcha

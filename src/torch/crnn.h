@@ -1,0 +1,59 @@
+// The CRNN networks (LibTorch) and the bridge between their weights and the model file.
+// Internal header: it includes <torch/torch.h>, so only the torch library's sources use it.
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include <torch/torch.h>
+
+#include "captcha/ctc_decode.h"
+#include "captcha/model_config.h"
+#include "captcha/safetensors.h"
+
+namespace captcha {
+
+// Backbone + bidirectional RNN stack + linear classifier. Input N x 1 x H x W (normalised);
+// output logits N x T x num_classes, T = output_time_steps(config, W).
+class CrnnImpl : public torch::nn::Module {
+ public:
+  CrnnImpl(const ModelConfig& config, int num_classes, int input_height);
+  torch::Tensor forward(torch::Tensor images);
+
+ private:
+  torch::Tensor small_features(torch::Tensor x);
+  torch::Tensor resnet_features(torch::Tensor x);
+
+  ModelConfig config_;
+  // small
+  torch::nn::Conv2d conv1_{nullptr}, conv2_{nullptr};
+  torch::nn::Linear dense_{nullptr};
+  // resnet
+  torch::nn::Sequential stem_{nullptr}, stages_{nullptr};
+  torch::nn::Linear project_{nullptr};
+  // shared
+  torch::nn::Dropout dropout_{nullptr};
+  std::vector<torch::nn::LSTM> lstms_;
+  std::vector<torch::nn::GRU> grus_;
+  torch::nn::Linear classifier_{nullptr};
+};
+TORCH_MODULE(Crnn);
+
+// Parameters and buffers as model-file tensors (float32; integer buffers as int64).
+std::map<std::string, Tensor> export_weights(Crnn& network);
+
+// Copies `tensors` into the network. Every parameter and buffer must be present with its shape;
+// throws ModelFileError naming `path` otherwise. Tensors named "optimizer*" are ignored.
+void import_weights(Crnn& network, const std::map<std::string, Tensor>& tensors,
+                    const std::string& path);
+
+// Decodes logits N x T x C: softmax (restricted to `allowed` when non-empty), then greedy
+// (beam_width <= 1) or prefix beam search.
+std::vector<DecodedText> decode_logits(const torch::Tensor& logits, const Charset& charset,
+                                       int beam_width = 0, const std::vector<bool>& allowed = {});
+
+// Sets LibTorch's intra-op threads: `threads` > 0, or every core.
+void set_torch_threads(int threads);
+
+}  // namespace captcha

@@ -1,0 +1,616 @@
+// The CTC trainer: data in memory, Adam/SGD, reduce-on-plateau, early stopping, checkpoints
+// written atomically, Ctrl-C handling and resume.
+#include "captcha/trainer.h"
+
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <iomanip>
+#include <iostream>
+#include <random>
+#include <sstream>
+
+#include <opencv2/imgproc.hpp>
+
+#include "captcha/dataset.h"
+#include "captcha/errors.h"
+#include "captcha/metrics.h"
+#include "captcha/model_file.h"
+#include "crnn.h"
+
+namespace fs = std::filesystem;
+
+namespace captcha {
+
+namespace {
+
+std::atomic<bool> g_stop_requested{false};
+
+using Clock = std::chrono::steady_clock;
+double seconds_since(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+std::string format_duration(double seconds) {
+  const long s = std::lround(seconds);
+  std::ostringstream out;
+  out << std::setfill('0');
+  if (s >= 3600) out << s / 3600 << ':' << std::setw(2);
+  out << (s / 60) % 60 << ':' << std::setw(2) << s % 60;
+  return out.str();
+}
+
+std::string now_iso8601() {
+  const std::time_t t = std::time(nullptr);
+  char buffer[32];
+  std::strftime(buffer, sizeof buffer, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
+  return buffer;
+}
+
+// Light geometric jitter: small rotation, scale and shift, edges replicated.
+cv::Mat augment_image(const cv::Mat& image, std::mt19937_64& rng) {
+  std::uniform_real_distribution<double> angle(-3, 3), scale(0.95, 1.05), shift(-0.03, 0.03);
+  cv::Mat m = cv::getRotationMatrix2D(cv::Point2f(image.cols / 2.0f, image.rows / 2.0f), angle(rng), scale(rng));
+  m.at<double>(0, 2) += shift(rng) * image.cols;
+  m.at<double>(1, 2) += shift(rng) * image.rows * 2;
+  cv::Mat out;
+  cv::warpAffine(image, out, m, image.size(), cv::INTER_LINEAR, cv::BORDER_REPLICATE);
+  return out;
+}
+
+struct Batch {
+  torch::Tensor images;   // N x 1 x H x W
+  torch::Tensor targets;  // concatenated class indices
+  std::vector<int64_t> target_lengths;
+};
+
+Batch make_batch(const LoadedDataset& data, const std::vector<std::size_t>& order, std::size_t start,
+                 std::size_t count, const PreprocessOptions& p, bool augment, std::mt19937_64& rng) {
+  Batch batch;
+  batch.images = torch::empty({static_cast<int64_t>(count), 1, p.height, p.width});
+  std::vector<int64_t> targets;
+  for (std::size_t i = 0; i < count; ++i) {
+    const std::size_t index = order[start + i];
+    const cv::Mat image = augment ? augment_image(data.images[index], rng) : data.images[index];
+    normalise_into(image, p, batch.images[static_cast<int64_t>(i)].data_ptr<float>());
+    targets.insert(targets.end(), data.targets[index].begin(), data.targets[index].end());
+    batch.target_lengths.push_back(static_cast<int64_t>(data.targets[index].size()));
+  }
+  batch.targets = torch::tensor(targets, torch::kLong);
+  return batch;
+}
+
+// CTC loss summed over each sample's time steps, averaged over the batch (as Keras reports it).
+torch::Tensor ctc_loss(const torch::Tensor& logits, const Batch& batch) {
+  const auto log_probs = torch::log_softmax(logits, 2).transpose(0, 1);  // T x N x C
+  const std::vector<int64_t> input_lengths(logits.size(0), logits.size(1));
+  return torch::ctc_loss(log_probs, batch.targets, input_lengths, batch.target_lengths,
+                         /*blank=*/Charset::kBlank, at::Reduction::Sum, /*zero_infinity=*/true) /
+         logits.size(0);
+}
+
+struct Validation {
+  double loss = 0;
+  double exact_match = 0;
+  double cer = 1;
+};
+
+Validation validate(Crnn& network, const LoadedDataset& data, const Charset& charset,
+                    const PreprocessOptions& p) {
+  torch::NoGradGuard no_grad;
+  network->eval();
+  std::vector<std::size_t> order(data.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::mt19937_64 unused;
+  MetricsAccumulator metrics;
+  double loss_sum = 0;
+  constexpr std::size_t kBatch = 64;
+  for (std::size_t start = 0; start < data.size(); start += kBatch) {
+    const std::size_t count = std::min(kBatch, data.size() - start);
+    const Batch batch = make_batch(data, order, start, count, p, false, unused);
+    const auto logits = network->forward(batch.images);
+    loss_sum += ctc_loss(logits, batch).item<double>() * count;
+    const auto texts = decode_logits(logits, charset);
+    for (std::size_t i = 0; i < count; ++i) metrics.add(data.labels[start + i], texts[i].text);
+  }
+  network->train();
+  const auto report = metrics.report();
+  return {loss_sum / data.size(), report.exact_match, report.cer};
+}
+
+// Better validation: higher exact match, then lower CER, then lower loss.
+bool is_better(const Validation& a, const Validation& b) {
+  if (std::abs(a.exact_match - b.exact_match) > 1e-9) return a.exact_match > b.exact_match;
+  if (std::abs(a.cer - b.cer) > 1e-9) return a.cer < b.cer;
+  return a.loss < b.loss * (1 - 1e-3);
+}
+
+class ProgressBar {
+ public:
+  ProgressBar(std::ostream& out, bool enabled) : out_(out), enabled_(enabled) {}
+  void update(std::size_t done, std::size_t total, double loss) {
+    if (!enabled_) return;
+    constexpr int kWidth = 30;
+    const int filled = static_cast<int>(kWidth * done / std::max<std::size_t>(total, 1));
+    out_ << "\r  [" << std::string(filled, '#') << std::string(kWidth - filled, '.') << "] " << done
+         << "/" << total << " loss " << std::fixed << std::setprecision(4) << loss << std::flush;
+  }
+  void clear() {
+    if (enabled_) out_ << "\r" << std::string(70, ' ') << "\r" << std::flush;
+  }
+
+ private:
+  std::ostream& out_;
+  bool enabled_;
+};
+
+// Everything that must survive an interruption besides the weights and optimizer state.
+struct TrainerState {
+  int epochs_completed = 0;
+  Validation best{0, 0, 1e30};
+  int best_epoch = 0;
+  int epochs_since_best = 0;
+  double learning_rate = 0;
+  double plateau_loss = 1e30;
+  int plateau_epochs = 0;
+  double elapsed_seconds = 0;
+  std::vector<std::string> metrics_rows;
+};
+
+nlohmann::json state_to_json(const TrainerState& s) {
+  return {{"epochs_completed", s.epochs_completed},
+          {"best", {s.best.exact_match, s.best.cer, s.best.loss}},
+          {"best_epoch", s.best_epoch},
+          {"epochs_since_best", s.epochs_since_best},
+          {"learning_rate", s.learning_rate},
+          {"plateau_loss", s.plateau_loss},
+          {"plateau_epochs", s.plateau_epochs},
+          {"elapsed_seconds", s.elapsed_seconds}};
+}
+
+TrainerState state_from_json(const nlohmann::json& j) {
+  TrainerState s;
+  s.epochs_completed = j.at("epochs_completed");
+  const auto best = j.at("best").get<std::vector<double>>();
+  s.best = {best.at(2), best.at(0), best.at(1)};
+  s.best_epoch = j.at("best_epoch");
+  s.epochs_since_best = j.at("epochs_since_best");
+  s.learning_rate = j.at("learning_rate");
+  s.plateau_loss = j.at("plateau_loss");
+  s.plateau_epochs = j.at("plateau_epochs");
+  s.elapsed_seconds = j.at("elapsed_seconds");
+  return s;
+}
+
+void write_text_atomically(const fs::path& path, const std::string& text) {
+  const fs::path temporary = path.string() + ".tmp";
+  {
+    std::ofstream out(temporary, std::ios::trunc);
+    out << text;
+    if (!out.flush()) throw Error(path.string() + ": write failed");
+  }
+  fs::rename(temporary, path);
+}
+
+constexpr const char* kMetricsHeader =
+    "epoch,train_loss,val_loss,val_exact_match,val_cer,learning_rate,images_per_second,elapsed_seconds\n";
+
+std::vector<std::string> read_metrics_rows(const fs::path& path, int epochs) {
+  std::vector<std::string> rows;
+  std::ifstream in(path);
+  std::string line;
+  std::getline(in, line);  // header
+  while (std::getline(in, line) && static_cast<int>(rows.size()) < epochs) rows.push_back(line);
+  return rows;
+}
+
+std::unique_ptr<torch::optim::Optimizer> make_optimizer(const TrainOptions& o, Crnn& network) {
+  if (o.optimizer == "adam")
+    return std::make_unique<torch::optim::Adam>(
+        network->parameters(), torch::optim::AdamOptions(o.learning_rate).weight_decay(o.weight_decay));
+  if (o.optimizer == "sgd")
+    return std::make_unique<torch::optim::SGD>(
+        network->parameters(),
+        torch::optim::SGDOptions(o.learning_rate).momentum(o.momentum).nesterov(true).weight_decay(o.weight_decay));
+  throw ConfigError("unknown optimizer '" + o.optimizer + "' (expected adam or sgd)");
+}
+
+void set_learning_rate(torch::optim::Optimizer& optimizer, double lr) {
+  for (auto& group : optimizer.param_groups()) group.options().set_lr(lr);
+}
+
+// Copies `source` weights into `network`; when the charsets differ, the classifier rows of the
+// symbols both share are copied and the others keep their fresh initialisation.
+void initialise_from(Crnn& network, const ModelFile& source, const Charset& charset, const std::string& path) {
+  if (source.charset.symbols() == charset.symbols()) {
+    import_weights(network, source.tensors, path);
+    return;
+  }
+  auto tensors = source.tensors;
+  const auto fresh = export_weights(network);
+  for (const char* name : {"classifier.weight", "classifier.bias"}) {
+    const Tensor& old_tensor = tensors.at(name);
+    Tensor mapped = fresh.at(name);
+    const std::size_t row_bytes = mapped.bytes.size() / mapped.shape[0];
+    const auto copy_row = [&](int to, int from) {
+      std::memcpy(mapped.bytes.data() + to * row_bytes, old_tensor.bytes.data() + from * row_bytes, row_bytes);
+    };
+    copy_row(Charset::kBlank, Charset::kBlank);
+    for (int c = 1; c < charset.num_classes(); ++c) {
+      const int old_class = source.charset.class_of(charset.symbol_of(c));
+      if (old_class > 0) copy_row(c, old_class);
+    }
+    tensors[name] = std::move(mapped);
+  }
+  import_weights(network, tensors, path);
+}
+
+void print_settings(std::ostream& log, const TrainOptions& o, const Charset& charset,
+                    const LoadedDataset& train_set, const LoadedDataset& val_set, int time_steps,
+                    std::int64_t parameters) {
+  const auto row = [&](const std::string& key, const std::string& value) {
+    log << "  " << std::left << std::setw(16) << key << value << std::right << "\n";
+  };
+  std::ostringstream hidden;
+  for (std::size_t i = 0; i < o.model.rnn_hidden.size(); ++i) hidden << (i ? "," : "") << o.model.rnn_hidden[i];
+  log << "captcha-ocr train\n";
+  row("train", (o.train_dir) + " (" + std::to_string(train_set.size()) + " images)");
+  row("validation", (o.val_dir.empty() ? o.train_dir + " (held out " + std::to_string(o.val_fraction) + ")" : o.val_dir) +
+                        " (" + std::to_string(val_set.size()) + " images)");
+  row("charset", charset.symbols_utf8() + " (" + std::to_string(charset.size()) + (o.fold_case ? ", case folded)" : ")"));
+  row("input", std::to_string(o.preprocess.width) + "x" + std::to_string(o.preprocess.height) +
+                   (o.preprocess.resize == ResizeMode::kStretch ? " stretch" : " keep-aspect") +
+                   (o.preprocess.auto_crop ? ", auto-crop" : "") + (o.preprocess.strong ? ", strong" : "") +
+                   ", " + std::to_string(time_steps) + " time steps");
+  row("model", o.model.arch + " + " + o.model.rnn + " (" + hidden.str() + "), " + std::to_string(parameters) + " parameters");
+  std::ostringstream optimisation;
+  optimisation << o.optimizer << " lr " << o.learning_rate << ", batch " << o.batch_size << ", clip " << o.clip_grad_norm
+               << (o.augment ? ", augment" : "");
+  row("optimisation", optimisation.str());
+  row("schedule", "max " + std::to_string(o.epochs) + " epochs, early stop after " + std::to_string(o.patience) +
+                      ", lr x" + std::to_string(o.lr_factor).substr(0, 4) + " after " + std::to_string(o.lr_patience) +
+                      " flat epochs");
+  row("seed, threads", std::to_string(o.seed) + ", " + std::to_string(torch::get_num_threads()));
+  row("output", o.out_dir);
+  if (!train_set.skipped.summary().empty()) log << "  warning: train: " << train_set.skipped.summary() << "\n";
+  if (!val_set.skipped.summary().empty()) log << "  warning: validation: " << val_set.skipped.summary() << "\n";
+}
+
+// Refuses, before any long work, labels the network cannot emit; skips a few outliers.
+void check_time_steps(const std::vector<Sample>& samples, const Charset& charset, bool fold_case,
+                      const TrainOptions& o, int time_steps) {
+  std::size_t too_long = 0;
+  int worst = 0;
+  std::string worst_label;
+  for (const auto& sample : samples) {
+    const std::string label = fold_case ? fold_label(sample.label) : sample.label;
+    std::vector<int> encoded;
+    try {
+      encoded = charset.encode(label);
+    } catch (const ConfigError&) {
+      continue;  // counted as outside the charset when loading
+    }
+    const int needed = required_time_steps(encoded);
+    if (needed > time_steps) ++too_long;
+    if (needed > worst) worst = needed, worst_label = label;
+  }
+  if (too_long * 20 > samples.size())
+    throw ConfigError(std::to_string(too_long) + " of " + std::to_string(samples.size()) +
+                      " training labels need more CTC time steps than the model has (" +
+                      std::to_string(time_steps) + " for a " + std::to_string(o.preprocess.width) +
+                      "-pixel-wide input; \"" + worst_label + "\" needs " + std::to_string(worst) +
+                      "): use --width " + std::to_string(4 * worst) + " or more");
+}
+
+}  // namespace
+
+void request_stop() { g_stop_requested = true; }
+
+void to_json(nlohmann::json& j, const TrainOptions& o) {
+  j = {{"train_dir", o.train_dir}, {"val_dir", o.val_dir}, {"val_fraction", o.val_fraction},
+       {"charset", o.charset}, {"fold_case", o.fold_case}, {"out_dir", o.out_dir},
+       {"model", o.model}, {"preprocess", o.preprocess}, {"epochs", o.epochs},
+       {"batch_size", o.batch_size}, {"learning_rate", o.learning_rate}, {"optimizer", o.optimizer},
+       {"momentum", o.momentum}, {"weight_decay", o.weight_decay}, {"clip_grad_norm", o.clip_grad_norm},
+       {"patience", o.patience}, {"lr_patience", o.lr_patience}, {"lr_factor", o.lr_factor},
+       {"min_learning_rate", o.min_learning_rate}, {"augment", o.augment}, {"seed", o.seed},
+       {"init_model", o.init_model}};
+}
+
+void from_json(const nlohmann::json& j, TrainOptions& o) {
+  o = TrainOptions{};
+  o.train_dir = j.value("train_dir", o.train_dir);
+  o.val_dir = j.value("val_dir", o.val_dir);
+  o.val_fraction = j.value("val_fraction", o.val_fraction);
+  o.charset = j.value("charset", o.charset);
+  o.fold_case = j.value("fold_case", o.fold_case);
+  o.out_dir = j.value("out_dir", o.out_dir);
+  if (j.contains("model")) o.model = j.at("model").get<ModelConfig>();
+  if (j.contains("preprocess")) o.preprocess = j.at("preprocess").get<PreprocessOptions>();
+  o.epochs = j.value("epochs", o.epochs);
+  o.batch_size = j.value("batch_size", o.batch_size);
+  o.learning_rate = j.value("learning_rate", o.learning_rate);
+  o.optimizer = j.value("optimizer", o.optimizer);
+  o.momentum = j.value("momentum", o.momentum);
+  o.weight_decay = j.value("weight_decay", o.weight_decay);
+  o.clip_grad_norm = j.value("clip_grad_norm", o.clip_grad_norm);
+  o.patience = j.value("patience", o.patience);
+  o.lr_patience = j.value("lr_patience", o.lr_patience);
+  o.lr_factor = j.value("lr_factor", o.lr_factor);
+  o.min_learning_rate = j.value("min_learning_rate", o.min_learning_rate);
+  o.augment = j.value("augment", o.augment);
+  o.seed = j.value("seed", o.seed);
+  o.init_model = j.value("init_model", o.init_model);
+}
+
+TrainOptions options_from_checkpoint(const std::string& run_dir) {
+  const std::string path = (fs::path(run_dir) / "last.safetensors").string();
+  const ModelFile checkpoint = load_model(path);
+  if (!checkpoint.checkpoint.is_object() || !checkpoint.checkpoint.contains("options"))
+    throw ModelFileError(path + ": not a training checkpoint (no trainer state)");
+  TrainOptions options = checkpoint.checkpoint.at("options").get<TrainOptions>();
+  options.resume_dir = run_dir;
+  options.out_dir = run_dir;
+  return options;
+}
+
+TrainSummary train(const TrainOptions& input_options, std::ostream& log) {
+  const auto start_time = Clock::now();
+  TrainOptions o = input_options;
+  g_stop_requested = false;
+  set_torch_threads(o.threads);
+  if (o.epochs < 1) throw ConfigError("--epochs must be at least 1");
+  if (o.batch_size < 1) throw ConfigError("--batch-size must be at least 1");
+  if (!(o.learning_rate > 0)) throw ConfigError("--lr must be positive");
+  if (o.patience < 1) throw ConfigError("--patience must be at least 1");
+  if (o.optimizer != "adam" && o.optimizer != "sgd")
+    throw ConfigError("unknown optimizer '" + o.optimizer + "' (expected adam or sgd)");
+  if (o.out_dir.empty()) throw ConfigError("an output folder (--out) is needed");
+
+  // Starting points fix the charset, preprocessing and architecture.
+  ModelFile resume_from, init_from;
+  TrainerState state;
+  const bool resuming = !o.resume_dir.empty();
+  if (resuming) {
+    resume_from = load_model((fs::path(o.resume_dir) / "last.safetensors").string());
+    if (!resume_from.checkpoint.is_object())
+      throw ModelFileError(o.resume_dir + "/last.safetensors: not a training checkpoint");
+    state = state_from_json(resume_from.checkpoint.at("state"));
+    o.model = resume_from.config;
+    o.preprocess = resume_from.preprocess;
+    o.fold_case = resume_from.fold_case;
+  } else if (!o.init_model.empty()) {
+    init_from = load_model(o.init_model);
+    o.model = init_from.config;
+    o.preprocess = init_from.preprocess;
+  }
+  o.model.validate();
+  nlohmann::json(o.preprocess).get<PreprocessOptions>();  // validates the input size
+
+  // Output folder writable before long work.
+  std::error_code ec;
+  fs::create_directories(o.out_dir, ec);
+  {
+    const fs::path probe = fs::path(o.out_dir) / ".write-test";
+    std::ofstream out(probe);
+    if (!out) throw ConfigError(o.out_dir + ": output folder is not writable");
+    out.close();
+    fs::remove(probe, ec);
+  }
+
+  // Data.
+  std::vector<Sample> train_samples = scan_folder(o.train_dir), val_samples;
+  if (!o.val_dir.empty()) {
+    val_samples = scan_folder(o.val_dir);
+  } else {
+    std::vector<Sample> kept;
+    split_samples(train_samples, o.val_fraction, o.seed, kept, val_samples);
+    train_samples = std::move(kept);
+  }
+  Charset charset;
+  if (resuming) {
+    charset = resume_from.charset;
+  } else if (!o.charset.empty()) {
+    charset = Charset::from_spec(o.charset);
+  } else if (!o.init_model.empty()) {
+    charset = init_from.charset;
+  } else {
+    std::vector<std::string> labels;
+    for (const auto& s : train_samples) labels.push_back(o.fold_case ? fold_label(s.label) : s.label);
+    charset = Charset::from_labels(labels);
+  }
+  const int time_steps = output_time_steps(o.model, o.preprocess.width);
+  check_time_steps(train_samples, charset, o.fold_case, o, time_steps);
+  LoadOptions load_options;
+  load_options.max_time_steps = time_steps;
+  load_options.fold_case = o.fold_case;
+  load_options.threads = o.threads;
+  const LoadedDataset train_set = load_dataset(train_samples, charset, o.preprocess, load_options, o.train_dir);
+  const LoadedDataset val_set =
+      load_dataset(val_samples, charset, o.preprocess, load_options, o.val_dir.empty() ? o.train_dir + " (validation part)" : o.val_dir);
+
+  // Network and optimizer.
+  torch::manual_seed(o.seed);
+  Crnn network(o.model, charset.num_classes(), o.preprocess.height);
+  if (resuming) {
+    import_weights(network, resume_from.tensors, o.resume_dir + "/last.safetensors");
+  } else if (!o.init_model.empty()) {
+    initialise_from(network, init_from, charset, o.init_model);
+  }
+  network->train();
+  auto optimizer = make_optimizer(o, network);
+  if (resuming) {
+    const auto it = resume_from.tensors.find("optimizer_state");
+    if (it == resume_from.tensors.end())
+      throw ModelFileError(o.resume_dir + "/last.safetensors: no optimizer state");
+    std::istringstream bytes(std::string(it->second.bytes.begin(), it->second.bytes.end()));
+    torch::load(*optimizer, bytes);
+    state.metrics_rows = read_metrics_rows(fs::path(o.out_dir) / "metrics.csv", state.epochs_completed);
+  } else {
+    state.learning_rate = o.learning_rate;
+  }
+  set_learning_rate(*optimizer, state.learning_rate);
+  std::int64_t parameters = 0;
+  for (const auto& p : network->parameters()) parameters += p.numel();
+  print_settings(log, o, charset, train_set, val_set, time_steps, parameters);
+  if (resuming) log << "  resuming after epoch " << state.epochs_completed << "\n";
+
+  TrainSummary summary;
+  const fs::path out_dir(o.out_dir);
+  summary.best_model = (out_dir / "best.safetensors").string();
+  summary.final_model = (out_dir / "final.safetensors").string();
+  summary.last_checkpoint = (out_dir / "last.safetensors").string();
+
+  const auto model_file = [&](const Validation& figures, int epoch) {
+    ModelFile m;
+    m.charset = charset;
+    m.fold_case = o.fold_case;
+    m.preprocess = o.preprocess;
+    m.config = o.model;
+    m.training = {{"epochs", epoch},
+                  {"val_exact_match", figures.exact_match},
+                  {"val_cer", figures.cer},
+                  {"val_loss", figures.loss},
+                  {"train_dir", o.train_dir},
+                  {"val_dir", o.val_dir.empty() ? o.train_dir + " (held out)" : o.val_dir},
+                  {"train_images", train_set.size()},
+                  {"val_images", val_set.size()},
+                  {"optimizer", o.optimizer},
+                  {"batch_size", o.batch_size},
+                  {"seed", o.seed},
+                  {"training_seconds", state.elapsed_seconds + seconds_since(start_time)},
+                  {"date", now_iso8601()}};
+    m.tensors = export_weights(network);
+    return m;
+  };
+  const auto save_last = [&](const Validation& figures) {
+    ModelFile m = model_file(figures, state.epochs_completed);
+    std::ostringstream bytes;
+    torch::save(*optimizer, bytes);
+    const std::string blob = bytes.str();
+    Tensor t;
+    t.dtype = DType::kU8;
+    t.shape = {static_cast<std::int64_t>(blob.size())};
+    t.bytes.assign(blob.begin(), blob.end());
+    m.tensors["optimizer_state"] = std::move(t);
+    TrainerState saved = state;
+    saved.elapsed_seconds = state.elapsed_seconds + seconds_since(start_time);
+    m.checkpoint = {{"state", state_to_json(saved)}, {"options", o}};
+    save_model(summary.last_checkpoint, m);
+  };
+
+  const bool tty = &log == &std::cerr && isatty(STDERR_FILENO);
+  ProgressBar bar(log, tty);
+  std::vector<std::size_t> order(train_set.size());
+  Validation last_validation = state.best;
+  double epoch_seconds_sum = 0;
+  int epochs_this_run = 0;
+  const auto batches_per_epoch = (train_set.size() + o.batch_size - 1) / o.batch_size;
+
+  for (int epoch = state.epochs_completed + 1; epoch <= o.epochs; ++epoch) {
+    const auto epoch_start = Clock::now();
+    std::mt19937_64 rng(o.seed * 1000003ULL + static_cast<std::uint64_t>(epoch));
+    torch::manual_seed(o.seed * 1000003ULL + static_cast<std::uint64_t>(epoch));
+    std::iota(order.begin(), order.end(), 0);
+    for (std::size_t i = order.size(); i > 1; --i) std::swap(order[i - 1], order[rng() % i]);
+
+    double loss_sum = 0;
+    std::size_t seen = 0;
+    for (std::size_t b = 0; b < batches_per_epoch; ++b) {
+      if (g_stop_requested) break;
+      const std::size_t start = b * o.batch_size;
+      const std::size_t count = std::min<std::size_t>(o.batch_size, train_set.size() - start);
+      const Batch batch = make_batch(train_set, order, start, count, o.preprocess, o.augment, rng);
+      optimizer->zero_grad();
+      const auto loss = ctc_loss(network->forward(batch.images), batch);
+      loss.backward();
+      if (o.clip_grad_norm > 0) torch::nn::utils::clip_grad_norm_(network->parameters(), o.clip_grad_norm);
+      optimizer->step();
+      loss_sum += loss.item<double>() * count;
+      seen += count;
+      bar.update(b + 1, batches_per_epoch, loss_sum / seen);
+    }
+    bar.clear();
+    if (g_stop_requested) {
+      save_last(last_validation);
+      summary.interrupted = true;
+      log << "interrupted: state after epoch " << state.epochs_completed << " saved to "
+          << summary.last_checkpoint << "; continue with --resume " << o.out_dir << "\n";
+      break;
+    }
+    const double train_seconds = seconds_since(epoch_start);
+    const Validation v = validate(network, val_set, charset, o.preprocess);
+    last_validation = v;
+    state.epochs_completed = epoch;
+    ++epochs_this_run;
+    epoch_seconds_sum += seconds_since(epoch_start);
+
+    const bool improved = is_better(v, state.best);
+    if (improved) {
+      state.best = v;
+      state.best_epoch = epoch;
+      state.epochs_since_best = 0;
+      save_model(summary.best_model, model_file(v, epoch));
+    } else {
+      ++state.epochs_since_best;
+    }
+    const double lr_used = state.learning_rate;
+    if (v.loss < state.plateau_loss * (1 - 1e-3)) {
+      state.plateau_loss = v.loss;
+      state.plateau_epochs = 0;
+    } else if (++state.plateau_epochs > o.lr_patience && state.learning_rate > o.min_learning_rate) {
+      state.learning_rate = std::max(o.min_learning_rate, state.learning_rate * o.lr_factor);
+      state.plateau_epochs = 0;
+      set_learning_rate(*optimizer, state.learning_rate);
+    }
+
+    const double images_per_second = seen / std::max(train_seconds, 1e-9);
+    const double elapsed = state.elapsed_seconds + seconds_since(start_time);
+    std::ostringstream row;
+    row << epoch << ',' << loss_sum / seen << ',' << v.loss << ',' << v.exact_match << ',' << v.cer << ','
+        << lr_used << ',' << images_per_second << ',' << elapsed;
+    state.metrics_rows.push_back(row.str());
+    std::string csv = kMetricsHeader;
+    for (const auto& r : state.metrics_rows) csv += r + "\n";
+    write_text_atomically(out_dir / "metrics.csv", csv);
+
+    const double eta = (o.epochs - epoch) * epoch_seconds_sum / epochs_this_run;
+    if (!o.quiet) {
+      log << std::right << "epoch " << std::setw(3) << epoch << "/" << o.epochs << std::fixed << std::setprecision(4)
+          << " | train loss " << std::setw(8) << loss_sum / seen << " | val loss " << std::setw(8) << v.loss
+          << std::setprecision(2) << " | val exact " << std::setw(6) << 100 * v.exact_match << "% | val CER "
+          << std::setw(6) << 100 * v.cer << "% | lr " << std::scientific << std::setprecision(1) << lr_used
+          << std::fixed << std::setprecision(0) << " | " << std::setw(4) << images_per_second << " img/s | "
+          << format_duration(elapsed) << " elapsed | ETA " << format_duration(eta)
+          << (improved ? " | * best" : "") << "\n";
+    }
+    save_last(v);
+    if (state.epochs_since_best >= o.patience) {
+      log << "early stop: no better validation score for " << o.patience << " epochs\n";
+      break;
+    }
+  }
+
+  summary.epochs_completed = state.epochs_completed;
+  summary.best_epoch = state.best_epoch;
+  summary.best_val_exact_match = state.best.exact_match;
+  summary.best_val_cer = state.best.cer;
+  summary.seconds = state.elapsed_seconds + seconds_since(start_time);
+  if (!summary.interrupted) {
+    if (state.best_epoch == 0) save_model(summary.best_model, model_file(last_validation, state.epochs_completed));
+    save_model(summary.final_model, model_file(last_validation, state.epochs_completed));
+    log << "done: " << state.epochs_completed << " epochs in " << format_duration(summary.seconds)
+        << "; best validation exact match " << std::fixed << std::setprecision(2)
+        << 100 * state.best.exact_match << "% (CER " << 100 * state.best.cer << "%) at epoch "
+        << state.best_epoch << "\n  best:  " << summary.best_model << "\n  final: " << summary.final_model
+        << "\n";
+  }
+  return summary;
+}
+
+}  // namespace captcha
