@@ -1,0 +1,170 @@
+// The captcha-ocr binary: every subcommand, bad arguments, missing and corrupt files, exit codes.
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <filesystem>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "support/fixtures.h"
+
+namespace captcha {
+namespace {
+
+namespace fs = std::filesystem;
+using testing::TempDir;
+
+struct Result {
+  int code;
+  std::string output;  // stdout, then stderr when `merge`
+};
+
+Result run(const std::string& args, bool merge = true) {
+  const std::string command = std::string(CAPTCHA_OCR_BIN) + " " + args + (merge ? " 2>&1" : " 2>/dev/null");
+  FILE* pipe = popen(command.c_str(), "r");
+  std::string output;
+  char buffer[4096];
+  for (std::size_t n; (n = fread(buffer, 1, sizeof buffer, pipe)) > 0;) output.append(buffer, n);
+  const int status = pclose(pipe);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, output};
+}
+
+// One small model trained once for the whole suite.
+class Cli : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new TempDir("cli");
+    testing::write_dataset(dir_->path() + "/data", 24, "0123456789", 3, 21);
+    const Result r = run("train --train " + data() + " --val " + data() + " --out " + run_dir() +
+                         " --epochs 2 --width 96 --height 32 --rnn-hidden 16 --threads 1");
+    ASSERT_EQ(r.code, 0) << r.output;
+  }
+  static void TearDownTestSuite() { delete dir_; }
+  static std::string data() { return dir_->path() + "/data"; }
+  static std::string run_dir() { return dir_->path() + "/run"; }
+  static std::string model() { return run_dir() + "/best.safetensors"; }
+  static std::string path(const std::string& name) { return dir_->path() + "/" + name; }
+  static TempDir* dir_;
+};
+TempDir* Cli::dir_ = nullptr;
+
+TEST_F(Cli, HelpListsSubcommandsAndExitCodes) {
+  const Result r = run("--help");
+  EXPECT_EQ(r.code, 0);
+  for (const char* word : {"train", "eval", "predict", "Exit codes"}) EXPECT_NE(r.output.find(word), std::string::npos) << word;
+  EXPECT_EQ(run("train --help").code, 0);
+}
+
+TEST_F(Cli, BadUsageExitsWithTwo) {
+  EXPECT_EQ(run("").code, 2);
+  EXPECT_EQ(run("frobnicate").code, 2);
+  EXPECT_EQ(run("train --epochs many").code, 2);
+  EXPECT_EQ(run("train --out " + path("x")).code, 2);  // no --train
+  EXPECT_EQ(run("train --train " + data() + " --out " + path("x") + " --optimizer lbfgs").code, 2);
+  EXPECT_EQ(run("eval --model " + model()).code, 2);   // no --data
+  EXPECT_EQ(run("predict --model " + model()).code, 2);  // no paths
+}
+
+TEST_F(Cli, TrainWritesTheRunFolderAndTheSettingsTable) {
+  for (const char* name : {"best.safetensors", "final.safetensors", "last.safetensors", "metrics.csv"})
+    EXPECT_TRUE(fs::exists(run_dir() + "/" + name)) << name;
+  const Result r = run("train --train " + data() + " --out " + path("split") +
+                       " --val-fraction 0.25 --epochs 1 --width 96 --height 32 --rnn-hidden 16 --seed 3");
+  EXPECT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("held out"), std::string::npos);
+  EXPECT_NE(r.output.find("epoch   1/1"), std::string::npos);
+  EXPECT_NE(r.output.find("img/s"), std::string::npos);
+}
+
+TEST_F(Cli, TrainOnEmptyOrMissingDataFailsClearly) {
+  fs::create_directories(path("empty"));
+  Result r = run("train --train " + path("empty") + " --out " + path("x"));
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.output.find(path("empty")), std::string::npos);
+  EXPECT_NE(r.output.find("no images"), std::string::npos);
+  r = run("train --train " + path("nope") + " --out " + path("x"));
+  EXPECT_EQ(r.code, 2);
+}
+
+TEST_F(Cli, EvalPrintsFiguresAndJson) {
+  Result r = run("eval --model " + model() + " --data " + data());
+  EXPECT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("exact match"), std::string::npos);
+  EXPECT_NE(r.output.find("CER"), std::string::npos);
+  r = run("eval --model " + model() + " --data " + data() + " --json --errors " + path("errors.tsv"), false);
+  ASSERT_EQ(r.code, 0);
+  const auto j = nlohmann::json::parse(r.output);
+  EXPECT_EQ(j.at("count"), 24);
+  for (const char* key : {"exact_match", "exact_match_case_insensitive", "cer"}) {
+    EXPECT_GE(j.at(key).get<double>(), 0.0) << key;
+    EXPECT_LE(j.at(key).get<double>(), j.at(key) == j.at("cer") ? 10.0 : 1.0) << key;
+  }
+  const std::string errors = testing::read_file(path("errors.tsv"));
+  EXPECT_EQ(errors.rfind("path\ttruth\treading", 0), 0u);
+}
+
+TEST_F(Cli, PredictFilesFoldersStdinAndJson) {
+  const std::string image = data() + "/" + fs::directory_iterator(data())->path().filename().string();
+  Result r = run("predict --model " + model() + " " + image, false);
+  EXPECT_EQ(r.code, 0);
+  EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\t'), 2);
+  EXPECT_EQ(r.output.rfind(image, 0), 0u);
+  r = run("predict --model " + model() + " " + data() + " --limit 5", false);
+  EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), 5);
+  r = run("predict --model " + model() + " - < " + image, false);
+  EXPECT_EQ(r.code, 0);
+  EXPECT_EQ(r.output.rfind("-\t", 0), 0u);
+  r = run("predict --model " + model() + " --json --beam 4 --allowed 0123 " + image, false);
+  ASSERT_EQ(r.code, 0);
+  const auto j = nlohmann::json::parse(r.output);
+  EXPECT_TRUE(j.contains("confidence"));
+  for (const auto& c : j.at("chars")) EXPECT_NE(std::string("0123").find(c.at("char").get<std::string>()), std::string::npos);
+}
+
+TEST_F(Cli, PredictSavesDebugImagesAndHonoursPreprocessingFlags) {
+  const Result r = run("predict --model " + model() + " " + data() + " --limit 2 --no-auto-crop --strong --force-invert --save-debug " + path("debug"));
+  EXPECT_EQ(r.code, 0) << r.output;
+  EXPECT_EQ(std::distance(fs::directory_iterator(path("debug")), fs::directory_iterator()), 2);
+}
+
+TEST_F(Cli, CorruptImagesAreNamedAndTheRestStillRead) {
+  fs::create_directories(path("mixed"));
+  fs::copy(fs::directory_iterator(data())->path(), path("mixed/good.png"));
+  testing::write_file(path("mixed/broken.png"), "not an image");
+  testing::write_file(path("mixed/zero.png"), "");
+  const Result r = run("predict --model " + model() + " " + path("mixed"));
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.output.find("broken.png: cannot decode"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("zero.png: empty file"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("good.png\t"), std::string::npos);
+  EXPECT_EQ(run("predict --model " + model() + " " + path("missing.png")).code, 1);
+}
+
+TEST_F(Cli, BadModelFilesFailWithOneClearLine) {
+  const std::string bytes = testing::read_file(model());
+  testing::write_file(path("truncated.safetensors"), bytes.substr(0, bytes.size() / 2));
+  testing::write_file(path("foreign.safetensors"), "PK\x03\x04 a zip file, not a model");
+  for (const char* name : {"truncated.safetensors", "foreign.safetensors"}) {
+    const Result r = run("predict --model " + path(name) + " " + data());
+    EXPECT_EQ(r.code, 1) << name;
+    EXPECT_NE(r.output.find(path(name)), std::string::npos) << r.output;
+    EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), 1) << r.output;
+    EXPECT_EQ(run("eval --model " + path(name) + " --data " + data()).code, 1);
+  }
+  EXPECT_EQ(run("predict --model " + path("nope.safetensors") + " " + data()).code, 2);
+}
+
+TEST_F(Cli, ResumeAndInit) {
+  Result r = run("train --resume " + run_dir() + " --epochs 3");
+  EXPECT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("resuming after epoch 2"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("epoch   3/3"), std::string::npos) << r.output;
+  r = run("train --train " + data() + " --val " + data() + " --out " + path("tuned") + " --init " + model() + " --epochs 1");
+  EXPECT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("96x32"), std::string::npos);  // the init model's input size
+  EXPECT_EQ(run("train --resume " + path("empty-run")).code, 2);
+}
+
+}  // namespace
+}  // namespace captcha

@@ -1,0 +1,130 @@
+// The networks: parameter count of the default model, output shapes and time steps, and the
+// model-file round trip rebuilding a network with identical outputs, for every architecture.
+#include "torch/crnn.h"
+
+#include <gtest/gtest.h>
+
+#include "captcha/errors.h"
+#include "captcha/model_file.h"
+#include "captcha/recogniser.h"
+#include "support/fixtures.h"
+
+namespace captcha {
+namespace {
+
+std::int64_t parameter_count(Crnn& net) {
+  std::int64_t n = 0;
+  for (const auto& p : net->parameters()) n += p.numel();
+  return n;
+}
+
+TEST(Crnn, DefaultModelMatchesTheKerasCaptchaModel) {
+  // Keras reports 432,596 for 19 symbols; PyTorch's LSTM has two bias vectors per gate, which
+  // adds 2 * (4*128 + 4*64) * 2 / 2 = 1,536 parameters.
+  Crnn net(ModelConfig{}, /*num_classes=*/20, /*input_height=*/50);
+  EXPECT_EQ(parameter_count(net), 432596 + 1536);
+}
+
+struct ArchCase {
+  std::string arch, rnn;
+};
+
+class CrnnArch : public ::testing::TestWithParam<ArchCase> {
+ protected:
+  ModelConfig config() const {
+    ModelConfig c;
+    c.arch = GetParam().arch;
+    c.rnn = GetParam().rnn;
+    if (c.arch == "resnet") c.dense = 32, c.rnn_hidden = {16, 16};
+    return c;
+  }
+};
+
+TEST_P(CrnnArch, OutputShapeAndTimeSteps) {
+  const ModelConfig c = config();
+  Crnn net(c, 7, 32);
+  net->eval();
+  torch::NoGradGuard no_grad;
+  for (int width : {96, 101, 200}) {
+    const auto out = net->forward(torch::randn({2, 1, 32, width}));
+    EXPECT_EQ(out.sizes(), (std::vector<int64_t>{2, output_time_steps(c, width), 7})) << width;
+  }
+}
+
+TEST_P(CrnnArch, ModelFileRoundTripGivesIdenticalOutputs) {
+  testing::TempDir dir("crnn-" + GetParam().arch + GetParam().rnn);
+  torch::manual_seed(3);
+  const ModelConfig c = config();
+  Crnn original(c, 5, 32);
+  original->eval();
+  // Make batch-norm statistics non-trivial so that buffers must travel too.
+  for (auto& b : original->named_buffers())
+    if (b.value().scalar_type() == torch::kFloat) b.value().uniform_(0.5, 1.5);
+  ModelFile file;
+  file.charset = Charset("abcd");
+  file.preprocess.width = 96, file.preprocess.height = 32;
+  file.config = c;
+  file.tensors = export_weights(original);
+  save_model(dir / "m.safetensors", file);
+
+  const ModelFile loaded = load_model(dir / "m.safetensors");
+  Crnn rebuilt(loaded.config, loaded.charset.num_classes(), loaded.preprocess.height);
+  import_weights(rebuilt, loaded.tensors, dir / "m.safetensors");
+  rebuilt->eval();
+  torch::NoGradGuard no_grad;
+  const auto input = torch::randn({3, 1, 32, 96});
+  EXPECT_TRUE(torch::equal(original->forward(input), rebuilt->forward(input)));
+}
+
+INSTANTIATE_TEST_SUITE_P(All, CrnnArch,
+                         ::testing::Values(ArchCase{"small", "lstm"}, ArchCase{"small", "gru"},
+                                           ArchCase{"resnet", "gru"}, ArchCase{"resnet", "lstm"}),
+                         [](const auto& info) { return info.param.arch + "_" + info.param.rnn; });
+
+TEST(ImportWeights, RejectsAnotherArchitecture) {
+  Crnn small(ModelConfig{}, 5, 32);
+  ModelConfig gru;
+  gru.rnn = "gru";
+  Crnn other(gru, 5, 32);
+  EXPECT_THROW(import_weights(other, export_weights(small), "small.safetensors"), ModelFileError);
+  Crnn wider(ModelConfig{}, 9, 32);  // another charset size
+  EXPECT_THROW(import_weights(wider, export_weights(small), "small.safetensors"), ModelFileError);
+  auto missing = export_weights(small);
+  missing.erase("classifier.bias");
+  EXPECT_THROW(import_weights(small, missing, "m.safetensors"), ModelFileError);
+}
+
+TEST(Recogniser, MatchesTheNetworkForwardPass) {
+  testing::TempDir dir("recogniser");
+  torch::manual_seed(5);
+  ModelConfig c;
+  c.rnn_hidden = {16, 16};
+  Crnn net(c, 4, 32);
+  net->eval();
+  ModelFile file;
+  file.charset = Charset("abc");
+  file.preprocess.width = 96, file.preprocess.height = 32;
+  file.config = c;
+  file.tensors = export_weights(net);
+  save_model(dir / "m.safetensors", file);
+
+  Recogniser recogniser(dir / "m.safetensors", 1);
+  const cv::Mat prepared = recogniser.prepare(testing::draw_text("abc", 96, 32, 1));
+  ASSERT_EQ(prepared.size(), cv::Size(96, 32));
+  torch::NoGradGuard no_grad;
+  auto input = torch::empty({1, 1, 32, 96});
+  normalise_into(prepared, file.preprocess, input.data_ptr<float>());
+  const auto expected = decode_logits(net->forward(input), file.charset);
+  const auto reading = recogniser.read_prepared({prepared}).front();
+  EXPECT_EQ(reading.text, expected[0].text);
+  EXPECT_FLOAT_EQ(reading.confidence, expected[0].confidence);
+  EXPECT_EQ(reading.char_probabilities.size(), reading.text.size());
+  // --allowed restricts what can be read.
+  ReadOptions only_a;
+  only_a.allowed = "a";
+  const Reading restricted = recogniser.read_prepared({prepared}, only_a).front();
+  for (char ch : restricted.text) EXPECT_EQ(ch, 'a');
+}
+
+}  // namespace
+}  // namespace captcha

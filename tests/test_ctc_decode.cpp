@@ -1,0 +1,78 @@
+// CTC decoding on hand-built probabilities: repeats collapse, blanks drop, a doubled letter
+// separated by a blank survives; beam search agrees where it must and wins where it should.
+#include "captcha/ctc_decode.h"
+
+#include <cmath>
+
+#include <gtest/gtest.h>
+
+namespace captcha {
+namespace {
+
+// Rows of one-hot-ish probabilities: each entry is the class that gets `peak`.
+std::vector<float> peaks(const std::vector<int>& classes, int num_classes, float peak = 0.9f) {
+  std::vector<float> p;
+  for (int c : classes)
+    for (int k = 0; k < num_classes; ++k)
+      p.push_back(k == c ? peak : (1 - peak) / (num_classes - 1));
+  return p;
+}
+
+const Charset kAbc("abc");  // a=1 b=2 c=3
+
+TEST(GreedyDecode, CollapsesRepeatsAndDropsBlanks) {
+  const auto p = peaks({0, 1, 1, 1, 0, 2, 2, 0, 0, 3}, 4);
+  EXPECT_EQ(greedy_decode(p.data(), 10, 4, kAbc).text, "abc");
+}
+
+TEST(GreedyDecode, KeepsDoubledLetterSeparatedByBlank) {
+  const auto p = peaks({1, 1, 0, 1, 2}, 4);
+  EXPECT_EQ(greedy_decode(p.data(), 5, 4, kAbc).text, "aab");
+  const auto merged = peaks({1, 1, 1, 2}, 4);
+  EXPECT_EQ(greedy_decode(merged.data(), 4, 4, kAbc).text, "ab");
+}
+
+TEST(GreedyDecode, AllBlankIsEmptyWithConfidenceOne) {
+  const auto p = peaks({0, 0, 0}, 4);
+  const auto d = greedy_decode(p.data(), 3, 4, kAbc);
+  EXPECT_EQ(d.text, "");
+  EXPECT_FLOAT_EQ(d.confidence, 1.0f);
+}
+
+TEST(GreedyDecode, ConfidenceIsProductOfCharacterPeaks) {
+  std::vector<float> p = peaks({1, 0, 2}, 4, 0.8f);
+  p[2 * 4 + 2] = 0.5f, p[2 * 4 + 0] = 0.3f;  // 'b' at 0.5
+  const auto d = greedy_decode(p.data(), 3, 4, kAbc);
+  ASSERT_EQ(d.char_probabilities.size(), 2u);
+  EXPECT_FLOAT_EQ(d.char_probabilities[0], 0.8f);
+  EXPECT_FLOAT_EQ(d.char_probabilities[1], 0.5f);
+  EXPECT_NEAR(d.confidence, 0.4f, 1e-6);
+}
+
+TEST(BeamDecode, AgreesWithGreedyOnConfidentInput) {
+  const auto p = peaks({0, 1, 1, 0, 1, 2, 0, 3, 3}, 4, 0.97f);
+  EXPECT_EQ(beam_decode(p.data(), 9, 4, kAbc, 8).text, "aabc");
+}
+
+TEST(BeamDecode, FindsTheMostProbableLabellingWhereGreedyFails) {
+  // Two steps; blank is the single most likely class in each, but "a" collects more mass
+  // over its alignments (a-, -a, aa) than the empty string (--).
+  const std::vector<float> p = {0.4f, 0.35f, 0.25f, 0.0f,   // t0: blank .4, a .35, b .25
+                                0.4f, 0.35f, 0.25f, 0.0f};  // t1
+  EXPECT_EQ(greedy_decode(p.data(), 2, 4, kAbc).text, "");
+  const auto d = beam_decode(p.data(), 2, 4, kAbc, 10);
+  // P(a) = .4*.35 + .35*.4 + .35*.35 = 0.4025 > P("") = 0.16
+  EXPECT_EQ(d.text, "a");
+  EXPECT_GT(d.confidence, 0.3f);
+}
+
+TEST(Softmax, MaskRemovesDisallowedClasses) {
+  std::vector<float> logits = {0.0f, 5.0f, 1.0f, 0.0f};  // 'a' would win
+  softmax_rows(logits, 1, 4, allowed_mask(kAbc, "bc"));
+  EXPECT_FLOAT_EQ(logits[1], 0.0f);
+  EXPECT_NEAR(logits[0] + logits[2] + logits[3], 1.0f, 1e-6);
+  EXPECT_EQ(greedy_decode(logits.data(), 1, 4, kAbc).text, "b");
+}
+
+}  // namespace
+}  // namespace captcha

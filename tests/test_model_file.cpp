@@ -1,0 +1,129 @@
+// The model file: safetensors layout round trip, metadata, and clear errors for truncated,
+// foreign and wrong-version files.
+#include "captcha/model_file.h"
+
+#include <cstring>
+
+#include <gtest/gtest.h>
+
+#include "captcha/errors.h"
+#include "support/fixtures.h"
+
+namespace captcha {
+namespace {
+
+using testing::TempDir;
+
+ModelFile sample_model() {
+  ModelFile m;
+  m.charset = Charset("abc");
+  m.fold_case = true;
+  m.preprocess.width = 120;
+  m.preprocess.resize = ResizeMode::kKeepAspect;
+  m.config.rnn = "gru";
+  m.config.rnn_hidden = {32, 16};
+  m.training = {{"epochs", 3}};
+  const float values[6] = {1, -2, 3.5f, 0, 1e-7f, 6};
+  m.tensors["layer.weight"] = Tensor::from_f32({2, 3}, values);
+  m.tensors["layer.bias"] = Tensor::from_f32({0}, nullptr);
+  return m;
+}
+
+std::string expect_model_error(const std::string& path) {
+  try {
+    load_model(path);
+  } catch (const ModelFileError& e) {
+    EXPECT_NE(std::string(e.what()).find(path), std::string::npos) << e.what();
+    return e.what();
+  }
+  ADD_FAILURE() << "no ModelFileError for " << path;
+  return "";
+}
+
+TEST(ModelFile, RoundTrip) {
+  TempDir dir("model");
+  save_model(dir / "m.safetensors", sample_model());
+  const ModelFile back = load_model(dir / "m.safetensors");
+  EXPECT_EQ(back.charset.symbols_utf8(), "abc");
+  EXPECT_TRUE(back.fold_case);
+  EXPECT_EQ(back.preprocess.width, 120);
+  EXPECT_EQ(back.preprocess.resize, ResizeMode::kKeepAspect);
+  EXPECT_EQ(back.config.rnn, "gru");
+  EXPECT_EQ(back.config.rnn_hidden, (std::vector<int>{32, 16}));
+  EXPECT_EQ(back.training.at("epochs"), 3);
+  EXPECT_TRUE(back.checkpoint.is_null());
+  ASSERT_EQ(back.tensors.size(), 2u);
+  const Tensor& w = back.tensors.at("layer.weight");
+  EXPECT_EQ(w.shape, (std::vector<std::int64_t>{2, 3}));
+  EXPECT_EQ(std::memcmp(w.bytes.data(), sample_model().tensors.at("layer.weight").bytes.data(), 24), 0);
+  EXPECT_FALSE(std::filesystem::exists(dir / "m.safetensors.tmp"));
+}
+
+TEST(ModelFile, LayoutIsPublicSafetensors) {
+  TempDir dir("layout");
+  save_model(dir / "m.safetensors", sample_model());
+  const std::string bytes = testing::read_file(dir / "m.safetensors");
+  std::uint64_t header_size = 0;
+  for (int i = 7; i >= 0; --i) header_size = (header_size << 8) | static_cast<unsigned char>(bytes[i]);
+  const auto header = nlohmann::json::parse(bytes.substr(8, header_size));
+  EXPECT_EQ(header.at("__metadata__").at("format"), "captcha-ocr");
+  EXPECT_EQ(header.at("__metadata__").at("charset"), "abc");
+  EXPECT_EQ(header.at("layer.weight").at("dtype"), "F32");
+  const auto offsets = header.at("layer.weight").at("data_offsets").get<std::vector<std::uint64_t>>();
+  EXPECT_EQ(offsets[1] - offsets[0], 24u);
+  EXPECT_EQ(bytes.size(), 8 + header_size + 24);
+  EXPECT_EQ((8 + header_size) % 8, 0u);
+}
+
+TEST(ModelFile, TruncatedFilesAreRejected) {
+  TempDir dir("truncated");
+  save_model(dir / "m.safetensors", sample_model());
+  const std::string bytes = testing::read_file(dir / "m.safetensors");
+  for (std::size_t keep : {std::size_t{0}, std::size_t{5}, std::size_t{40}, bytes.size() - 1}) {
+    testing::write_file(dir / "cut.safetensors", bytes.substr(0, keep));
+    expect_model_error(dir / "cut.safetensors");
+  }
+}
+
+TEST(ModelFile, ForeignFilesAreRejected) {
+  TempDir dir("foreign");
+  testing::write_file(dir / "png.safetensors", "\x89PNG\r\n\x1a\n and then some bytes");
+  expect_model_error(dir / "png.safetensors");
+  // A valid safetensors file that is not ours.
+  SafetensorsFile other;
+  other.metadata["format"] = "pt";
+  const float one = 1;
+  other.tensors["w"] = Tensor::from_f32({1}, &one);
+  write_safetensors(dir / "other.safetensors", other);
+  EXPECT_NE(expect_model_error(dir / "other.safetensors").find("not a captcha-ocr model"), std::string::npos);
+  expect_model_error(dir / "missing.safetensors");
+}
+
+TEST(ModelFile, WrongVersionSaysWhatToDo) {
+  TempDir dir("version");
+  save_model(dir / "m.safetensors", sample_model());
+  SafetensorsFile raw = read_safetensors(dir / "m.safetensors");
+  raw.metadata["format_version"] = "99";
+  write_safetensors(dir / "v99.safetensors", raw);
+  EXPECT_NE(expect_model_error(dir / "v99.safetensors").find("version 99"), std::string::npos);
+}
+
+TEST(ModelFile, InconsistentHeaderIsRejected) {
+  TempDir dir("inconsistent");
+  save_model(dir / "m.safetensors", sample_model());
+  std::string bytes = testing::read_file(dir / "m.safetensors");
+  // Claim a bigger shape than the bytes hold: [2,3] -> [2,4].
+  const auto at = bytes.find("[2,3]");
+  ASSERT_NE(at, std::string::npos);
+  bytes[at + 3] = '4';
+  testing::write_file(dir / "bad.safetensors", bytes);
+  expect_model_error(dir / "bad.safetensors");
+  // Broken metadata JSON.
+  SafetensorsFile raw = read_safetensors(dir / "m.safetensors");
+  raw.metadata["architecture"] = "{not json";
+  write_safetensors(dir / "meta.safetensors", raw);
+  expect_model_error(dir / "meta.safetensors");
+}
+
+}  // namespace
+}  // namespace captcha

@@ -1,0 +1,125 @@
+// Preprocessing: decoding (alpha, corrupt, empty), inversion, auto-crop, resize modes, normalise.
+#include "captcha/preprocess.h"
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
+
+#include "captcha/errors.h"
+#include "support/fixtures.h"
+
+namespace captcha {
+namespace {
+
+std::vector<std::uint8_t> encode(const cv::Mat& image, const std::string& ext = ".png") {
+  std::vector<std::uint8_t> bytes;
+  cv::imencode(ext, image, bytes);
+  return bytes;
+}
+
+TEST(Decode, GreyColourAndAlpha) {
+  cv::Mat colour(20, 30, CV_8UC3, cv::Scalar(10, 200, 30));
+  EXPECT_EQ(decode_image(encode(colour), "c.png").type(), CV_8UC1);
+  // Fully transparent pixels become white, whatever their colour.
+  cv::Mat rgba(20, 30, CV_8UC4, cv::Scalar(0, 0, 0, 0));
+  const cv::Mat grey = decode_image(encode(rgba), "a.png");
+  EXPECT_EQ(grey.at<std::uint8_t>(5, 5), 255);
+  EXPECT_EQ(decode_image(encode(colour, ".jpg"), "c.jpg").size(), cv::Size(30, 20));
+  EXPECT_EQ(decode_image(encode(colour, ".bmp"), "c.bmp").size(), cv::Size(30, 20));
+}
+
+TEST(Decode, ErrorsNameTheFile) {
+  try {
+    decode_image({}, "empty.png");
+    FAIL();
+  } catch (const ImageError& e) {
+    EXPECT_NE(std::string(e.what()).find("empty.png"), std::string::npos);
+    EXPECT_NE(std::string(e.what()).find("0 bytes"), std::string::npos);
+  }
+  const std::string junk = "this is not an image at all";
+  EXPECT_THROW(decode_image({junk.begin(), junk.end()}, "junk.png"), ImageError);
+  auto truncated = encode(testing::draw_text("ab12", 96, 32, 1));
+  truncated.resize(truncated.size() / 3);
+  EXPECT_THROW(decode_image(truncated, "cut.png"), ImageError);
+  EXPECT_THROW(load_image("/no/such/file.png"), ImageError);
+}
+
+TEST(Preprocess, OutputSizeAndType) {
+  PreprocessOptions options;
+  const cv::Mat out = preprocess(testing::draw_text("ab12", 150, 40, 1), options);
+  EXPECT_EQ(out.size(), cv::Size(200, 50));
+  EXPECT_EQ(out.type(), CV_8UC1);
+}
+
+TEST(Preprocess, InvertsLightOnDarkAutomatically) {
+  PreprocessOptions options;
+  options.clahe = false;
+  options.auto_crop = false;
+  const cv::Mat dark = preprocess(testing::draw_text("ab12", 200, 50, 1, /*light_on_dark=*/true), options);
+  const cv::Mat light = preprocess(testing::draw_text("ab12", 200, 50, 1), options);
+  EXPECT_GT(cv::mean(dark)[0], 128);  // background made light
+  EXPECT_LT(cv::norm(dark, light, cv::NORM_L1) / dark.total(), 20);
+  options.auto_invert = false;
+  EXPECT_LT(cv::mean(preprocess(testing::draw_text("ab12", 200, 50, 1, true), options))[0], 128);
+  options.force_invert = true;
+  EXPECT_LT(cv::mean(preprocess(testing::draw_text("ab12", 200, 50, 1), options))[0], 128);
+}
+
+TEST(Preprocess, AutoCropRemovesEmptyMargins) {
+  cv::Mat canvas(100, 400, CV_8UC1, cv::Scalar(255));
+  testing::draw_text("ab12", 100, 32, 3).copyTo(canvas(cv::Rect(250, 60, 100, 32)));
+  PreprocessOptions options;
+  options.clahe = false;
+  const cv::Mat cropped = preprocess(canvas, options);
+  options.auto_crop = false;
+  const cv::Mat whole = preprocess(canvas, options);
+  // Cropped, the text fills the frame: much more ink than in the uncropped image.
+  EXPECT_LT(cv::mean(cropped)[0], cv::mean(whole)[0] - 20);
+}
+
+TEST(Preprocess, KeepAspectPadsWideTargets) {
+  PreprocessOptions options;
+  options.resize = ResizeMode::kKeepAspect;
+  options.auto_crop = false;
+  options.clahe = false;
+  const cv::Mat out = preprocess(testing::draw_text("ab", 50, 50, 1), options);
+  EXPECT_EQ(out.size(), cv::Size(200, 50));
+  // The right part is padding with the background value.
+  EXPECT_GT(cv::mean(out.colRange(120, 200))[0], 200);
+}
+
+TEST(Preprocess, StrongThickensStrokes) {
+  PreprocessOptions options;
+  options.auto_crop = false;
+  const cv::Mat image = testing::draw_text("ab12", 200, 50, 1);
+  const double plain = cv::mean(preprocess(image, options))[0];
+  options.strong = true;
+  EXPECT_LT(cv::mean(preprocess(image, options))[0], plain);
+}
+
+TEST(Preprocess, NormaliseMapsToMeanStd) {
+  cv::Mat image(2, 2, CV_8UC1);
+  image.at<std::uint8_t>(0, 0) = 0, image.at<std::uint8_t>(0, 1) = 255;
+  image.at<std::uint8_t>(1, 0) = 51, image.at<std::uint8_t>(1, 1) = 255;
+  PreprocessOptions options;  // mean 0.5, std 0.5
+  float out[4];
+  normalise_into(image, options, out);
+  EXPECT_FLOAT_EQ(out[0], -1.0f);
+  EXPECT_FLOAT_EQ(out[1], 1.0f);
+  EXPECT_NEAR(out[2], -0.6f, 1e-6);
+}
+
+TEST(PreprocessOptions, JsonRoundTripAndValidation) {
+  PreprocessOptions options;
+  options.width = 320, options.resize = ResizeMode::kKeepAspect, options.strong = true;
+  const auto back = nlohmann::json(options).get<PreprocessOptions>();
+  EXPECT_EQ(back.width, 320);
+  EXPECT_EQ(back.resize, ResizeMode::kKeepAspect);
+  EXPECT_TRUE(back.strong);
+  EXPECT_THROW(nlohmann::json({{"width", 2}}).get<PreprocessOptions>(), ConfigError);
+  EXPECT_THROW(nlohmann::json({{"resize", "zoom"}}).get<PreprocessOptions>(), ConfigError);
+}
+
+}  // namespace
+}  // namespace captcha
