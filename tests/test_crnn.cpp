@@ -21,8 +21,13 @@ std::int64_t parameter_count(Crnn& net) {
 TEST(Crnn, DefaultModelMatchesTheKerasCaptchaModel) {
   // Keras reports 432,596 for 19 symbols; PyTorch's LSTM has two bias vectors per gate, which
   // adds 2 * (4*128 + 4*64) * 2 / 2 = 1,536 parameters.
-  Crnn net(ModelConfig{}, /*num_classes=*/20, /*input_height=*/50);
+  ModelConfig keras;
+  keras.batch_norm = false;
+  Crnn net(keras, /*num_classes=*/20, /*input_height=*/50);
   EXPECT_EQ(parameter_count(net), 432596 + 1536);
+  // Batch norm trades the two convolution biases (96) for a scale and shift per channel (192).
+  Crnn with_batch_norm(ModelConfig{}, 20, 50);
+  EXPECT_EQ(parameter_count(with_batch_norm), 432596 + 1536 + 96);
 }
 
 struct ArchCase {

@@ -17,10 +17,9 @@ namespace captcha::cli {
 namespace {
 
 struct EvalArgs {
-  std::string model, data, errors_file, save_debug;
+  ReadingFlags reading;
+  std::string data, errors_file;
   bool json = false, case_insensitive = false;
-  int beam = 0, threads = 0, batch_size = 64;
-  PreprocessOverrides overrides;
 };
 
 std::string percent(double fraction) {
@@ -30,8 +29,7 @@ std::string percent(double fraction) {
 }
 
 int run_eval(const EvalArgs& args) {
-  Recogniser recogniser(args.model, args.threads);
-  args.overrides.apply(recogniser.preprocess_options());
+  const Recogniser recogniser = args.reading.load();
   const std::vector<Sample> samples = scan_folder(args.data);
   if (!args.errors_file.empty()) {
     std::ofstream probe(args.errors_file);
@@ -40,10 +38,10 @@ int run_eval(const EvalArgs& args) {
 
   std::vector<cv::Mat> prepared(samples.size());
   std::vector<std::string> failures(samples.size());
-  parallel_for(samples.size(), args.threads, [&](std::size_t i) {
+  parallel_for(samples.size(), args.reading.threads, [&](std::size_t i) {
     try {
       prepared[i] = recogniser.prepare(load_image(samples[i].path));
-      if (!args.save_debug.empty()) save_debug_image(args.save_debug, samples[i].path, prepared[i]);
+      if (!args.reading.save_debug.empty()) save_debug_image(args.reading.save_debug, samples[i].path, prepared[i]);
     } catch (const Error& e) {
       failures[i] = e.what();
     }
@@ -62,10 +60,7 @@ int run_eval(const EvalArgs& args) {
   }
   if (readable.empty()) throw DatasetError(args.data + ": no readable image; " + skipped.summary());
 
-  ReadOptions read_options;
-  read_options.beam_width = args.beam;
-  read_options.batch_size = args.batch_size;
-  const auto readings = recogniser.read_prepared(readable, read_options);
+  const auto readings = recogniser.read_prepared(readable, args.reading.read_options());
   const bool fold = args.case_insensitive || recogniser.model().fold_case;
   MetricsAccumulator metrics(fold);
   std::ofstream errors;
@@ -83,7 +78,7 @@ int run_eval(const EvalArgs& args) {
   const EvaluationReport report = metrics.report();
 
   if (args.json) {
-    nlohmann::json out = {{"model", args.model},
+    nlohmann::json out = {{"model", args.reading.model},
                           {"data", args.data},
                           {"count", report.count},
                           {"skipped", skipped.total()},
@@ -101,7 +96,7 @@ int run_eval(const EvalArgs& args) {
       std::cout << std::left << std::setw(24) << key << value << "\n";
     };
     const auto exact = static_cast<std::size_t>(std::lround(report.exact_match * report.count));
-    row("model", args.model);
+    row("model", args.reading.model);
     row("data", args.data + " (" + std::to_string(report.count) + " images)");
     if (skipped.total()) row("skipped", skipped.summary());
     row(fold ? "exact match (no case)" : "exact match",
@@ -131,16 +126,11 @@ int run_eval(const EvalArgs& args) {
 void register_eval(CLI::App& app, Action& run) {
   auto* cmd = app.add_subcommand("eval", "Measure a model on a labelled folder");
   auto args = std::make_shared<EvalArgs>();
-  cmd->add_option("--model", args->model, "Model file (.safetensors)")->required()->check(CLI::ExistingFile);
+  args->reading.add_to(*cmd);
   cmd->add_option("--data", args->data, "Folder of labelled images")->required();
   cmd->add_flag("--json", args->json, "Print the figures as JSON (fractions, not percent)");
   cmd->add_option("--errors", args->errors_file, "Write each misread image (path, truth, reading, confidence) as TSV");
   cmd->add_flag("--case-insensitive", args->case_insensitive, "Score ignoring letter case");
-  cmd->add_option("--beam", args->beam, "Prefix beam search width (default: greedy)")->check(CLI::NonNegativeNumber);
-  cmd->add_option("--batch-size", args->batch_size, "Images per forward pass")->capture_default_str()->check(CLI::PositiveNumber);
-  cmd->add_option("--threads", args->threads, "Threads (default: every core)");
-  cmd->add_option("--save-debug", args->save_debug, "Write each preprocessed image to this folder");
-  args->overrides.add_to(*cmd);
   cmd->callback([&run, args] { run = [args] { return run_eval(*args); }; });
 }
 

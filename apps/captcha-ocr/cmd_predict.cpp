@@ -17,11 +17,11 @@ namespace captcha::cli {
 namespace {
 
 struct PredictArgs {
-  std::string model, allowed, save_debug;
+  ReadingFlags reading;
+  std::string allowed;
   std::vector<std::string> paths;
   bool json = false;
-  int limit = 0, beam = 0, threads = 0, batch_size = 64;
-  PreprocessOverrides overrides;
+  int limit = 0;
 };
 
 cv::Mat read_input(const std::string& path) {
@@ -44,18 +44,15 @@ void print_reading(const std::string& path, const Reading& r, bool json) {
 }
 
 int run_predict(const PredictArgs& args) {
-  Recogniser recogniser(args.model, args.threads);
-  args.overrides.apply(recogniser.preprocess_options());
+  const Recogniser recogniser = args.reading.load();
   std::vector<std::string> files = list_images(args.paths);
   if (args.limit > 0 && files.size() > static_cast<std::size_t>(args.limit)) files.resize(args.limit);
-  ReadOptions options;
-  options.beam_width = args.beam;
+  ReadOptions options = args.reading.read_options();
   options.allowed = args.allowed;
-  options.batch_size = args.batch_size;
 
   int failures = 0;
   // Chunks bound the memory held for a large folder while keeping batches full.
-  const std::size_t chunk = static_cast<std::size_t>(std::max(1, args.batch_size));
+  const std::size_t chunk = static_cast<std::size_t>(std::max(1, args.reading.batch_size));
   for (std::size_t start = 0; start < files.size(); start += chunk) {
     const std::size_t count = std::min(chunk, files.size() - start);
     std::vector<cv::Mat> prepared(count);
@@ -63,14 +60,14 @@ int run_predict(const PredictArgs& args) {
     const auto prepare_one = [&](std::size_t i) {
       try {
         prepared[i] = recogniser.prepare(read_input(files[start + i]));
-        if (!args.save_debug.empty()) save_debug_image(args.save_debug, files[start + i], prepared[i]);
+        if (!args.reading.save_debug.empty()) save_debug_image(args.reading.save_debug, files[start + i], prepared[i]);
       } catch (const Error& e) {
         errors[i] = e.what();
       }
     };
     // stdin can only be read once and in order: no threads when it is among the inputs.
     const bool has_stdin = std::find(files.begin() + start, files.begin() + start + count, "-") != files.begin() + start + count;
-    parallel_for(count, has_stdin ? 1 : args.threads, prepare_one);
+    parallel_for(count, has_stdin ? 1 : args.reading.threads, prepare_one);
     std::vector<cv::Mat> batch;
     for (const auto& image : prepared)
       if (!image.empty()) batch.push_back(image);
@@ -92,16 +89,11 @@ int run_predict(const PredictArgs& args) {
 void register_predict(CLI::App& app, Action& run) {
   auto* cmd = app.add_subcommand("predict", "Read images: files, folders, or - for image bytes on stdin");
   auto args = std::make_shared<PredictArgs>();
-  cmd->add_option("--model", args->model, "Model file (.safetensors)")->required()->check(CLI::ExistingFile);
+  args->reading.add_to(*cmd);
   cmd->add_option("paths", args->paths, "Image files, folders, or -")->required();
   cmd->add_flag("--json", args->json, "One JSON object per line, with per-character probabilities");
   cmd->add_option("--limit", args->limit, "Read at most N images")->check(CLI::PositiveNumber);
-  cmd->add_option("--beam", args->beam, "Prefix beam search width (default: greedy)")->check(CLI::NonNegativeNumber);
   cmd->add_option("--allowed", args->allowed, "Only these symbols may be read");
-  cmd->add_option("--batch-size", args->batch_size, "Images per forward pass")->capture_default_str()->check(CLI::PositiveNumber);
-  cmd->add_option("--threads", args->threads, "Threads (default: every core)");
-  cmd->add_option("--save-debug", args->save_debug, "Write each preprocessed image to this folder");
-  args->overrides.add_to(*cmd);
   cmd->callback([&run, args] { run = [args] { return run_predict(*args); }; });
 }
 

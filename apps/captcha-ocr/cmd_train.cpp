@@ -29,6 +29,7 @@ void register_train(CLI::App& app, Action& run) {
   auto keep_aspect = std::make_shared<bool>(false);
   auto no_auto_crop = std::make_shared<bool>(false);
   auto no_auto_invert = std::make_shared<bool>(false);
+  auto no_batch_norm = std::make_shared<bool>(false);
   auto rnn_hidden = std::make_shared<std::vector<int>>();
   TrainOptions& o = *options;
 
@@ -51,6 +52,7 @@ void register_train(CLI::App& app, Action& run) {
   cmd->add_option("--rnn", o.model.rnn, "lstm or gru (resnet defaults to gru)")->check(CLI::IsMember({"lstm", "gru"}));
   cmd->add_option("--rnn-hidden", *rnn_hidden, "Hidden size per direction of each BiRNN layer, e.g. 128,64")
       ->delimiter(',')->check(CLI::PositiveNumber);
+  cmd->add_flag("--no-batch-norm", *no_batch_norm, "small: no batch norm after the convolutions (the exact Keras model)");
   cmd->add_option("--dropout", o.model.dropout, "Dropout")->capture_default_str()->check(CLI::Range(0.0, 0.95));
   cmd->add_option("--charset", o.charset, "digits, lower, upper, alnum, alnum-lower or literal symbols (default: from the labels)");
   cmd->add_flag("--fold-case", o.fold_case, "Lower-case every label (read case-insensitively)");
@@ -60,8 +62,9 @@ void register_train(CLI::App& app, Action& run) {
   cmd->add_flag("--no-auto-crop", *no_auto_crop, "Do not crop images to the text");
   cmd->add_flag("--no-auto-invert", *no_auto_invert, "Do not invert light-on-dark images");
   cmd->add_flag("--force-invert", o.preprocess.force_invert, "Invert every image");
+  cmd->add_flag("--no-clahe", [&o](std::int64_t) { o.preprocess.clahe = false; }, "No CLAHE contrast equalisation");
   cmd->add_flag("--strong", o.preprocess.strong, "Stronger preprocessing for thin strokes");
-  cmd->add_flag("--augment", o.augment, "Light random rotation/scale/shift of training images");
+  cmd->add_flag("--no-augment", [&o](std::int64_t) { o.augment = false; }, "No random rotation/scale/shift of training images");
   cmd->add_option("--clip", o.clip_grad_norm, "Gradient norm clipping (0: off)")->capture_default_str();
   cmd->add_option("--seed", o.seed, "Random seed (split, shuffling, initialisation)")->capture_default_str();
   cmd->add_option("--threads", o.threads, "Threads (default: every core)");
@@ -69,8 +72,8 @@ void register_train(CLI::App& app, Action& run) {
   cmd->add_option("--resume", o.resume_dir, "Continue the interrupted run in this folder")->check(CLI::ExistingDirectory);
   cmd->add_flag("--quiet", o.quiet, "No per-epoch lines");
 
-  cmd->callback([&run, cmd, options, keep_aspect, no_auto_crop, no_auto_invert, rnn_hidden] {
-    run = [cmd, options, keep_aspect, no_auto_crop, no_auto_invert, rnn_hidden]() -> int {
+  cmd->callback([&run, cmd, options, keep_aspect, no_auto_crop, no_auto_invert, no_batch_norm, rnn_hidden] {
+    run = [cmd, options, keep_aspect, no_auto_crop, no_auto_invert, no_batch_norm, rnn_hidden]() -> int {
       TrainOptions o = *options;
       if (!o.resume_dir.empty()) {
         // The run continues with the settings it started with; --epochs and --threads may change.
@@ -91,6 +94,7 @@ void register_train(CLI::App& app, Action& run) {
         if (*keep_aspect) o.preprocess.resize = ResizeMode::kKeepAspect;
         if (*no_auto_crop) o.preprocess.auto_crop = false;
         if (*no_auto_invert) o.preprocess.auto_invert = false;
+        if (*no_batch_norm) o.model.batch_norm = false;
       }
       install_interrupt_handler();
       const TrainSummary summary = train(o, std::cerr);

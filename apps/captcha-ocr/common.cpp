@@ -9,16 +9,31 @@
 
 namespace captcha::cli {
 
-void PreprocessOverrides::add_to(CLI::App& command) {
+void ReadingFlags::add_to(CLI::App& command) {
+  command.add_option("--model", model, "Model file (.safetensors)")->required()->check(CLI::ExistingFile);
+  command.add_option("--beam", beam, "Prefix beam search width (default: greedy)")->check(CLI::NonNegativeNumber);
+  command.add_option("--batch-size", batch_size, "Images per forward pass")->capture_default_str()->check(CLI::PositiveNumber);
+  command.add_option("--threads", threads, "Threads (default: every core)");
+  command.add_option("--save-debug", save_debug, "Write each preprocessed image to this folder");
   command.add_flag("--no-auto-crop", no_auto_crop, "Do not crop the image to the text");
   command.add_flag("--force-invert", force_invert, "Invert every image (light text on dark)");
   command.add_flag("--strong", strong, "Stronger preprocessing for thin strokes");
 }
 
-void PreprocessOverrides::apply(PreprocessOptions& options) const {
+Recogniser ReadingFlags::load() const {
+  Recogniser recogniser(model, threads);
+  PreprocessOptions& options = recogniser.preprocess_options();
   if (no_auto_crop) options.auto_crop = false;
   if (force_invert) options.force_invert = true;
   if (strong) options.strong = true;
+  return recogniser;
+}
+
+ReadOptions ReadingFlags::read_options() const {
+  ReadOptions options;
+  options.beam_width = beam;
+  options.batch_size = batch_size;
+  return options;
 }
 
 void save_debug_image(const std::string& dir, const std::string& source_path, const cv::Mat& image) {

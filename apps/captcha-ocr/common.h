@@ -8,6 +8,7 @@
 #include <CLI/CLI.hpp>
 
 #include "captcha/preprocess.h"
+#include "captcha/recogniser.h"
 
 namespace captcha::cli {
 
@@ -24,14 +25,22 @@ void register_train(CLI::App& app, Action& run);
 void register_eval(CLI::App& app, Action& run);
 void register_predict(CLI::App& app, Action& run);
 
-// Inference-time preprocessing flags (--no-auto-crop, --force-invert, --strong); each one that
-// is given overrides the model's stored setting.
-struct PreprocessOverrides {
+// The flags eval and predict share: model, decoding, batching, threads, debug images, and the
+// preprocessing overrides (--no-auto-crop, --force-invert, --strong), each of which, when given,
+// overrides the model's stored setting.
+struct ReadingFlags {
+  std::string model;
+  int beam = 0;
+  int batch_size = 64;
+  int threads = 0;
+  std::string save_debug;
   bool no_auto_crop = false;
   bool force_invert = false;
   bool strong = false;
   void add_to(CLI::App& command);
-  void apply(PreprocessOptions& options) const;
+  // Loads the model with these flags applied. Throws ModelFileError.
+  Recogniser load() const;
+  ReadOptions read_options() const;
 };
 
 // Writes `image` as DIR/<file stem>.png, creating DIR.

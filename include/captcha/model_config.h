@@ -20,6 +20,7 @@ struct ModelConfig {
   int dense = 64;                             // small: features per time step before the RNN
   std::vector<int> rnn_hidden = {128, 64};    // per direction, one entry per BiRNN layer
   double dropout = 0.2;
+  bool batch_norm = true;  // small: batch norm after each convolution (false: the exact Keras model)
 
   // Throws ConfigError on an unknown arch/rnn or a non-positive size.
   void validate() const;

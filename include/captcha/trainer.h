@@ -44,7 +44,7 @@ struct TrainOptions {
   int lr_patience = 6;             // reduce-on-plateau: epochs without a lower validation loss
   double lr_factor = 0.5;
   double min_learning_rate = 1e-5;
-  bool augment = false;            // light random affine jitter of the training images
+  bool augment = true;             // light random rotation/scale/shift of the training images
   std::uint64_t seed = 1;
   int threads = 0;                 // 0: every core
   // Starting points

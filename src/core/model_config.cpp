@@ -24,7 +24,8 @@ void ModelConfig::validate() const {
 
 void to_json(nlohmann::json& out, const ModelConfig& c) {
   out = {{"arch", c.arch},       {"rnn", c.rnn},           {"conv_channels", c.conv_channels},
-         {"dense", c.dense},     {"rnn_hidden", c.rnn_hidden}, {"dropout", c.dropout}};
+         {"dense", c.dense},     {"rnn_hidden", c.rnn_hidden}, {"dropout", c.dropout},
+         {"batch_norm", c.batch_norm}};
 }
 
 void from_json(const nlohmann::json& in, ModelConfig& c) {
@@ -35,6 +36,7 @@ void from_json(const nlohmann::json& in, ModelConfig& c) {
   c.dense = in.value("dense", c.dense);
   c.rnn_hidden = in.value("rnn_hidden", c.rnn_hidden);
   c.dropout = in.value("dropout", c.dropout);
+  c.batch_norm = in.value("batch_norm", false);  // absent: a file written before the option
   c.validate();
 }
 

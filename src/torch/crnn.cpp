@@ -53,8 +53,13 @@ CrnnImpl::CrnnImpl(const ModelConfig& config, int num_classes, int input_height)
   config.validate();
   int features = 0;
   if (config.arch == "small") {
-    conv1_ = register_module("conv1", nn::Conv2d(nn::Conv2dOptions(1, config.conv_channels[0], /*kernel_size=*/3).padding(1)));
-    conv2_ = register_module("conv2", nn::Conv2d(nn::Conv2dOptions(config.conv_channels[0], config.conv_channels[1], /*kernel_size=*/3).padding(1)));
+    const bool bias = !config.batch_norm;  // batch norm's shift replaces the bias
+    conv1_ = register_module("conv1", nn::Conv2d(nn::Conv2dOptions(1, config.conv_channels[0], /*kernel_size=*/3).padding(1).bias(bias)));
+    conv2_ = register_module("conv2", nn::Conv2d(nn::Conv2dOptions(config.conv_channels[0], config.conv_channels[1], /*kernel_size=*/3).padding(1).bias(bias)));
+    if (config.batch_norm) {
+      bn1_ = register_module("bn1", nn::BatchNorm2d(config.conv_channels[0]));
+      bn2_ = register_module("bn2", nn::BatchNorm2d(config.conv_channels[1]));
+    }
     dense_ = register_module("dense", nn::Linear(config.conv_channels[1] * (input_height / 4), config.dense));
     features = config.dense;
   } else {
@@ -83,11 +88,51 @@ CrnnImpl::CrnnImpl(const ModelConfig& config, int num_classes, int input_height)
     features = 2 * hidden;
   }
   classifier_ = register_module("classifier", nn::Linear(features, num_classes));
+  initialise_like_keras();
+}
+
+void CrnnImpl::initialise_like_keras() {
+  // Keras defaults, which the reference model was tuned with: Glorot-uniform kernels and zero
+  // biases; recurrent matrices orthogonal per gate; LSTM forget-gate bias 1. They shorten the
+  // CTC plateau at the start of training compared with LibTorch's defaults.
+  torch::NoGradGuard no_grad;
+  for (auto& module : modules(/*include_self=*/false)) {
+    if (auto* conv = module->as<nn::Conv2d>()) {
+      nn::init::xavier_uniform_(conv->weight);
+      if (conv->options.bias()) nn::init::zeros_(conv->bias);
+    } else if (auto* linear = module->as<nn::Linear>()) {
+      nn::init::xavier_uniform_(linear->weight);
+      nn::init::zeros_(linear->bias);
+    }
+  }
+  const auto init_rnn = [](torch::nn::Module& rnn, int gates, int hidden) {
+    for (auto& p : rnn.named_parameters()) {
+      auto& value = p.value();
+      if (p.key().rfind("weight_ih", 0) == 0) {
+        nn::init::xavier_uniform_(value);
+      } else if (p.key().rfind("weight_hh", 0) == 0) {
+        for (int g = 0; g < gates; ++g) {
+          auto block = value.narrow(0, g * hidden, hidden);
+          block.copy_(nn::init::orthogonal_(torch::empty_like(block)));
+        }
+      } else if (p.key().rfind("bias", 0) == 0) {
+        nn::init::zeros_(value);
+        // LSTM gate order (i, f, g, o): forget gate bias 1, once (bias_ih only).
+        if (gates == 4 && p.key().rfind("bias_ih", 0) == 0) value.narrow(0, hidden, hidden).fill_(1.0);
+      }
+    }
+  };
+  for (std::size_t i = 0; i < lstms_.size(); ++i) init_rnn(*lstms_[i], 4, config_.rnn_hidden[i]);
+  for (std::size_t i = 0; i < grus_.size(); ++i) init_rnn(*grus_[i], 3, config_.rnn_hidden[i]);
 }
 
 torch::Tensor CrnnImpl::small_features(torch::Tensor x) {
-  x = torch::max_pool2d(torch::relu(conv1_->forward(x)), 2);
-  x = torch::max_pool2d(torch::relu(conv2_->forward(x)), 2);
+  x = conv1_->forward(x);
+  if (bn1_) x = bn1_->forward(x);
+  x = torch::max_pool2d(torch::relu(x), 2);
+  x = conv2_->forward(x);
+  if (bn2_) x = bn2_->forward(x);
+  x = torch::max_pool2d(torch::relu(x), 2);
   // N x C x H x W -> N x W x (C * H): each column of the feature map is one time step.
   x = x.permute({0, 3, 1, 2}).flatten(2);
   return dropout_->forward(torch::relu(dense_->forward(x)));

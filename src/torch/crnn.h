@@ -24,10 +24,12 @@ class CrnnImpl : public torch::nn::Module {
  private:
   torch::Tensor small_features(torch::Tensor x);
   torch::Tensor resnet_features(torch::Tensor x);
+  void initialise_like_keras();
 
   ModelConfig config_;
   // small
   torch::nn::Conv2d conv1_{nullptr}, conv2_{nullptr};
+  torch::nn::BatchNorm2d bn1_{nullptr}, bn2_{nullptr};
   torch::nn::Linear dense_{nullptr};
   // resnet
   torch::nn::Sequential stem_{nullptr}, stages_{nullptr};
