@@ -2,6 +2,7 @@
 #include <sys/wait.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 
 #include <gtest/gtest.h>
@@ -153,6 +154,38 @@ TEST_F(Cli, BadModelFilesFailWithOneClearLine) {
     EXPECT_EQ(run("eval --model " + path(name) + " --data " + data()).code, 1);
   }
   EXPECT_EQ(run("predict --model " + path("nope.safetensors") + " " + data()).code, 2);
+}
+
+TEST_F(Cli, ModelFilesPassAnIndependentSafetensorsCheck) {
+  if (std::system("python3 --version > /dev/null 2>&1") != 0) GTEST_SKIP() << "no python3 to run the checker";
+  const std::string checker = std::string(CAPTCHA_SOURCE_DIR) + "/tests/tools/check_safetensors.py";
+  for (const char* name : {"best.safetensors", "last.safetensors"}) {
+    const std::string command = "python3 " + checker + " " + run_dir() + "/" + name + " 2>&1";
+    FILE* pipe = popen(command.c_str(), "r");
+    char buffer[512] = {0};
+    const std::size_t n = fread(buffer, 1, sizeof buffer - 1, pipe);
+    EXPECT_EQ(pclose(pipe), 0) << std::string(buffer, n);
+    EXPECT_EQ(std::string(buffer, n).rfind("ok:", 0), 0u) << std::string(buffer, n);
+  }
+}
+
+TEST_F(Cli, CtrlCSavesLastAndExitsWith130) {
+  const std::string out = path("sigint");
+  // Background commands of a non-interactive shell start with SIGINT ignored; the tool installs
+  // its own handler, so the signal still reaches it.
+  const std::string script =
+      "sh -c '" + std::string(CAPTCHA_OCR_BIN) + " train --train " + data() + " --val " + data() + " --out " + out +
+      " --epochs 500 --width 96 --height 32 --rnn-hidden 16 --threads 1 > " + out + ".log 2>&1 & pid=$!; "
+      "for i in $(seq 600); do [ -f " + out + "/metrics.csv ] && break; sleep 0.1; done; "
+      "kill -INT $pid; wait $pid; echo rc=$?'";
+  FILE* pipe = popen(script.c_str(), "r");
+  char buffer[256] = {0};
+  const std::size_t n = fread(buffer, 1, sizeof buffer - 1, pipe);
+  pclose(pipe);
+  EXPECT_EQ(std::string(buffer, n), "rc=130\n") << testing::read_file(out + ".log");
+  EXPECT_TRUE(fs::exists(out + "/last.safetensors"));
+  EXPECT_FALSE(fs::exists(out + "/final.safetensors"));
+  EXPECT_NE(testing::read_file(out + ".log").find("--resume"), std::string::npos);
 }
 
 TEST_F(Cli, ResumeAndInit) {
