@@ -12,6 +12,17 @@
 namespace captcha {
 namespace {
 
+// Saves `net` as a model file for 96x32 inputs with `charset`.
+ModelFile save_network(Crnn& net, const ModelConfig& config, const std::string& charset, const std::string& path) {
+  ModelFile file;
+  file.charset = Charset(charset);
+  file.preprocess.width = 96, file.preprocess.height = 32;
+  file.config = config;
+  file.tensors = export_weights(net);
+  save_model(path, file);
+  return file;
+}
+
 std::int64_t parameter_count(Crnn& net) {
   std::int64_t n = 0;
   for (const auto& p : net->parameters()) n += p.numel();
@@ -65,12 +76,7 @@ TEST_P(CrnnArch, ModelFileRoundTripGivesIdenticalOutputs) {
   // Make batch-norm statistics non-trivial so that buffers must travel too.
   for (auto& b : original->named_buffers())
     if (b.value().scalar_type() == torch::kFloat) b.value().uniform_(0.5, 1.5);
-  ModelFile file;
-  file.charset = Charset("abcd");
-  file.preprocess.width = 96, file.preprocess.height = 32;
-  file.config = c;
-  file.tensors = export_weights(original);
-  save_model(dir / "m.safetensors", file);
+  save_network(original, c, "abcd", dir / "m.safetensors");
 
   const ModelFile loaded = load_model(dir / "m.safetensors");
   Crnn rebuilt(loaded.config, loaded.charset.num_classes(), loaded.preprocess.height);
@@ -106,12 +112,7 @@ TEST(Recogniser, MatchesTheNetworkForwardPass) {
   c.rnn_hidden = {16, 16};
   Crnn net(c, 4, 32);
   net->eval();
-  ModelFile file;
-  file.charset = Charset("abc");
-  file.preprocess.width = 96, file.preprocess.height = 32;
-  file.config = c;
-  file.tensors = export_weights(net);
-  save_model(dir / "m.safetensors", file);
+  const ModelFile file = save_network(net, c, "abc", dir / "m.safetensors");
 
   Recogniser recogniser(dir / "m.safetensors", 1);
   const cv::Mat prepared = recogniser.prepare(testing::draw_text("abc", 96, 32, 1));

@@ -260,7 +260,7 @@ void print_settings(std::ostream& log, const TrainOptions& o, const Charset& cha
   for (std::size_t i = 0; i < o.model.rnn_hidden.size(); ++i) hidden << (i ? "," : "") << o.model.rnn_hidden[i];
   log << "captcha-ocr train\n";
   row("train", (o.train_dir) + " (" + std::to_string(train_set.size()) + " images)");
-  row("validation", (o.val_dir.empty() ? o.train_dir + " (held out " + std::to_string(o.val_fraction) + ")" : o.val_dir) +
+  row("validation", (o.val_dir.empty() ? o.train_dir + " (held out " + std::to_string(std::lround(100 * o.val_fraction)) + "%)" : o.val_dir) +
                         " (" + std::to_string(val_set.size()) + " images)");
   row("charset", charset.symbols_utf8() + " (" + std::to_string(charset.size()) + (o.fold_case ? ", case folded)" : ")"));
   row("input", std::to_string(o.preprocess.width) + "x" + std::to_string(o.preprocess.height) +
