@@ -8,7 +8,6 @@
 #include "captcha/dataset.h"
 #include "captcha/errors.h"
 #include "captcha/metrics.h"
-#include "captcha/parallel.h"
 #include "captcha/recogniser.h"
 #include "common.h"
 
@@ -36,16 +35,9 @@ int run_eval(const EvalArgs& args) {
     if (!probe) throw Error(args.errors_file + ": cannot write the errors file");
   }
 
-  std::vector<cv::Mat> prepared(samples.size());
-  std::vector<std::string> failures(samples.size());
-  parallel_for(samples.size(), args.reading.threads, [&](std::size_t i) {
-    try {
-      prepared[i] = recogniser.prepare(load_image(samples[i].path));
-      if (!args.reading.save_debug.empty()) save_debug_image(args.reading.save_debug, samples[i].path, prepared[i]);
-    } catch (const Error& e) {
-      failures[i] = e.what();
-    }
-  });
+  std::vector<std::string> paths;
+  for (const auto& sample : samples) paths.push_back(sample.path);
+  const auto [prepared, failures] = args.reading.prepare(recogniser, paths);
   std::vector<cv::Mat> readable;
   std::vector<std::size_t> index;
   SkipReport skipped;

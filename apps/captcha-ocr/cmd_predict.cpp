@@ -1,13 +1,11 @@
 // captcha-ocr predict: reads images (files, folders, or '-' for bytes on stdin).
 #include <iomanip>
 #include <iostream>
-#include <iterator>
 
 #include <nlohmann/json.hpp>
 
 #include "captcha/dataset.h"
 #include "captcha/errors.h"
-#include "captcha/parallel.h"
 #include "captcha/recogniser.h"
 #include "captcha/utf8.h"
 #include "common.h"
@@ -23,12 +21,6 @@ struct PredictArgs {
   bool json = false;
   int limit = 0;
 };
-
-cv::Mat read_input(const std::string& path) {
-  if (path != "-") return load_image(path);
-  std::vector<std::uint8_t> bytes((std::istreambuf_iterator<char>(std::cin)), std::istreambuf_iterator<char>());
-  return decode_image(bytes, "<stdin>");
-}
 
 void print_reading(const std::string& path, const Reading& r, bool json) {
   if (!json) {
@@ -55,19 +47,8 @@ int run_predict(const PredictArgs& args) {
   const std::size_t chunk = static_cast<std::size_t>(std::max(1, args.reading.batch_size));
   for (std::size_t start = 0; start < files.size(); start += chunk) {
     const std::size_t count = std::min(chunk, files.size() - start);
-    std::vector<cv::Mat> prepared(count);
-    std::vector<std::string> errors(count);
-    const auto prepare_one = [&](std::size_t i) {
-      try {
-        prepared[i] = recogniser.prepare(read_input(files[start + i]));
-        if (!args.reading.save_debug.empty()) save_debug_image(args.reading.save_debug, files[start + i], prepared[i]);
-      } catch (const Error& e) {
-        errors[i] = e.what();
-      }
-    };
-    // stdin can only be read once and in order: no threads when it is among the inputs.
-    const bool has_stdin = std::find(files.begin() + start, files.begin() + start + count, "-") != files.begin() + start + count;
-    parallel_for(count, has_stdin ? 1 : args.reading.threads, prepare_one);
+    const auto [prepared, errors] = args.reading.prepare(
+        recogniser, std::vector<std::string>(files.begin() + start, files.begin() + start + count));
     std::vector<cv::Mat> batch;
     for (const auto& image : prepared)
       if (!image.empty()) batch.push_back(image);

@@ -1,11 +1,15 @@
 // Shared command-line helpers.
 #include "common.h"
 
+#include <algorithm>
 #include <filesystem>
+#include <iostream>
+#include <iterator>
 
 #include <opencv2/imgcodecs.hpp>
 
 #include "captcha/errors.h"
+#include "captcha/parallel.h"
 
 namespace captcha::cli {
 
@@ -27,6 +31,34 @@ Recogniser ReadingFlags::load() const {
   if (force_invert) options.force_invert = true;
   if (strong) options.strong = true;
   return recogniser;
+}
+
+namespace {
+
+cv::Mat read_input(const std::string& path) {
+  if (path != "-") return load_image(path);
+  std::vector<std::uint8_t> bytes((std::istreambuf_iterator<char>(std::cin)), std::istreambuf_iterator<char>());
+  return decode_image(bytes, "<stdin>");
+}
+
+}  // namespace
+
+ReadingFlags::Prepared ReadingFlags::prepare(const Recogniser& recogniser,
+                                             const std::vector<std::string>& paths) const {
+  Prepared out;
+  out.images.resize(paths.size());
+  out.errors.resize(paths.size());
+  // stdin can only be read once and in order: no threads when it is among the inputs.
+  const bool has_stdin = std::find(paths.begin(), paths.end(), "-") != paths.end();
+  parallel_for(paths.size(), has_stdin ? 1 : threads, [&](std::size_t i) {
+    try {
+      out.images[i] = recogniser.prepare(read_input(paths[i]));
+      if (!save_debug.empty()) save_debug_image(save_debug, paths[i], out.images[i]);
+    } catch (const Error& e) {
+      out.errors[i] = e.what();
+    }
+  });
+  return out;
 }
 
 ReadOptions ReadingFlags::read_options() const {

@@ -3,6 +3,7 @@
 
 #include <functional>
 #include <string>
+#include <vector>
 
 #include <CLI/CLI.hpp>
 
@@ -40,6 +41,15 @@ struct ReadingFlags {
   // Loads the model with these flags applied. Throws ModelFileError.
   Recogniser load() const;
   ReadOptions read_options() const;
+
+  // Decodes and prepares `paths` ("-": image bytes on stdin) in parallel, writing debug images
+  // when --save-debug is given. An image that fails stays empty in `images`, and `errors` holds
+  // its one-line reason at the same index.
+  struct Prepared {
+    std::vector<cv::Mat> images;
+    std::vector<std::string> errors;
+  };
+  Prepared prepare(const Recogniser& recogniser, const std::vector<std::string>& paths) const;
 };
 
 // Writes `image` as DIR/<file stem>.png, creating DIR.

@@ -71,14 +71,15 @@ struct Batch {
   std::vector<int64_t> target_lengths;
 };
 
+// Images order[start, start + count) of `data`; jittered when `augment_rng` is given.
 Batch make_batch(const LoadedDataset& data, const std::vector<std::size_t>& order, std::size_t start,
-                 std::size_t count, const PreprocessOptions& p, bool augment, std::mt19937_64& rng) {
+                 std::size_t count, const PreprocessOptions& p, std::mt19937_64* augment_rng) {
   Batch batch;
   batch.images = torch::empty({static_cast<int64_t>(count), 1, p.height, p.width});
   std::vector<int64_t> targets;
   for (std::size_t i = 0; i < count; ++i) {
     const std::size_t index = order[start + i];
-    const cv::Mat image = augment ? augment_image(data.images[index], rng) : data.images[index];
+    const cv::Mat image = augment_rng ? augment_image(data.images[index], *augment_rng) : data.images[index];
     normalise_into(image, p, batch.images[static_cast<int64_t>(i)].data_ptr<float>());
     targets.insert(targets.end(), data.targets[index].begin(), data.targets[index].end());
     batch.target_lengths.push_back(static_cast<int64_t>(data.targets[index].size()));
@@ -108,13 +109,12 @@ Validation validate(Crnn& network, const LoadedDataset& data, const Charset& cha
   network->eval();
   std::vector<std::size_t> order(data.size());
   std::iota(order.begin(), order.end(), 0);
-  std::mt19937_64 unused;
   MetricsAccumulator metrics;
   double loss_sum = 0;
   constexpr std::size_t kBatch = 64;
   for (std::size_t start = 0; start < data.size(); start += kBatch) {
     const std::size_t count = std::min(kBatch, data.size() - start);
-    const Batch batch = make_batch(data, order, start, count, p, false, unused);
+    const Batch batch = make_batch(data, order, start, count, p, /*augment_rng=*/nullptr);
     const auto logits = network->forward(batch.images);
     loss_sum += ctc_loss(logits, batch).item<double>() * count;
     const auto texts = decode_logits(logits, charset);
@@ -378,10 +378,10 @@ TrainSummary train(const TrainOptions& input_options, std::ostream& log) {
   ModelFile resume_from, init_from;
   TrainerState state;
   const bool resuming = !o.resume_dir.empty();
+  const std::string resume_path = (fs::path(o.resume_dir) / "last.safetensors").string();
   if (resuming) {
-    resume_from = load_model((fs::path(o.resume_dir) / "last.safetensors").string());
-    if (!resume_from.checkpoint.is_object())
-      throw ModelFileError(o.resume_dir + "/last.safetensors: not a training checkpoint");
+    resume_from = load_model(resume_path);
+    if (!resume_from.checkpoint.is_object()) throw ModelFileError(resume_path + ": not a training checkpoint");
     state = state_from_json(resume_from.checkpoint.at("state"));
     o.model = resume_from.config;
     o.preprocess = resume_from.preprocess;
@@ -440,7 +440,7 @@ TrainSummary train(const TrainOptions& input_options, std::ostream& log) {
   torch::manual_seed(o.seed);
   Crnn network(o.model, charset.num_classes(), o.preprocess.height);
   if (resuming) {
-    import_weights(network, resume_from.tensors, o.resume_dir + "/last.safetensors");
+    import_weights(network, resume_from.tensors, resume_path);
   } else if (!o.init_model.empty()) {
     initialise_from(network, init_from, charset, o.init_model);
   }
@@ -449,7 +449,7 @@ TrainSummary train(const TrainOptions& input_options, std::ostream& log) {
   if (resuming) {
     const auto it = resume_from.tensors.find("optimizer_state");
     if (it == resume_from.tensors.end())
-      throw ModelFileError(o.resume_dir + "/last.safetensors: no optimizer state");
+      throw ModelFileError(resume_path + ": no optimizer state");
     std::istringstream bytes(std::string(it->second.bytes.begin(), it->second.bytes.end()));
     torch::load(*optimizer, bytes);
     state.metrics_rows = read_metrics_rows(fs::path(o.out_dir) / "metrics.csv", state.epochs_completed);
@@ -527,7 +527,7 @@ TrainSummary train(const TrainOptions& input_options, std::ostream& log) {
       if (g_stop_requested) break;
       const std::size_t start = b * o.batch_size;
       const std::size_t count = std::min<std::size_t>(o.batch_size, train_set.size() - start);
-      const Batch batch = make_batch(train_set, order, start, count, o.preprocess, o.augment, rng);
+      const Batch batch = make_batch(train_set, order, start, count, o.preprocess, o.augment ? &rng : nullptr);
       optimizer->zero_grad();
       const auto loss = ctc_loss(network->forward(batch.images), batch);
       loss.backward();
