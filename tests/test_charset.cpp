@@ -60,6 +60,8 @@ TEST(Utf8, RejectsMalformedAndTruncated) {
   EXPECT_THROW(utf8_to_u32("\xC3\x28"), ConfigError);
   EXPECT_THROW(utf8_to_u32("\xFF"), ConfigError);
   EXPECT_EQ(u32_to_utf8(utf8_to_u32("h€llo😀")), "h€llo😀");
+  EXPECT_TRUE(is_valid_utf8("h€llo"));
+  EXPECT_FALSE(is_valid_utf8("ab\xff"));
 }
 
 }  // namespace

@@ -112,6 +112,20 @@ TEST(LoadDataset, NoUsableImageIsAClearError) {
   }
 }
 
+TEST(LoadDataset, FileNamesThatAreNotUtf8AreSkippedNotFatal) {
+  TempDir dir("utf8");
+  testing::write_dataset(dir.path(), 3, "abc", 4, 3);
+  cv::imwrite(dir / "ab\xff.png", testing::draw_text("ab", 96, 32, 1));
+  for (bool fold : {false, true}) {
+    LoadOptions options;
+    options.fold_case = fold;
+    const auto data = load_dataset(scan_folder(dir.path()), Charset("abc"), PreprocessOptions{}, options, dir.path());
+    EXPECT_EQ(data.size(), 3u);
+    EXPECT_EQ(data.skipped.outside_charset, 1u);
+    EXPECT_NE(data.skipped.summary().find("not valid UTF-8"), std::string::npos);
+  }
+}
+
 TEST(LoadDataset, FoldCase) {
   TempDir dir("fold");
   cv::imwrite(dir / "AbC.png", testing::draw_text("AbC", 96, 32, 1));

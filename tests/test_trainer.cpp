@@ -8,6 +8,7 @@
 #include <thread>
 
 #include <gtest/gtest.h>
+#include <opencv2/imgcodecs.hpp>
 
 #include "captcha/dataset.h"
 #include "captcha/errors.h"
@@ -148,6 +149,19 @@ TEST(Trainer, InitFromAnotherModelMapsTheCharset) {
   const float* old_bias = base.tensors.at("classifier.bias").f32();
   const float* new_bias = tuned.tensors.at("classifier.bias").f32();
   for (int c = 0; c < 5; ++c) EXPECT_NEAR(old_bias[c], new_bias[c], 1e-4) << c;
+}
+
+TEST(Trainer, SkipsAFileNameThatIsNotUtf8) {
+  TempDir dir("utf8");
+  testing::write_dataset(dir / "data", 8, "0123", 3, 18);
+  cv::imwrite(dir / "data/01\xff.png", testing::draw_text("01", 96, 32, 1));
+  TrainOptions o = tiny_options(dir / "data", dir / "run");
+  o.epochs = 1;
+  o.fold_case = true;
+  std::ostringstream log;
+  EXPECT_FALSE(train(o, log).interrupted);
+  EXPECT_NE(log.str().find("not valid UTF-8"), std::string::npos) << log.str();
+  EXPECT_EQ(load_model(dir / "run/final.safetensors").charset.symbols_utf8(), "0123");
 }
 
 TEST(Trainer, RefusesLabelsTheModelCannotEmit) {

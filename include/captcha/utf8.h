@@ -8,6 +8,9 @@ namespace captcha {
 // Decodes UTF-8 to code points. Throws ConfigError on malformed UTF-8.
 std::u32string utf8_to_u32(const std::string& text);
 
+// True when `text` is well-formed UTF-8 (file names on Linux need not be).
+bool is_valid_utf8(const std::string& text);
+
 // Encodes code points as UTF-8.
 std::string u32_to_utf8(const std::u32string& text);
 std::string u32_to_utf8(char32_t code_point);

@@ -135,15 +135,13 @@ LoadedDataset load_dataset(const std::vector<Sample>& samples, const Charset& ch
   std::vector<std::string> labels;
   std::vector<std::vector<int>> targets;
   for (std::size_t i = 0; i < samples.size(); ++i) {
-    std::string label = options.fold_case ? fold_label(samples[i].label) : samples[i].label;
-    std::u32string code_points;
-    try {
-      code_points = utf8_to_u32(label);
-    } catch (const ConfigError&) {
+    if (!is_valid_utf8(samples[i].label)) {
       ++out.skipped.outside_charset;
       note(samples[i].path + ": label is not valid UTF-8");
       continue;
     }
+    std::string label = options.fold_case ? fold_label(samples[i].label) : samples[i].label;
+    const std::u32string code_points = utf8_to_u32(label);
     if (code_points.empty()) {
       ++out.skipped.empty_label;
       note(samples[i].path + ": empty label");

@@ -36,6 +36,15 @@ std::u32string utf8_to_u32(const std::string& text) {
   return out;
 }
 
+bool is_valid_utf8(const std::string& text) {
+  try {
+    utf8_to_u32(text);
+    return true;
+  } catch (const ConfigError&) {
+    return false;
+  }
+}
+
 std::string u32_to_utf8(char32_t c) {
   std::string out;
   if (c < 0x80) {

@@ -23,6 +23,7 @@
 #include "captcha/errors.h"
 #include "captcha/metrics.h"
 #include "captcha/model_file.h"
+#include "captcha/utf8.h"
 #include "crnn.h"
 
 namespace fs = std::filesystem;
@@ -290,6 +291,7 @@ void check_time_steps(const std::vector<Sample>& samples, const Charset& charset
   int worst = 0;
   std::string worst_label;
   for (const auto& sample : samples) {
+    if (!is_valid_utf8(sample.label)) continue;  // counted as skipped when loading
     const std::string label = fold_case ? fold_label(sample.label) : sample.label;
     std::vector<int> encoded;
     try {
@@ -423,7 +425,8 @@ TrainSummary train(const TrainOptions& input_options, std::ostream& log) {
     charset = init_from.charset;
   } else {
     std::vector<std::string> labels;
-    for (const auto& s : train_samples) labels.push_back(o.fold_case ? fold_label(s.label) : s.label);
+    for (const auto& s : train_samples)
+      if (is_valid_utf8(s.label)) labels.push_back(o.fold_case ? fold_label(s.label) : s.label);
     charset = Charset::from_labels(labels);
   }
   const int time_steps = output_time_steps(o.model, o.preprocess.width);
