@@ -1,6 +1,7 @@
 // The captcha-ocr binary: every subcommand, bad arguments, missing and corrupt files, exit codes.
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -197,6 +198,27 @@ TEST_F(Cli, ResumeAndInit) {
   EXPECT_EQ(r.code, 0) << r.output;
   EXPECT_NE(r.output.find("96x32"), std::string::npos);  // the init model's input size
   EXPECT_EQ(run("train --resume " + path("empty-run")).code, 2);
+}
+
+TEST_F(Cli, GenerateDrawsAFolderThatTrainAndEvalRead) {
+  Result r = run("generate --out " + path("gen") + " --count 30 --style clean --charset digits --length 3 --size 96x32 --seed 5");
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("images/s"), std::string::npos) << r.output;
+  EXPECT_TRUE(fs::exists(path("gen/labels.tsv")));
+  // The model trained on hand-drawn digits reads the folder without complaint.
+  r = run("eval --model " + model() + " --data " + path("gen") + " --json", false);
+  EXPECT_EQ(r.code, 0);
+  EXPECT_EQ(nlohmann::json::parse(r.output).at("count"), 30);
+}
+
+TEST_F(Cli, GenerateRefusesBadOptions) {
+  for (const std::string args : {"--count 0", "--length 0", "--length 6-4", "--length x", "--size 40x10",
+                                 "--size big", "--style sparkles", "--charset ''", "--format gif"}) {
+    const Result r = run("generate --out " + path("bad-gen") + " " + args);
+    EXPECT_EQ(r.code, 2) << args << ": " << r.output;
+    EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), 1) << args << ": " << r.output;
+  }
+  EXPECT_FALSE(fs::exists(path("bad-gen")));
 }
 
 }  // namespace

@@ -12,6 +12,7 @@
 
 #include "captcha/dataset.h"
 #include "captcha/errors.h"
+#include "captcha/generator.h"
 #include "captcha/metrics.h"
 #include "captcha/model_file.h"
 #include "captcha/recogniser.h"
@@ -50,6 +51,20 @@ double exact_match_on(const std::string& model, const std::string& folder) {
   return metrics.report().exact_match;
 }
 
+std::vector<double> column_of_metrics(const std::string& path, int column) {
+  std::istringstream csv(testing::read_file(path));
+  std::string line;
+  std::getline(csv, line);
+  std::vector<double> values;
+  while (std::getline(csv, line)) {
+    std::istringstream fields(line);
+    std::string field;
+    for (int i = 0; i <= column; ++i) std::getline(fields, field, ',');
+    values.push_back(std::stod(field));
+  }
+  return values;
+}
+
 TEST(Trainer, LearnsToReadAFewDozenImages) {
   TempDir dir("learn");
   testing::write_dataset(dir / "data", 40, "0123456789", 3, 11);
@@ -63,23 +78,49 @@ TEST(Trainer, LearnsToReadAFewDozenImages) {
     EXPECT_TRUE(fs::exists(dir / ("run/" + std::string(name)))) << name;
   EXPECT_GE(s.best_val_exact_match, 0.9) << log.str();
   EXPECT_GE(exact_match_on(s.best_model, dir / "data"), 0.9);
-  // metrics.csv has a header and one row per epoch.
-  std::istringstream csv(testing::read_file(dir / "run/metrics.csv"));
-  std::string line;
-  int rows = -1;
-  while (std::getline(csv, line)) ++rows;
-  EXPECT_EQ(rows, s.epochs_completed);
+  // metrics.csv has a header and one row per epoch; curves.png shows them.
+  EXPECT_EQ(column_of_metrics(dir / "run/metrics.csv", 0).size(), static_cast<std::size_t>(s.epochs_completed));
+  EXPECT_FALSE(cv::imread(dir / "run/curves.png").empty());
+}
+
+// The generator's labels match what it draws: a model trained on one generated set reads
+// another set drawn with a different seed.
+TEST(Trainer, LearnsToReadGeneratedImages) {
+  TempDir dir("generated");
+  GenerateOptions g;
+  g.style = "clean";
+  g.charset = "digits";
+  g.min_length = g.max_length = 3;
+  g.width = 96;
+  g.height = 32;
+  g.out_dir = dir / "train";
+  g.count = 150;
+  std::ostringstream log;
+  generate(g, log);
+  g.out_dir = dir / "val";
+  g.count = 40;
+  g.seed = 2;
+  generate(g, log);
+  TrainOptions o = tiny_options(dir / "train", dir / "run");
+  o.val_dir = dir / "val";
+  o.epochs = 30;
+  const TrainSummary s = train(o, log);
+  EXPECT_GE(s.best_val_exact_match, 0.8) << log.str();
 }
 
 TEST(Trainer, ResumeContinuesExactlyWhereTheRunStopped) {
   TempDir dir("resume");
   testing::write_dataset(dir / "data", 24, "0123456789", 3, 12);
+  // Extending a run keeps the plateau schedule's rates (a cosine schedule stretches with
+  // --epochs); the weight average is part of the saved state.
   TrainOptions straight = tiny_options(dir / "data", dir / "straight");
+  straight.schedule = "plateau";
   straight.epochs = 4;
   std::ostringstream log;
   train(straight, log);
 
   TrainOptions first = tiny_options(dir / "data", dir / "split");
+  first.schedule = "plateau";
   first.epochs = 2;
   train(first, log);
   TrainOptions resumed = options_from_checkpoint(dir / "split");
@@ -94,6 +135,42 @@ TEST(Trainer, ResumeContinuesExactlyWhereTheRunStopped) {
   const ModelFile b = load_model(dir / "split/final.safetensors");
   ASSERT_EQ(a.tensors.size(), b.tensors.size());
   for (const auto& [name, tensor] : a.tensors) EXPECT_EQ(tensor.bytes, b.tensors.at(name).bytes) << name;
+}
+
+TEST(Trainer, CosineScheduleWarmsUpThenDecaysToTheFloor) {
+  TempDir dir("cosine");
+  testing::write_dataset(dir / "data", 16, "0123", 3, 19);
+  TrainOptions o = tiny_options(dir / "data", dir / "run");
+  o.epochs = 6;
+  o.warmup_epochs = 2;
+  o.min_learning_rate = 1e-5;
+  std::ostringstream log;
+  train(o, log);
+  const auto rates = column_of_metrics(dir / "run/metrics.csv", 5);  // rate after each epoch's last step
+  ASSERT_EQ(rates.size(), 6u);
+  EXPECT_LT(rates[0], o.learning_rate * 0.6);
+  EXPECT_NEAR(rates[1], o.learning_rate, 1e-9);
+  for (std::size_t i = 2; i < rates.size(); ++i) EXPECT_LT(rates[i], rates[i - 1]) << i;
+  EXPECT_NEAR(rates.back(), 1e-5, 1e-9);
+}
+
+TEST(Trainer, LastCheckpointHoldsRawWeightsAndTheAverage) {
+  TempDir dir("average");
+  testing::write_dataset(dir / "data", 16, "0123", 3, 20);
+  TrainOptions o = tiny_options(dir / "data", dir / "run");
+  o.epochs = 2;
+  o.ema_decay = 0.9;
+  std::ostringstream log;
+  train(o, log);
+  const ModelFile last = load_model(dir / "run/last.safetensors");
+  const ModelFile final_model = load_model(dir / "run/final.safetensors");
+  const std::string name = "classifier.weight";
+  ASSERT_TRUE(last.tensors.count("ema." + name));
+  EXPECT_EQ(last.tensors.at("ema." + name).bytes, final_model.tensors.at(name).bytes);
+  EXPECT_NE(last.tensors.at(name).bytes, final_model.tensors.at(name).bytes);
+  EXPECT_FALSE(final_model.tensors.count("ema." + name));
+  Recogniser raw(dir / "run/last.safetensors", 1);  // loads as a model
+  EXPECT_EQ(raw.model().charset.symbols_utf8(), "0123");
 }
 
 TEST(Trainer, StopRequestSavesLastAndResumeFinishes) {
@@ -192,6 +269,12 @@ TEST(Trainer, RefusesBadSettings) {
   std::ostringstream log;
   TrainOptions o = tiny_options(dir / "data", dir / "run");
   o.optimizer = "lbfgs";
+  EXPECT_THROW(train(o, log), ConfigError);
+  o = tiny_options(dir / "data", dir / "run");
+  o.schedule = "step";
+  EXPECT_THROW(train(o, log), ConfigError);
+  o = tiny_options(dir / "data", dir / "run");
+  o.ema_decay = 1.0;
   EXPECT_THROW(train(o, log), ConfigError);
   o = tiny_options(dir / "data", dir / "run");
   o.model.arch = "transformer";

@@ -1,13 +1,18 @@
 // captcha-ocr eval: measures a model on a labelled folder (exact match, CER, confusions).
+#include <algorithm>
+#include <cstdio>
 #include <fstream>
+#include <numeric>
 #include <iomanip>
 #include <iostream>
 
 #include <nlohmann/json.hpp>
+#include <opencv2/imgcodecs.hpp>
 
 #include "captcha/dataset.h"
 #include "captcha/errors.h"
 #include "captcha/metrics.h"
+#include "captcha/plots.h"
 #include "captcha/recogniser.h"
 #include "common.h"
 
@@ -17,7 +22,8 @@ namespace {
 
 struct EvalArgs {
   ReadingFlags reading;
-  std::string data, errors_file;
+  std::string data, errors_file, grid_file;
+  int grid_count = 48;
   bool json = false, case_insensitive = false;
 };
 
@@ -33,6 +39,12 @@ int run_eval(const EvalArgs& args) {
   if (!args.errors_file.empty()) {
     std::ofstream probe(args.errors_file);
     if (!probe) throw Error(args.errors_file + ": cannot write the errors file");
+  }
+  if (!args.grid_file.empty()) {
+    std::ofstream probe(args.grid_file + ".tmp");
+    if (!probe) throw Error(args.grid_file + ": cannot write the grid image");
+    probe.close();
+    std::remove((args.grid_file + ".tmp").c_str());
   }
 
   std::vector<std::string> paths;
@@ -68,6 +80,26 @@ int run_eval(const EvalArgs& args) {
       errors << sample.path << '\t' << sample.label << '\t' << readings[k].text << '\t' << readings[k].confidence << '\n';
   }
   const EvaluationReport report = metrics.report();
+  if (!args.grid_file.empty()) {
+    // Misreads first, then correct readings, up to --grid-count images.
+    std::vector<std::size_t> order(readings.size());
+    std::iota(order.begin(), order.end(), 0);
+    std::stable_partition(order.begin(), order.end(), [&](std::size_t k) {
+      const std::string& truth = samples[index[k]].label;
+      return fold ? fold_label(truth) != fold_label(readings[k].text) : truth != readings[k].text;
+    });
+    std::vector<GridCell> cells;
+    for (std::size_t n = 0; n < order.size() && static_cast<int>(n) < args.grid_count; ++n) {
+      const std::size_t k = order[n];
+      GridCell cell;
+      cell.image = cv::imread(samples[index[k]].path, cv::IMREAD_COLOR);
+      cell.truth = fold ? fold_label(samples[index[k]].label) : samples[index[k]].label;
+      cell.reading = fold ? fold_label(readings[k].text) : readings[k].text;
+      cell.confidence = readings[k].confidence;
+      cells.push_back(std::move(cell));
+    }
+    write_png(args.grid_file, draw_reading_grid(cells, 4));
+  }
 
   if (args.json) {
     nlohmann::json out = {{"model", args.reading.model},
@@ -109,6 +141,7 @@ int run_eval(const EvalArgs& args) {
       weakest += (i ? ", " : "") + by_accuracy[i].second + " " + percent(by_accuracy[i].first);
     row("weakest characters", weakest);
     if (!args.errors_file.empty()) row("misreads written to", args.errors_file);
+    if (!args.grid_file.empty()) row("grid written to", args.grid_file);
   }
   return kExitOk;
 }
@@ -122,6 +155,8 @@ void register_eval(CLI::App& app, Action& run) {
   cmd->add_option("--data", args->data, "Folder of labelled images")->required();
   cmd->add_flag("--json", args->json, "Print the figures as JSON (fractions, not percent)");
   cmd->add_option("--errors", args->errors_file, "Write each misread image (path, truth, reading, confidence) as TSV");
+  cmd->add_option("--grid", args->grid_file, "Write a PNG grid of images with their readings (misreads first, marked)");
+  cmd->add_option("--grid-count", args->grid_count, "Images in the --grid")->capture_default_str()->check(CLI::PositiveNumber);
   cmd->add_flag("--case-insensitive", args->case_insensitive, "Score ignoring letter case");
   cmd->callback([&run, args] { run = [args] { return run_eval(*args); }; });
 }

@@ -16,7 +16,6 @@ namespace {
 
 struct PredictArgs {
   ReadingFlags reading;
-  std::string allowed;
   std::vector<std::string> paths;
   bool json = false;
   int limit = 0;
@@ -39,8 +38,7 @@ int run_predict(const PredictArgs& args) {
   const Recogniser recogniser = args.reading.load();
   std::vector<std::string> files = list_images(args.paths);
   if (args.limit > 0 && files.size() > static_cast<std::size_t>(args.limit)) files.resize(args.limit);
-  ReadOptions options = args.reading.read_options();
-  options.allowed = args.allowed;
+  const ReadOptions options = args.reading.read_options();
 
   int failures = 0;
   // Chunks bound the memory held for a large folder while keeping batches full.
@@ -74,7 +72,6 @@ void register_predict(CLI::App& app, Action& run) {
   cmd->add_option("paths", args->paths, "Image files, folders, or -")->required();
   cmd->add_flag("--json", args->json, "One JSON object per line, with per-character probabilities");
   cmd->add_option("--limit", args->limit, "Read at most N images")->check(CLI::PositiveNumber);
-  cmd->add_option("--allowed", args->allowed, "Only these symbols may be read");
   cmd->callback([&run, args] { run = [args] { return run_predict(*args); }; });
 }
 

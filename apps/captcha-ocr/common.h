@@ -24,13 +24,15 @@ using Action = std::function<int()>;
 void register_train(CLI::App& app, Action& run);
 void register_eval(CLI::App& app, Action& run);
 void register_predict(CLI::App& app, Action& run);
+void register_generate(CLI::App& app, Action& run);
 
-// The flags eval and predict share: model, decoding, batching, threads, debug images, and the
+// The flags eval and predict share: model, decoding (--beam, --allowed), batching, threads, debug images, and the
 // preprocessing overrides (--no-auto-crop, --force-invert, --strong), each of which, when given,
 // overrides the model's stored setting.
 struct ReadingFlags {
   std::string model;
   int beam = 0;
+  std::string allowed;
   int batch_size = 64;
   int threads = 0;
   std::string save_debug;

@@ -18,6 +18,7 @@ int main(int argc, char** argv) {
   register_train(app, run);
   register_eval(app, run);
   register_predict(app, run);
+  register_generate(app, run);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

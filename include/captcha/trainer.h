@@ -7,7 +7,8 @@
 //   captcha::TrainSummary s = captcha::train(options, std::cerr);
 //
 // The run folder receives best.safetensors (best validation exact match), final.safetensors,
-// last.safetensors (with optimizer and trainer state, for --resume) and metrics.csv.
+// last.safetensors (with optimizer and trainer state, for --resume), metrics.csv and curves.png
+// (loss, validation exact match and CER per epoch).
 #pragma once
 
 #include <cstdint>
@@ -41,9 +42,17 @@ struct TrainOptions {
   double weight_decay = 0;
   double clip_grad_norm = 5.0;     // 0: off
   int patience = 20;               // early stopping: epochs without a better validation score
-  int lr_patience = 6;             // reduce-on-plateau: epochs without a lower validation loss
+  // Learning-rate schedule: "cosine" (linear warm-up over warmup_epochs, then a cosine decay to
+  // min_learning_rate at the last epoch, set every step) or "plateau" (multiply by lr_factor
+  // after lr_patience epochs without a lower validation loss).
+  std::string schedule = "cosine";
+  double warmup_epochs = 1;
+  int lr_patience = 6;
   double lr_factor = 0.5;
   double min_learning_rate = 1e-5;
+  // Validation, best and final use an exponential moving average of the weights with this decay
+  // per step (0: the raw weights).
+  double ema_decay = 0.999;
   bool augment = true;             // light random rotation/scale/shift of the training images
   std::uint64_t seed = 1;
   int threads = 0;                 // 0: every core

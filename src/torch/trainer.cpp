@@ -13,7 +13,9 @@
 #include <fstream>
 #include <iomanip>
 #include <iostream>
+#include <map>
 #include <numeric>
+#include <optional>
 #include <random>
 #include <sstream>
 
@@ -23,6 +25,7 @@
 #include "captcha/errors.h"
 #include "captcha/metrics.h"
 #include "captcha/model_file.h"
+#include "captcha/plots.h"
 #include "captcha/utf8.h"
 #include "crnn.h"
 
@@ -55,14 +58,22 @@ std::string now_iso8601() {
   return buffer;
 }
 
-// Light geometric jitter: small rotation, scale and shift, edges replicated.
+// Light geometric jitter (small rotation, scale and shift, edges replicated) and, on half the
+// images, a thin dark line across the text, as many CAPTCHAs draw: the network learns to read
+// through strokes that are not part of a symbol.
 cv::Mat augment_image(const cv::Mat& image, std::mt19937_64& rng) {
-  std::uniform_real_distribution<double> angle(-3, 3), scale(0.95, 1.05), shift(-0.03, 0.03);
+  std::uniform_real_distribution<double> angle(-3, 3), scale(0.95, 1.05), shift(-0.03, 0.03), unit(0, 1);
   cv::Mat m = cv::getRotationMatrix2D(cv::Point2f(image.cols / 2.0f, image.rows / 2.0f), angle(rng), scale(rng));
   m.at<double>(0, 2) += shift(rng) * image.cols;
   m.at<double>(1, 2) += shift(rng) * image.rows * 2;
   cv::Mat out;
   cv::warpAffine(image, out, m, image.size(), cv::INTER_LINEAR, cv::BORDER_REPLICATE);
+  if (unit(rng) < 0.5) {
+    const cv::Point from(static_cast<int>(unit(rng) * out.cols * 0.3), static_cast<int>((0.2 + 0.6 * unit(rng)) * out.rows));
+    const cv::Point to(static_cast<int>((0.7 + 0.3 * unit(rng)) * out.cols), static_cast<int>((0.2 + 0.6 * unit(rng)) * out.rows));
+    const int thickness = 1 + static_cast<int>(unit(rng) * std::max(1, out.rows / 20));
+    cv::line(out, from, to, cv::Scalar(unit(rng) * 80), thickness, cv::LINE_AA);
+  }
   return out;
 }
 
@@ -227,6 +238,47 @@ void set_learning_rate(torch::optim::Optimizer& optimizer, double lr) {
   for (auto& group : optimizer.param_groups()) group.options().set_lr(lr);
 }
 
+// The cosine schedule's rate for 0-based optimizer step `step`.
+double cosine_learning_rate(const TrainOptions& o, std::int64_t step, std::int64_t steps_per_epoch) {
+  const auto warmup = static_cast<std::int64_t>(std::llround(o.warmup_epochs * steps_per_epoch));
+  if (step < warmup) return o.learning_rate * (step + 1) / warmup;
+  // The last step of the last epoch runs at the floor.
+  const std::int64_t decay_steps = std::max<std::int64_t>(1, o.epochs * steps_per_epoch - warmup - 1);
+  const double progress = std::min(1.0, static_cast<double>(step - warmup) / decay_steps);
+  const double floor = std::min(o.min_learning_rate, o.learning_rate);
+  return floor + (o.learning_rate - floor) * 0.5 * (1 + std::cos(M_PI * progress));
+}
+
+// An exponential moving average of a network's weights and batch-norm statistics. The decay
+// ramps up over the first steps so that the average does not remember the initialisation.
+class WeightAverage {
+ public:
+  WeightAverage(Crnn averaged, double decay) : averaged_(std::move(averaged)), decay_(decay) {}
+
+  void update(Crnn& live, std::int64_t step) {
+    torch::NoGradGuard no_grad;
+    const double d = std::min(decay_, (1.0 + step) / (10.0 + step));
+    const auto blend = [d](std::vector<torch::Tensor> average, const std::vector<torch::Tensor>& current) {
+      for (std::size_t i = 0; i < average.size(); ++i) {
+        if (average[i].is_floating_point())
+          average[i].mul_(d).add_(current[i], 1 - d);
+        else
+          average[i].copy_(current[i]);
+      }
+    };
+    blend(averaged_->parameters(), live->parameters());
+    blend(averaged_->buffers(), live->buffers());
+  }
+
+  Crnn& network() { return averaged_; }
+
+ private:
+  Crnn averaged_;
+  double decay_;
+};
+
+constexpr const char* kAveragePrefix = "ema.";
+
 // Copies `source` weights into `network`; when the charsets differ, the classifier rows of the
 // symbols both share are copied and the others keep their fresh initialisation.
 void initialise_from(Crnn& network, const ModelFile& source, const Charset& charset, const std::string& path) {
@@ -275,9 +327,14 @@ void print_settings(std::ostream& log, const TrainOptions& o, const Charset& cha
   optimisation << o.optimizer << " lr " << o.learning_rate << ", batch " << o.batch_size << ", clip " << o.clip_grad_norm
                << (o.augment ? ", augment" : "");
   row("optimisation", optimisation.str());
-  row("schedule", "max " + std::to_string(o.epochs) + " epochs, early stop after " + std::to_string(o.patience) +
-                      ", lr x" + std::to_string(o.lr_factor).substr(0, 4) + " after " + std::to_string(o.lr_patience) +
-                      " flat epochs");
+  std::ostringstream schedule;
+  schedule << "max " << o.epochs << " epochs, early stop after " << o.patience << ", ";
+  if (o.schedule == "cosine")
+    schedule << o.warmup_epochs << " warm-up epochs then cosine to " << o.min_learning_rate;
+  else
+    schedule << "lr x" << o.lr_factor << " after " << o.lr_patience << " flat epochs";
+  if (o.ema_decay > 0) schedule << ", weight average (EMA " << o.ema_decay << ")";
+  row("schedule", schedule.str());
   row("seed, threads", std::to_string(o.seed) + ", " + std::to_string(torch::get_num_threads()));
   row("output", o.out_dir);
   if (!train_set.skipped.summary().empty()) log << "  warning: train: " << train_set.skipped.summary() << "\n";
@@ -321,8 +378,9 @@ void to_json(nlohmann::json& j, const TrainOptions& o) {
        {"model", o.model}, {"preprocess", o.preprocess}, {"epochs", o.epochs},
        {"batch_size", o.batch_size}, {"learning_rate", o.learning_rate}, {"optimizer", o.optimizer},
        {"momentum", o.momentum}, {"weight_decay", o.weight_decay}, {"clip_grad_norm", o.clip_grad_norm},
-       {"patience", o.patience}, {"lr_patience", o.lr_patience}, {"lr_factor", o.lr_factor},
-       {"min_learning_rate", o.min_learning_rate}, {"augment", o.augment}, {"seed", o.seed},
+       {"patience", o.patience}, {"schedule", o.schedule}, {"warmup_epochs", o.warmup_epochs},
+       {"lr_patience", o.lr_patience}, {"lr_factor", o.lr_factor},
+       {"min_learning_rate", o.min_learning_rate}, {"ema_decay", o.ema_decay}, {"augment", o.augment}, {"seed", o.seed},
        {"init_model", o.init_model}};
 }
 
@@ -344,6 +402,10 @@ void from_json(const nlohmann::json& j, TrainOptions& o) {
   o.weight_decay = j.value("weight_decay", o.weight_decay);
   o.clip_grad_norm = j.value("clip_grad_norm", o.clip_grad_norm);
   o.patience = j.value("patience", o.patience);
+  // Checkpoints written before these settings existed trained with the plateau schedule, no EMA.
+  o.schedule = j.value("schedule", std::string("plateau"));
+  o.warmup_epochs = j.value("warmup_epochs", o.warmup_epochs);
+  o.ema_decay = j.value("ema_decay", 0.0);
   o.lr_patience = j.value("lr_patience", o.lr_patience);
   o.lr_factor = j.value("lr_factor", o.lr_factor);
   o.min_learning_rate = j.value("min_learning_rate", o.min_learning_rate);
@@ -374,6 +436,10 @@ TrainSummary train(const TrainOptions& input_options, std::ostream& log) {
   if (o.patience < 1) throw ConfigError("--patience must be at least 1");
   if (o.optimizer != "adam" && o.optimizer != "sgd")
     throw ConfigError("unknown optimizer '" + o.optimizer + "' (expected adam or sgd)");
+  if (o.schedule != "cosine" && o.schedule != "plateau")
+    throw ConfigError("unknown schedule '" + o.schedule + "' (expected cosine or plateau)");
+  if (!(o.warmup_epochs >= 0)) throw ConfigError("--warmup must not be negative");
+  if (!(o.ema_decay >= 0 && o.ema_decay < 1)) throw ConfigError("--ema must be in [0, 1)");
   if (o.out_dir.empty()) throw ConfigError("an output folder (--out) is needed");
 
   // Starting points fix the charset, preprocessing and architecture.
@@ -448,6 +514,17 @@ TrainSummary train(const TrainOptions& input_options, std::ostream& log) {
     initialise_from(network, init_from, charset, o.init_model);
   }
   network->train();
+  std::optional<WeightAverage> average;
+  if (o.ema_decay > 0) {
+    average.emplace(Crnn(o.model, charset.num_classes(), o.preprocess.height), o.ema_decay);
+    std::map<std::string, Tensor> stored;
+    if (resuming)
+      for (const auto& [name, t] : resume_from.tensors)
+        if (name.rfind(kAveragePrefix, 0) == 0) stored.emplace(name.substr(std::strlen(kAveragePrefix)), t);
+    import_weights(average->network(), stored.empty() ? export_weights(network) : stored, resume_path);
+  }
+  // Validation, best and final use the average where there is one.
+  Crnn evaluated = average ? average->network() : network;
   auto optimizer = make_optimizer(o, network);
   if (resuming) {
     const auto it = resume_from.tensors.find("optimizer_state");
@@ -490,11 +567,16 @@ TrainSummary train(const TrainOptions& input_options, std::ostream& log) {
                   {"seed", o.seed},
                   {"training_seconds", state.elapsed_seconds + seconds_since(start_time)},
                   {"date", now_iso8601()}};
-    m.tensors = export_weights(network);
+    m.tensors = export_weights(evaluated);
     return m;
   };
+  // `last` holds the raw weights under their own names (so that it loads as a model), the
+  // average under "ema.", and the optimizer state.
   const auto save_last = [&](const Validation& figures) {
     ModelFile m = model_file(figures, state.epochs_completed);
+    m.tensors = export_weights(network);
+    if (average)
+      for (auto& [name, t] : export_weights(average->network())) m.tensors.emplace(kAveragePrefix + name, std::move(t));
     std::ostringstream bytes;
     torch::save(*optimizer, bytes);
     const std::string blob = bytes.str();
@@ -531,11 +613,17 @@ TrainSummary train(const TrainOptions& input_options, std::ostream& log) {
       const std::size_t start = b * o.batch_size;
       const std::size_t count = std::min<std::size_t>(o.batch_size, train_set.size() - start);
       const Batch batch = make_batch(train_set, order, start, count, o.preprocess, o.augment ? &rng : nullptr);
+      const auto step = static_cast<std::int64_t>((epoch - 1) * batches_per_epoch + b);
+      if (o.schedule == "cosine") {
+        state.learning_rate = cosine_learning_rate(o, step, batches_per_epoch);
+        set_learning_rate(*optimizer, state.learning_rate);
+      }
       optimizer->zero_grad();
       const auto loss = ctc_loss(network->forward(batch.images), batch);
       loss.backward();
       if (o.clip_grad_norm > 0) torch::nn::utils::clip_grad_norm_(network->parameters(), o.clip_grad_norm);
       optimizer->step();
+      if (average) average->update(network, step);
       loss_sum += loss.item<double>() * count;
       seen += count;
       bar.update(b + 1, batches_per_epoch, loss_sum / seen);
@@ -549,7 +637,7 @@ TrainSummary train(const TrainOptions& input_options, std::ostream& log) {
       break;
     }
     const double train_seconds = seconds_since(epoch_start);
-    const Validation v = validate(network, val_set, charset, o.preprocess);
+    const Validation v = validate(evaluated, val_set, charset, o.preprocess);
     last_validation = v;
     state.epochs_completed = epoch;
     ++epochs_this_run;
@@ -565,7 +653,9 @@ TrainSummary train(const TrainOptions& input_options, std::ostream& log) {
       ++state.epochs_since_best;
     }
     const double lr_used = state.learning_rate;
-    if (v.loss < state.plateau_loss * (1 - 1e-3)) {
+    if (o.schedule != "plateau") {
+      // The rate is set per step.
+    } else if (v.loss < state.plateau_loss * (1 - 1e-3)) {
       state.plateau_loss = v.loss;
       state.plateau_epochs = 0;
     } else if (++state.plateau_epochs > o.lr_patience && state.learning_rate > o.min_learning_rate) {
@@ -583,6 +673,7 @@ TrainSummary train(const TrainOptions& input_options, std::ostream& log) {
     std::string csv = kMetricsHeader;
     for (const auto& r : state.metrics_rows) csv += r + "\n";
     write_text_atomically(out_dir / "metrics.csv", csv);
+    write_png((out_dir / "curves.png").string(), draw_training_curves(parse_metrics_rows(state.metrics_rows)));
 
     const double eta = (o.epochs - epoch) * epoch_seconds_sum / epochs_this_run;
     if (!o.quiet) {

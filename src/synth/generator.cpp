@@ -1,0 +1,644 @@
+#include "captcha/generator.h"
+
+#include <ft2build.h>
+#include FT_FREETYPE_H
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <iomanip>
+#include <mutex>
+#include <ostream>
+#include <random>
+#include <set>
+#include <sstream>
+
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
+
+#include "captcha/charset.h"
+#include "captcha/errors.h"
+#include "captcha/parallel.h"
+#include "captcha/utf8.h"
+
+namespace captcha {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+// Font folders of the Debian packages scripts/setup.sh installs: sans, serif, mono and
+// handwriting-like families.
+const char* const kDefaultFontDirs[] = {
+    "/usr/share/fonts/truetype/dejavu",         "/usr/share/fonts/truetype/liberation2",
+    "/usr/share/fonts/truetype/freefont",       "/usr/share/fonts/truetype/lato",
+    "/usr/share/fonts/opentype/linux-libertine", "/usr/share/fonts/opentype/cantarell",
+    "/usr/share/fonts/truetype/quicksand",      "/usr/share/fonts/opentype/comic-neue",
+    "/usr/share/fonts/truetype/fifthhorseman",  "/usr/share/fonts/truetype/breip",
+    "/usr/share/fonts/opentype/dancingscript",
+};
+
+// Weights too faint to read once shrunk, and fonts that are not text faces.
+bool unsuitable_font(const std::string& file_name) {
+  for (const char* part : {"Thin", "Hairline", "ExtraLight", "Light", "Math", "LinBiolinum_K", "LinLibertine_DR"})
+    if (file_name.find(part) != std::string::npos) return true;
+  return false;
+}
+
+constexpr int kRenderSize = 64;  // glyphs are drawn at this pixel size, then the text is fitted
+
+class Rng {
+ public:
+  explicit Rng(std::uint64_t seed) : engine_(seed) {}
+  double uniform(double lo, double hi) { return std::uniform_real_distribution<double>(lo, hi)(engine_); }
+  int integer(int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(engine_); }  // inclusive
+  bool chance(double p) { return uniform(0, 1) < p; }
+  double normal(double sigma) { return std::normal_distribution<double>(0, sigma)(engine_); }
+  std::mt19937_64& engine() { return engine_; }
+
+ private:
+  std::mt19937_64 engine_;
+};
+
+std::uint64_t mix_seed(std::uint64_t seed, std::uint64_t index) {
+  std::uint64_t z = seed * 0x9E3779B97F4A7C15ULL + index + 0x632BE59BD9B4E019ULL;
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+  return z ^ (z >> 31);
+}
+
+// What one image gets; strengths drawn per image from its style.
+struct Effects {
+  double rotation = 2;          // largest per-glyph rotation, degrees
+  double size_jitter = 0.03;    // per-glyph relative size change
+  double offset_jitter = 0.03;  // per-glyph vertical shift, share of the font size
+  double spacing_min = 0.0, spacing_max = 0.12;  // extra advance, share of the font size (< 0 overlaps)
+  double squeeze = 1;           // horizontal scale of the text
+  bool font_per_glyph = false;
+  double bold = 0;              // dilation radius at render size
+  double wave = 0;              // amplitude, share of the image height
+  double elastic = 0;           // amplitude, share of the image height
+  int lines_behind = 0, lines_through = 0, arcs = 0;
+  double dots = 0;              // dots per 100 pixels
+  double speckle = 0;           // Gaussian noise sigma, grey levels
+  double blur = 0;              // Gaussian sigma, pixels
+  bool colour = false, gradient = false, per_glyph_colour = false;
+  bool hollow = false;
+  bool invert = false;
+  int jpeg_quality = 90;
+};
+
+void distort(Effects& e, Rng& r, double strength) {
+  e.rotation = strength * r.uniform(8, 35);
+  e.size_jitter = strength * r.uniform(0.05, 0.3);
+  e.offset_jitter = strength * r.uniform(0.05, 0.2);
+  e.spacing_min = -strength * r.uniform(0.05, 0.25);
+  e.spacing_max = r.uniform(0.0, 0.3 + 0.6 * strength);
+  e.squeeze = r.uniform(0.6, 1.3);
+}
+
+void warp(Effects& e, Rng& r) {
+  if (r.chance(0.6))
+    e.wave = r.uniform(0.02, 0.08);
+  else
+    e.elastic = r.uniform(0.02, 0.06);
+}
+
+void lines(Effects& e, Rng& r) {
+  e.lines_through = r.integer(1, 4);
+  e.lines_behind = r.integer(0, 4);
+  e.arcs = r.integer(0, 2);
+}
+
+void noise(Effects& e, Rng& r) {
+  e.dots = r.uniform(0.3, 3);
+  e.speckle = r.chance(0.6) ? r.uniform(6, 30) : 0;
+}
+
+Effects pick_effects(const std::string& style, Rng& r) {
+  Effects e;
+  e.jpeg_quality = r.integer(60, 95);
+  if (style == "clean") {
+    e.squeeze = r.uniform(0.85, 1.15);
+  } else if (style == "distort") {
+    distort(e, r, 1.0);
+    e.font_per_glyph = r.chance(0.4);
+  } else if (style == "warp") {
+    warp(e, r);
+  } else if (style == "lines") {
+    lines(e, r);
+  } else if (style == "noise") {
+    noise(e, r);
+  } else if (style == "blur") {
+    e.blur = r.uniform(0.7, 1.8);
+    e.speckle = r.uniform(0, 8);
+  } else if (style == "colour") {
+    e.colour = true;
+    e.gradient = r.chance(0.5);
+    e.per_glyph_colour = r.chance(0.5);
+  } else if (style == "hollow") {
+    e.hollow = true;
+    e.bold = r.uniform(2, 4);
+  } else if (style == "inverted") {
+    e.invert = true;
+  } else {  // mix: every effect, each with its own chance and strength
+    distort(e, r, r.uniform(0, 1));
+    e.font_per_glyph = r.chance(0.25);
+    e.bold = r.chance(0.25) ? r.uniform(1, 4) : 0;
+    if (r.chance(0.45)) warp(e, r);
+    if (r.chance(0.5)) lines(e, r);
+    if (r.chance(0.35)) noise(e, r);
+    if (r.chance(0.35)) e.blur = r.uniform(0.5, 1.6);
+    if (r.chance(0.5)) {
+      e.colour = true;
+      e.gradient = r.chance(0.5);
+      e.per_glyph_colour = r.chance(0.5);
+    }
+    e.hollow = r.chance(0.08);
+    if (e.hollow) e.bold = r.uniform(2, 4);
+    e.invert = r.chance(0.1);
+  }
+  return e;
+}
+
+cv::Scalar grey(double level) { return cv::Scalar(level, level, level); }
+
+// A colour whose luminance lies in [lo, hi] (0-255).
+cv::Scalar colour_with_luminance(Rng& r, double lo, double hi) {
+  for (;;) {
+    const cv::Scalar c(r.uniform(0, 255), r.uniform(0, 255), r.uniform(0, 255));
+    const double luminance = 0.114 * c[0] + 0.587 * c[1] + 0.299 * c[2];
+    if (luminance >= lo && luminance <= hi) return c;
+  }
+}
+
+struct Glyph {
+  cv::Mat mask;  // CV_8U coverage
+  int left = 0, top = 0, advance = 0;
+};
+
+// FreeType faces for every font; one per thread at a time (FreeType faces are not thread-safe).
+class Renderer {
+ public:
+  explicit Renderer(const std::vector<std::vector<unsigned char>>& fonts) {
+    if (FT_Init_FreeType(&library_)) throw Error("FreeType could not be initialised");
+    for (const auto& bytes : fonts) {
+      FT_Face face = nullptr;
+      if (FT_New_Memory_Face(library_, bytes.data(), static_cast<FT_Long>(bytes.size()), 0, &face)) face = nullptr;
+      faces_.push_back(face);
+    }
+  }
+  ~Renderer() {
+    for (FT_Face face : faces_)
+      if (face) FT_Done_Face(face);
+    FT_Done_FreeType(library_);
+  }
+  Renderer(const Renderer&) = delete;
+  Renderer& operator=(const Renderer&) = delete;
+
+  bool covers(std::size_t font, const std::u32string& symbols) const {
+    if (!faces_[font]) return false;
+    for (char32_t c : symbols)
+      if (c != U' ' && FT_Get_Char_Index(faces_[font], c) == 0) return false;
+    return true;
+  }
+
+  Glyph glyph(std::size_t font, char32_t symbol, int pixel_size) {
+    FT_Face face = faces_[font];
+    Glyph g;
+    if (FT_Set_Pixel_Sizes(face, 0, pixel_size) || FT_Load_Char(face, symbol, FT_LOAD_RENDER)) return g;
+    const FT_Bitmap& bitmap = face->glyph->bitmap;
+    g.left = face->glyph->bitmap_left;
+    g.top = face->glyph->bitmap_top;
+    g.advance = static_cast<int>(face->glyph->advance.x >> 6);
+    if (bitmap.rows > 0 && bitmap.width > 0 && bitmap.pixel_mode == FT_PIXEL_MODE_GRAY)
+      g.mask = cv::Mat(bitmap.rows, bitmap.width, CV_8U, bitmap.buffer, bitmap.pitch).clone();
+    return g;
+  }
+
+ private:
+  FT_Library library_ = nullptr;
+  std::vector<FT_Face> faces_;
+};
+
+// The text as a coverage layer and a colour layer at render size, cropped to the ink.
+struct TextLayer {
+  cv::Mat alpha;   // CV_32F, 0..1
+  cv::Mat colour;  // CV_32FC3
+};
+
+void paste(TextLayer& layer, const cv::Mat& mask, int x, int y, const cv::Scalar& colour) {
+  const cv::Rect target = cv::Rect(x, y, mask.cols, mask.rows) & cv::Rect(0, 0, layer.alpha.cols, layer.alpha.rows);
+  if (target.empty()) return;
+  const cv::Mat source = mask(cv::Rect(target.x - x, target.y - y, target.width, target.height));
+  for (int row = 0; row < target.height; ++row) {
+    const float* s = source.ptr<float>(row);
+    float* a = layer.alpha.ptr<float>(target.y + row) + target.x;
+    cv::Vec3f* c = layer.colour.ptr<cv::Vec3f>(target.y + row) + target.x;
+    for (int col = 0; col < target.width; ++col) {
+      const float g = s[col];
+      if (g <= 0) continue;
+      a[col] = a[col] + g * (1 - a[col]);
+      c[col] = c[col] * (1 - g) + cv::Vec3f(colour[0], colour[1], colour[2]) * g;
+    }
+  }
+}
+
+// Smooth random displacement maps for an image of `size` (identity plus the warp).
+void displacement_maps(const Effects& e, cv::Size size, Rng& r, cv::Mat& map_x, cv::Mat& map_y) {
+  map_x.create(size, CV_32F);
+  map_y.create(size, CV_32F);
+  cv::Mat dx = cv::Mat::zeros(size, CV_32F), dy = cv::Mat::zeros(size, CV_32F);
+  if (e.wave > 0) {
+    const double amplitude = e.wave * size.height;
+    const double wavelength_x = r.uniform(0.3, 1.0) * size.width, wavelength_y = r.uniform(0.5, 2.0) * size.height;
+    const double phase_x = r.uniform(0, 2 * M_PI), phase_y = r.uniform(0, 2 * M_PI);
+    const double horizontal_share = r.uniform(0, 0.5);
+    for (int y = 0; y < size.height; ++y)
+      for (int x = 0; x < size.width; ++x) {
+        dy.at<float>(y, x) = static_cast<float>(amplitude * std::sin(2 * M_PI * x / wavelength_x + phase_x));
+        dx.at<float>(y, x) =
+            static_cast<float>(horizontal_share * amplitude * std::sin(2 * M_PI * y / wavelength_y + phase_y));
+      }
+  }
+  if (e.elastic > 0) {
+    cv::Mat ex(size, CV_32F), ey(size, CV_32F);
+    cv::randu(ex, -1, 1);
+    cv::randu(ey, -1, 1);
+    const double sigma = r.uniform(0.08, 0.2) * size.height;
+    cv::GaussianBlur(ex, ex, cv::Size(), sigma);
+    cv::GaussianBlur(ey, ey, cv::Size(), sigma);
+    double peak = 1e-6, v;
+    cv::minMaxLoc(cv::abs(ex), nullptr, &v);
+    peak = std::max(peak, v);
+    cv::minMaxLoc(cv::abs(ey), nullptr, &v);
+    peak = std::max(peak, v);
+    const double amplitude = e.elastic * size.height / peak;
+    dx += ex * amplitude;
+    dy += ey * amplitude;
+  }
+  for (int y = 0; y < size.height; ++y)
+    for (int x = 0; x < size.width; ++x) {
+      map_x.at<float>(y, x) = x + dx.at<float>(y, x);
+      map_y.at<float>(y, x) = y + dy.at<float>(y, x);
+    }
+}
+
+cv::Point random_point(Rng& r, cv::Rect area) {
+  return {r.integer(area.x, area.x + std::max(0, area.width - 1)), r.integer(area.y, area.y + std::max(0, area.height - 1))};
+}
+
+void draw_lines(cv::Mat& image, int count, int arcs, Rng& r, const cv::Rect& text_box, const cv::Scalar& ink,
+                bool use_ink) {
+  const int thickness_max = std::max(1, image.rows / 25);
+  for (int i = 0; i < count + arcs; ++i) {
+    const cv::Scalar colour = use_ink && r.chance(0.6) ? ink : colour_with_luminance(r, 0, 200);
+    const int thickness = r.integer(1, thickness_max);
+    if (i < count) {
+      // From left of the text to its right, crossing it.
+      const cv::Point a(r.integer(0, std::max(0, text_box.x)), r.integer(0, image.rows - 1));
+      const cv::Point b(r.integer(std::min(image.cols - 1, text_box.br().x), image.cols - 1), r.integer(0, image.rows - 1));
+      cv::line(image, a, b, colour, thickness, cv::LINE_AA);
+    } else {
+      const cv::Point centre = random_point(r, text_box);
+      const cv::Size axes(r.integer(image.cols / 6, image.cols / 2), r.integer(image.rows / 4, image.rows));
+      const double start = r.uniform(0, 360);
+      cv::ellipse(image, centre, axes, r.uniform(-30, 30), start, start + r.uniform(60, 200), colour, thickness,
+                  cv::LINE_AA);
+    }
+  }
+}
+
+bool safe_file_name(const std::u32string& label) {
+  if (label.empty() || label[0] == U'.' || label[0] == U'-') return false;
+  for (char32_t c : label)
+    if (c < 0x20 || c == 0x7f || std::u32string(U"/\\:*?\"<>|").find(c) != std::u32string::npos) return false;
+  return true;
+}
+
+}  // namespace
+
+const std::vector<std::pair<std::string, std::string>>& generator_styles() {
+  static const std::vector<std::pair<std::string, std::string>> styles = {
+      {"clean", "dark text on a light background, one font"},
+      {"distort", "per-glyph rotation, size, offset and overlap; fonts may change per glyph"},
+      {"warp", "a wave or an elastic warp of the text"},
+      {"lines", "straight lines and arcs through and behind the text"},
+      {"noise", "dots and speckle"},
+      {"blur", "Gaussian blur"},
+      {"colour", "colour or gradient backgrounds with coloured glyphs"},
+      {"hollow", "outlined glyphs"},
+      {"inverted", "light text on a dark background"},
+      {"mix", "each image draws its own combination of all the above (the default)"},
+  };
+  return styles;
+}
+
+struct CaptchaGenerator::Impl {
+  GenerateOptions options;
+  Charset charset;
+  std::vector<std::string> font_files;
+  std::vector<std::vector<unsigned char>> font_bytes;
+  std::mutex pool_mutex;
+  std::vector<std::unique_ptr<Renderer>> pool;
+
+  std::unique_ptr<Renderer> acquire() {
+    {
+      std::lock_guard<std::mutex> lock(pool_mutex);
+      if (!pool.empty()) {
+        auto renderer = std::move(pool.back());
+        pool.pop_back();
+        return renderer;
+      }
+    }
+    return std::make_unique<Renderer>(font_bytes);
+  }
+  void release(std::unique_ptr<Renderer> renderer) {
+    std::lock_guard<std::mutex> lock(pool_mutex);
+    pool.push_back(std::move(renderer));
+  }
+
+  TextLayer render_text(Renderer& renderer, const std::u32string& text, const Effects& e, Rng& r,
+                        const cv::Scalar& ink) const;
+  cv::Mat draw(Renderer& renderer, const std::u32string& text, std::uint64_t seed) const;
+};
+
+TextLayer CaptchaGenerator::Impl::render_text(Renderer& renderer, const std::u32string& text, const Effects& e,
+                                              Rng& r, const cv::Scalar& ink) const {
+  const int margin = kRenderSize;
+  const int baseline = margin + kRenderSize;
+  int pen = margin;
+  TextLayer layer;
+  const int capacity = margin * 2 + static_cast<int>(text.size()) * kRenderSize * 3 / 2;
+  layer.alpha = cv::Mat::zeros(2 * margin + kRenderSize * 3 / 2, capacity, CV_32F);
+  layer.colour = cv::Mat(layer.alpha.size(), CV_32FC3, cv::Scalar::all(0));
+  const std::size_t image_font = static_cast<std::size_t>(r.integer(0, static_cast<int>(font_files.size()) - 1));
+  for (char32_t symbol : text) {
+    const std::size_t font =
+        e.font_per_glyph ? static_cast<std::size_t>(r.integer(0, static_cast<int>(font_files.size()) - 1)) : image_font;
+    const int size = std::max(8, static_cast<int>(std::lround(kRenderSize * (1 + r.uniform(-1, 1) * e.size_jitter))));
+    Glyph g = renderer.glyph(font, symbol, size);
+    const cv::Scalar colour = e.per_glyph_colour ? colour_with_luminance(r, 0, 150) : ink;
+    if (!g.mask.empty()) {
+      cv::Mat mask;
+      g.mask.convertTo(mask, CV_32F, 1.0 / 255);
+      int x = pen + g.left, y = baseline - g.top + static_cast<int>(r.uniform(-1, 1) * e.offset_jitter * kRenderSize);
+      const double angle = r.uniform(-1, 1) * e.rotation;
+      if (std::abs(angle) > 0.5) {
+        const int pad = std::max(mask.rows, mask.cols) / 2 + 2;
+        cv::copyMakeBorder(mask, mask, pad, pad, pad, pad, cv::BORDER_CONSTANT, 0);
+        const cv::Mat m = cv::getRotationMatrix2D(cv::Point2f(mask.cols / 2.0f, mask.rows / 2.0f), angle, 1.0);
+        cv::warpAffine(mask, mask, m, mask.size(), cv::INTER_LINEAR, cv::BORDER_CONSTANT, 0);
+        x -= pad;
+        y -= pad;
+      }
+      paste(layer, mask, x, y, colour);
+    }
+    const double spacing = r.uniform(e.spacing_min, e.spacing_max) * kRenderSize;
+    pen += std::max(kRenderSize / 8, static_cast<int>(std::lround(g.advance + spacing)));
+  }
+  if (e.bold > 0) {
+    const int k = 2 * static_cast<int>(std::lround(e.bold)) + 1;
+    cv::dilate(layer.alpha, layer.alpha, cv::getStructuringElement(cv::MORPH_ELLIPSE, {k, k}));
+    cv::dilate(layer.colour, layer.colour, cv::getStructuringElement(cv::MORPH_ELLIPSE, {k, k}));
+  }
+  if (e.hollow) {
+    cv::Mat inner;
+    const int k = 2 * r.integer(2, 3) + 1;  // a ring 2-3 pixels wide at render size
+    cv::erode(layer.alpha, inner, cv::getStructuringElement(cv::MORPH_ELLIPSE, {k, k}));
+    layer.alpha = cv::max(layer.alpha - inner, 0);
+  }
+  cv::Mat ink_mask;
+  cv::threshold(layer.alpha, ink_mask, 0.02, 255, cv::THRESH_BINARY);
+  ink_mask.convertTo(ink_mask, CV_8U);
+  const cv::Rect box = cv::boundingRect(ink_mask);
+  if (box.empty()) return {};
+  layer.alpha = layer.alpha(box).clone();
+  layer.colour = layer.colour(box).clone();
+  return layer;
+}
+
+cv::Mat CaptchaGenerator::Impl::draw(Renderer& renderer, const std::u32string& text, std::uint64_t seed) const {
+  Rng r(seed);
+  cv::theRNG().state = seed | 1;  // cv::randu/randn below draw from OpenCV's thread-local RNG
+  const Effects e = pick_effects(options.style, r);
+  const int width = options.width, height = options.height;
+
+  // Colours: dark ink on a light background (inverted at the end where asked).
+  cv::Scalar paper = grey(r.uniform(215, 255)), paper2 = paper;
+  cv::Scalar ink = grey(r.uniform(0, 110));
+  if (e.colour) {
+    paper = colour_with_luminance(r, 170, 255);
+    paper2 = e.gradient ? colour_with_luminance(r, 170, 255) : paper;
+    ink = colour_with_luminance(r, 0, 120);
+  }
+
+  TextLayer text_layer = render_text(renderer, text, e, r, ink);
+  cv::Mat alpha = cv::Mat::zeros(height, width, CV_32F);
+  cv::Mat colour(height, width, CV_32FC3, cv::Scalar::all(0));
+  cv::Rect text_box(0, 0, width, height);
+  if (!text_layer.alpha.empty()) {
+    // Fit: a random share of the height, squeezed to the width where the text is too long.
+    const double text_height = r.uniform(0.5, 0.85) * height;
+    double sy = text_height / text_layer.alpha.rows;
+    double sx = sy * e.squeeze;
+    const double max_width = r.uniform(0.8, 0.97) * width;
+    if (text_layer.alpha.cols * sx > max_width) sx = max_width / text_layer.alpha.cols;
+    const int w = std::max(1, static_cast<int>(std::lround(text_layer.alpha.cols * sx)));
+    const int h = std::max(1, static_cast<int>(std::lround(text_layer.alpha.rows * sy)));
+    cv::Mat a, c;
+    cv::resize(text_layer.alpha, a, {w, h}, 0, 0, cv::INTER_AREA);
+    cv::resize(text_layer.colour, c, {w, h}, 0, 0, cv::INTER_AREA);
+    text_box = cv::Rect(r.integer(0, width - w), r.integer(0, height - h), w, h);
+    a.copyTo(alpha(text_box));
+    c.copyTo(colour(text_box));
+  }
+  if (e.wave > 0 || e.elastic > 0) {
+    cv::Mat map_x, map_y;
+    displacement_maps(e, alpha.size(), r, map_x, map_y);
+    cv::remap(alpha, alpha, map_x, map_y, cv::INTER_LINEAR, cv::BORDER_CONSTANT, 0);
+    cv::remap(colour, colour, map_x, map_y, cv::INTER_LINEAR, cv::BORDER_CONSTANT, cv::Scalar::all(0));
+  }
+
+  // Background: flat or a horizontal/vertical gradient.
+  cv::Mat image(height, width, CV_32FC3, paper);
+  if (e.gradient) {
+    const bool horizontal = r.chance(0.5);
+    for (int y = 0; y < height; ++y)
+      for (int x = 0; x < width; ++x) {
+        const double t = horizontal ? x / std::max(1.0, width - 1.0) : y / std::max(1.0, height - 1.0);
+        const cv::Scalar p = paper * (1 - t) + paper2 * t;
+        image.at<cv::Vec3f>(y, x) = cv::Vec3f(p[0], p[1], p[2]);
+      }
+  }
+  draw_lines(image, e.lines_behind, 0, r, text_box, ink, false);
+
+  // Text over the background.
+  for (int y = 0; y < height; ++y) {
+    const float* a = alpha.ptr<float>(y);
+    const cv::Vec3f* c = colour.ptr<cv::Vec3f>(y);
+    cv::Vec3f* out = image.ptr<cv::Vec3f>(y);
+    for (int x = 0; x < width; ++x) out[x] = out[x] * (1 - a[x]) + c[x] * a[x];
+  }
+  draw_lines(image, e.lines_through, e.arcs, r, text_box, ink, true);
+
+  if (e.dots > 0) {
+    const int dots = static_cast<int>(e.dots * width * height / 100);
+    for (int i = 0; i < dots; ++i)
+      cv::circle(image, random_point(r, {0, 0, width, height}), r.integer(0, std::max(1, height / 40)),
+                 r.chance(0.5) ? ink : colour_with_luminance(r, 0, 255), cv::FILLED, cv::LINE_AA);
+  }
+  if (e.speckle > 0) {
+    cv::Mat noise(image.size(), CV_32FC3);
+    cv::randn(noise, 0, e.speckle);
+    image += noise;
+  }
+  if (e.blur > 0) cv::GaussianBlur(image, image, cv::Size(), e.blur);
+  if (e.invert) image = cv::Scalar::all(255) - image;
+  cv::Mat out;
+  image.convertTo(out, CV_8UC3);
+  return out;
+}
+
+CaptchaGenerator::CaptchaGenerator(const GenerateOptions& options) : impl_(std::make_unique<Impl>()) {
+  impl_->options = options;
+  if (options.charset.empty()) throw ConfigError("--charset is empty");
+  impl_->charset = Charset::from_spec(options.charset);
+  std::vector<std::string> dirs = options.font_dirs;
+  if (dirs.empty()) dirs.assign(std::begin(kDefaultFontDirs), std::end(kDefaultFontDirs));
+  std::vector<std::string> candidates;
+  for (const auto& dir : dirs) {
+    std::error_code ec;
+    for (fs::recursive_directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+      const std::string ext = it->path().extension().string();
+      if ((ext == ".ttf" || ext == ".otf" || ext == ".TTF" || ext == ".OTF") && !unsuitable_font(it->path().filename()))
+        candidates.push_back(it->path().string());
+    }
+  }
+  std::sort(candidates.begin(), candidates.end());
+  std::vector<std::vector<unsigned char>> bytes;
+  for (const auto& path : candidates) {
+    std::ifstream in(path, std::ios::binary);
+    bytes.emplace_back(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
+  Renderer probe(bytes);
+  for (std::size_t i = 0; i < candidates.size(); ++i) {
+    if (!probe.covers(i, impl_->charset.symbols())) continue;
+    impl_->font_files.push_back(candidates[i]);
+    impl_->font_bytes.push_back(std::move(bytes[i]));
+  }
+  if (impl_->font_files.empty())
+    throw ConfigError("no font covers every symbol of the charset " + impl_->charset.symbols_utf8() +
+                      " (looked in the Debian font folders scripts/setup.sh installs" +
+                      (options.font_dirs.empty() ? "" : " and the given font folders") + ")");
+}
+
+CaptchaGenerator::~CaptchaGenerator() = default;
+
+const std::vector<std::string>& CaptchaGenerator::font_files() const { return impl_->font_files; }
+
+std::vector<std::string> CaptchaGenerator::labels(int count) const {
+  const auto& o = impl_->options;
+  const std::u32string& symbols = impl_->charset.symbols();
+  Rng r(mix_seed(o.seed, 0xC0FFEE));
+  std::set<std::u32string> seen;
+  std::vector<std::string> out;
+  out.reserve(count);
+  for (std::size_t attempts = 0; static_cast<int>(out.size()) < count; ++attempts) {
+    if (attempts > 100 * static_cast<std::size_t>(count) + 1000)
+      throw ConfigError("cannot draw " + std::to_string(count) + " labels that differ ignoring case from " +
+                        std::to_string(symbols.size()) + " symbols at lengths " + std::to_string(o.min_length) +
+                        "-" + std::to_string(o.max_length));
+    std::u32string label(r.integer(o.min_length, o.max_length), U' ');
+    for (auto& c : label) c = symbols[r.integer(0, static_cast<int>(symbols.size()) - 1)];
+    if (seen.insert(fold_case(label)).second) out.push_back(u32_to_utf8(label));
+  }
+  return out;
+}
+
+cv::Mat CaptchaGenerator::draw(const std::string& label, std::uint64_t image_seed) const {
+  auto renderer = impl_->acquire();
+  cv::Mat image = impl_->draw(*renderer, utf8_to_u32(label), image_seed);
+  impl_->release(std::move(renderer));
+  return image;
+}
+
+GenerateSummary generate(const GenerateOptions& o, std::ostream& log) {
+  const auto start = std::chrono::steady_clock::now();
+  if (o.count < 1) throw ConfigError("--count must be at least 1");
+  if (o.min_length < 1 || o.max_length < o.min_length)
+    throw ConfigError("--length must be N or MIN-MAX with 1 <= MIN <= MAX (got " + std::to_string(o.min_length) +
+                      "-" + std::to_string(o.max_length) + ")");
+  if (o.height < 16 || o.width < 8 * o.max_length)
+    throw ConfigError("--size " + std::to_string(o.width) + "x" + std::to_string(o.height) + " is too small for " +
+                      std::to_string(o.max_length) + "-symbol text: at least " + std::to_string(8 * o.max_length) +
+                      "x16 (8 pixels per symbol)");
+  if (o.width > 4096 || o.height > 1024) throw ConfigError("--size is larger than 4096x1024");
+  if (o.format != "png" && o.format != "jpg") throw ConfigError("--format must be png or jpg");
+  const auto& styles = generator_styles();
+  if (std::none_of(styles.begin(), styles.end(), [&](const auto& s) { return s.first == o.style; })) {
+    std::string names;
+    for (const auto& s : styles) names += (names.empty() ? "" : ", ") + s.first;
+    throw ConfigError("unknown style '" + o.style + "' (expected one of " + names + ")");
+  }
+  if (o.out_dir.empty()) throw ConfigError("an output folder (--out) is needed");
+  std::error_code ec;
+  if (fs::exists(o.out_dir, ec) && !fs::is_directory(o.out_dir, ec))
+    throw ConfigError(o.out_dir + ": exists and is not a folder");
+  if (fs::is_directory(o.out_dir, ec) && !fs::is_empty(o.out_dir, ec))
+    throw ConfigError(o.out_dir + ": folder is not empty (generate writes into a new or empty folder)");
+  const CaptchaGenerator generator(o);
+  const std::vector<std::string> labels = generator.labels(o.count);
+  fs::create_directories(o.out_dir, ec);
+  const fs::path labels_path = fs::path(o.out_dir) / "labels.tsv";
+  std::ofstream labels_file(labels_path);
+  if (!labels_file) throw ConfigError(o.out_dir + ": cannot write into this folder");
+  std::vector<std::string> names(labels.size());
+  const int digits = std::max(6, static_cast<int>(std::to_string(o.count).size()));
+  for (std::size_t i = 0; i < labels.size(); ++i) {
+    std::ostringstream name;
+    if (safe_file_name(utf8_to_u32(labels[i])))
+      name << labels[i];
+    else
+      name << std::setw(digits) << std::setfill('0') << i;
+    names[i] = name.str() + "." + o.format;
+  }
+
+  std::atomic<bool> failed{false};
+  std::mutex error_mutex;
+  std::string first_error;
+  parallel_for(labels.size(), o.threads, [&](std::size_t i) {
+    if (failed) return;
+    try {
+      const cv::Mat image = generator.draw(labels[i], mix_seed(o.seed, i + 1));
+      std::vector<unsigned char> bytes;
+      std::vector<int> params;
+      if (o.format == "jpg") params = {cv::IMWRITE_JPEG_QUALITY, 60 + static_cast<int>(mix_seed(o.seed, ~i) % 36)};
+      if (!cv::imencode("." + o.format, image, bytes, params)) throw Error("image encoding failed");
+      const fs::path path = fs::path(o.out_dir) / names[i];
+      std::ofstream out(path, std::ios::binary);
+      out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+      if (!out.flush()) throw Error(path.string() + ": write failed");
+    } catch (const std::exception& e) {
+      std::lock_guard<std::mutex> lock(error_mutex);
+      if (!failed.exchange(true)) first_error = e.what();
+    }
+  });
+  if (failed) throw Error(first_error);
+  for (std::size_t i = 0; i < labels.size(); ++i) labels_file << names[i] << '\t' << labels[i] << '\n';
+  if (!labels_file.flush()) throw Error(labels_path.string() + ": write failed");
+
+  GenerateSummary summary;
+  summary.count = o.count;
+  summary.fonts = static_cast<int>(generator.font_files().size());
+  summary.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  log << "generated " << summary.count << " images (style " << o.style << ", " << summary.fonts << " fonts) in "
+      << o.out_dir << " in " << std::fixed << std::setprecision(2) << summary.seconds << " s ("
+      << std::setprecision(0) << summary.count / std::max(summary.seconds, 1e-9) << " images/s)\n";
+  return summary;
+}
+
+}  // namespace captcha

@@ -1,0 +1,183 @@
+// The synthetic CAPTCHA generator: determinism, unique labels that match the files, every style
+// draws visible text, and bad options fail before anything is written.
+#include "captcha/generator.h"
+
+#include <filesystem>
+#include <map>
+#include <set>
+#include <sstream>
+
+#include <gtest/gtest.h>
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
+
+#include "captcha/dataset.h"
+#include "captcha/errors.h"
+#include "captcha/utf8.h"
+#include "support/fixtures.h"
+
+namespace fs = std::filesystem;
+
+namespace captcha {
+namespace {
+
+using testing::TempDir;
+
+GenerateOptions options_for(const std::string& out, int count) {
+  GenerateOptions o;
+  o.out_dir = out;
+  o.count = count;
+  o.threads = 2;
+  return o;
+}
+
+std::map<std::string, std::string> folder_bytes(const std::string& dir) {
+  std::map<std::string, std::string> files;
+  for (const auto& entry : fs::directory_iterator(dir))
+    files[entry.path().filename()] = testing::read_file(entry.path());
+  return files;
+}
+
+TEST(Generator, SameSeedGivesTheSameBytesWhateverTheThreads) {
+  TempDir dir("gen-determinism");
+  std::ostringstream log;
+  GenerateOptions a = options_for(dir / "a", 40);
+  a.threads = 1;
+  generate(a, log);
+  GenerateOptions b = options_for(dir / "b", 40);
+  b.threads = 2;
+  generate(b, log);
+  GenerateOptions c = options_for(dir / "c", 40);
+  c.seed = 2;
+  generate(c, log);
+  const auto files_a = folder_bytes(dir / "a");
+  EXPECT_EQ(files_a.size(), 41u);  // 40 images + labels.tsv
+  EXPECT_EQ(files_a, folder_bytes(dir / "b"));
+  EXPECT_NE(files_a, folder_bytes(dir / "c"));
+}
+
+TEST(Generator, LabelsAreUniqueIgnoringCaseAndNameTheFiles) {
+  TempDir dir("gen-labels");
+  GenerateOptions o = options_for(dir / "out", 200);
+  o.charset = "abAB01";
+  o.min_length = 3;
+  o.max_length = 5;
+  std::ostringstream log;
+  generate(o, log);
+  std::set<std::u32string> folded;
+  const auto samples = scan_folder(dir / "out");
+  ASSERT_EQ(samples.size(), 200u);
+  for (const auto& s : samples) {
+    EXPECT_EQ(fs::path(s.path).stem().string(), s.label);
+    EXPECT_GE(s.label.size(), 3u);
+    EXPECT_LE(s.label.size(), 5u);
+    EXPECT_TRUE(folded.insert(fold_case(utf8_to_u32(s.label))).second) << s.label;
+    EXPECT_EQ(cv::imread(s.path).size(), cv::Size(200, 50)) << s.path;
+  }
+}
+
+TEST(Generator, LabelsThatAreNotFileNamesGetNumbersAndLabelsTsv) {
+  TempDir dir("gen-unsafe");
+  GenerateOptions o = options_for(dir / "out", 30);
+  o.charset = "a/b?";
+  o.min_length = 4;
+  o.max_length = 4;
+  std::ostringstream log;
+  generate(o, log);
+  const auto samples = scan_folder(dir / "out");
+  ASSERT_EQ(samples.size(), 30u);
+  int numbered = 0;
+  for (const auto& s : samples) {
+    const std::string stem = fs::path(s.path).stem();
+    if (stem != s.label) {
+      ++numbered;
+      EXPECT_TRUE(s.label.find_first_of("/?") != std::string::npos) << s.label;
+    }
+  }
+  EXPECT_GT(numbered, 0);
+}
+
+TEST(Generator, EveryStyleDrawsVisibleText) {
+  for (const auto& [style, description] : generator_styles()) {
+    GenerateOptions o;
+    o.style = style;
+    o.width = 160;
+    o.height = 48;
+    const CaptchaGenerator generator(o);
+    for (std::uint64_t seed = 1; seed <= 5; ++seed) {
+      const cv::Mat image = generator.draw("Ab3x9", seed);
+      ASSERT_EQ(image.size(), cv::Size(160, 48)) << style;
+      ASSERT_EQ(image.type(), CV_8UC3) << style;
+      cv::Mat grey;
+      cv::cvtColor(image, grey, cv::COLOR_BGR2GRAY);
+      cv::Scalar mean, deviation;
+      cv::meanStdDev(grey, mean, deviation);
+      EXPECT_GT(deviation[0], 15) << style << " seed " << seed << ": no visible text";
+    }
+  }
+}
+
+TEST(Generator, FontsCoverTheCharset) {
+  GenerateOptions o;
+  o.charset = "digits";
+  const CaptchaGenerator generator(o);
+  EXPECT_GE(generator.font_files().size(), 5u);
+  o.charset = "\u4e2d\u6587";  // CJK: none of the Latin fonts has these glyphs
+  EXPECT_THROW(CaptchaGenerator{o}, ConfigError);
+}
+
+TEST(Generator, BadOptionsFailBeforeWriting) {
+  TempDir dir("gen-bad");
+  std::ostringstream log;
+  const auto fails = [&](GenerateOptions o, const std::string& expected) {
+    try {
+      generate(o, log);
+      ADD_FAILURE() << "no error; expected " << expected;
+    } catch (const ConfigError& e) {
+      EXPECT_NE(std::string(e.what()).find(expected), std::string::npos) << e.what();
+    }
+  };
+  GenerateOptions o = options_for(dir / "out", 10);
+  o.charset = "";
+  fails(o, "charset");
+  o = options_for(dir / "out", 10);
+  o.min_length = 0;
+  fails(o, "--length");
+  o = options_for(dir / "out", 10);
+  o.width = 30;
+  o.height = 12;
+  fails(o, "too small");
+  o = options_for(dir / "out", 10);
+  o.style = "sparkles";
+  fails(o, "unknown style");
+  o = options_for(dir / "out", 10);
+  o.format = "gif";
+  fails(o, "--format");
+  o = options_for(dir / "out", 10);
+  o.charset = "ab";
+  o.min_length = o.max_length = 2;
+  fails(o, "cannot draw 10 labels");
+  testing::write_file(dir / "file", "x");
+  o = options_for(dir / "file/out", 10);
+  fails(o, "file/out");
+  fs::create_directories(dir / "full");
+  testing::write_file(dir / "full/old.png", "x");
+  o = options_for(dir / "full", 10);
+  fails(o, "not empty");
+  EXPECT_FALSE(fs::exists(dir / "out"));
+}
+
+TEST(Generator, WritesJpeg) {
+  TempDir dir("gen-jpg");
+  GenerateOptions o = options_for(dir / "out", 5);
+  o.format = "jpg";
+  std::ostringstream log;
+  generate(o, log);
+  for (const auto& s : scan_folder(dir / "out")) {
+    EXPECT_EQ(fs::path(s.path).extension(), ".jpg");
+    EXPECT_FALSE(cv::imread(s.path).empty());
+  }
+}
+
+}  // namespace
+}  // namespace captcha
