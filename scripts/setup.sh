@@ -12,6 +12,10 @@ packages=(
   build-essential cmake ninja-build pkg-config
   libtorch-dev libopenblas0-openmp
   libopencv-dev libcli11-dev nlohmann-json3-dev libgtest-dev
+  libfreetype-dev                                   # captcha-ocr generate draws text with FreeType
+  fonts-dejavu-core fonts-dejavu-extra fonts-liberation2 fonts-freefont-ttf fonts-lato
+  fonts-linuxlibertine fonts-cantarell fonts-quicksand                  # sans, serif, mono
+  fonts-comic-neue fonts-dkg-handwriting fonts-breip fonts-dancingscript  # handwriting-like
   php-cli php-gd php-mbstring php-gregwar-captcha   # ../shared/tools/gregwar-dataset
 )
 

@@ -66,6 +66,24 @@ TEST(BeamDecode, FindsTheMostProbableLabellingWhereGreedyFails) {
   EXPECT_GT(d.confidence, 0.3f);
 }
 
+// A stray symbol after the text: greedy reads four symbols; held to three, the best
+// three-symbol labelling wins (the stray 'c' was at 0.45 against 0.40 blank).
+TEST(Decode, HoldsReadingsToTheLengthRange) {
+  std::vector<float> p = peaks({1, 0, 2, 0, 1, 0, 3}, 4);
+  p[6 * 4 + 3] = 0.45f, p[6 * 4 + 0] = 0.40f, p[6 * 4 + 1] = 0.10f, p[6 * 4 + 2] = 0.05f;
+  EXPECT_EQ(decode(p.data(), 7, 4, kAbc, 0).text, "abac");
+  EXPECT_EQ(decode(p.data(), 7, 4, kAbc, 0, {3, 3}).text, "aba");
+  EXPECT_EQ(decode(p.data(), 7, 4, kAbc, 0, {1, 4}).text, "abac");  // in range: the best path
+  EXPECT_EQ(beam_decode(p.data(), 7, 4, kAbc, 8, {0, 3}).text, "aba");
+  // Too short: the beam's longer labelling where one exists.
+  std::vector<float> q = peaks({1, 0, 0, 2}, 4);
+  q[1 * 4 + 3] = 0.45f, q[1 * 4 + 0] = 0.50f, q[1 * 4 + 1] = 0.03f, q[1 * 4 + 2] = 0.02f;
+  EXPECT_EQ(decode(q.data(), 4, 4, kAbc, 0).text, "ab");
+  EXPECT_EQ(decode(q.data(), 4, 4, kAbc, 0, {3, 5}).text, "acb");
+  // No labelling fits: the most probable one.
+  EXPECT_EQ(decode(q.data(), 4, 4, kAbc, 0, {9, 9}).text, "ab");
+}
+
 TEST(Softmax, MaskRemovesDisallowedClasses) {
   std::vector<float> logits = {0.0f, 5.0f, 1.0f, 0.0f};  // 'a' would win
   softmax_rows(logits, 1, 4, allowed_mask(kAbc, "bc"));

@@ -18,6 +18,7 @@ ModelFile sample_model() {
   ModelFile m;
   m.charset = Charset("abc");
   m.fold_case = true;
+  m.label_lengths = {4, 6};
   m.preprocess.width = 120;
   m.preprocess.resize = ResizeMode::kKeepAspect;
   m.config.rnn = "gru";
@@ -46,6 +47,8 @@ TEST(ModelFile, RoundTrip) {
   const ModelFile back = load_model(dir / "m.safetensors");
   EXPECT_EQ(back.charset.symbols_utf8(), "abc");
   EXPECT_TRUE(back.fold_case);
+  EXPECT_EQ(back.label_lengths.min, 4);
+  EXPECT_EQ(back.label_lengths.max, 6);
   EXPECT_EQ(back.preprocess.width, 120);
   EXPECT_EQ(back.preprocess.resize, ResizeMode::kKeepAspect);
   EXPECT_EQ(back.config.rnn, "gru");

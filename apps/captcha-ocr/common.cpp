@@ -17,6 +17,7 @@ void ReadingFlags::add_to(CLI::App& command) {
   command.add_option("--model", model, "Model file (.safetensors)")->required()->check(CLI::ExistingFile);
   command.add_option("--beam", beam, "Prefix beam search width (default: greedy)")->check(CLI::NonNegativeNumber);
   command.add_option("--allowed", allowed, "Only these symbols may be read (e.g. the site's alphabet)");
+  command.add_flag("--any-length", any_length, "Readings of any length (default: the label lengths seen in training)");
   command.add_option("--batch-size", batch_size, "Images per forward pass")->capture_default_str()->check(CLI::PositiveNumber);
   command.add_option("--threads", threads, "Threads (default: every core)");
   command.add_option("--save-debug", save_debug, "Write each preprocessed image to this folder");
@@ -66,6 +67,7 @@ ReadOptions ReadingFlags::read_options() const {
   ReadOptions options;
   options.beam_width = beam;
   options.allowed = allowed;
+  options.any_length = any_length;
   options.batch_size = batch_size;
   return options;
 }

@@ -33,6 +33,7 @@ struct ReadingFlags {
   std::string model;
   int beam = 0;
   std::string allowed;
+  bool any_length = false;
   int batch_size = 64;
   int threads = 0;
   std::string save_debug;

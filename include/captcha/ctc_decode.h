@@ -29,10 +29,26 @@ void softmax_rows(std::vector<float>& logits, int time_steps, int num_classes,
 DecodedText greedy_decode(const float* probabilities, int time_steps, int num_classes,
                           const Charset& charset);
 
-// CTC prefix beam search keeping `beam_width` prefixes; returns the most probable labelling.
+// The label lengths a reading may have (symbols, inclusive); 0 leaves that side open.
+struct LengthRange {
+  int min = 0;
+  int max = 0;
+  bool contains(std::size_t length) const {
+    return (min <= 0 || length >= static_cast<std::size_t>(min)) && (max <= 0 || length <= static_cast<std::size_t>(max));
+  }
+};
+
+// CTC prefix beam search keeping `beam_width` prefixes; returns the most probable labelling
+// whose length is in `lengths` (the most probable of any length where the beam holds none).
 // Its confidence is that labelling's share of the probability mass kept in the beam.
 DecodedText beam_decode(const float* probabilities, int time_steps, int num_classes,
-                        const Charset& charset, int beam_width);
+                        const Charset& charset, int beam_width, LengthRange lengths = {});
+
+// The reading: best path when beam_width <= 1 and its length is in `lengths`; otherwise prefix
+// beam search (at least kLengthBeamWidth wide when the best path had the wrong length).
+inline constexpr int kLengthBeamWidth = 16;
+DecodedText decode(const float* probabilities, int time_steps, int num_classes, const Charset& charset,
+                   int beam_width, LengthRange lengths = {});
 
 // Allowed-class mask for softmax_rows from a string of allowed symbols (empty: all allowed).
 std::vector<bool> allowed_mask(const Charset& charset, const std::string& allowed_symbols);

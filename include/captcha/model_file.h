@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "captcha/charset.h"
+#include "captcha/ctc_decode.h"
 #include "captcha/model_config.h"
 #include "captcha/preprocess.h"
 #include "captcha/safetensors.h"
@@ -21,6 +22,9 @@ inline constexpr int kModelFormatVersion = 1;
 struct ModelFile {
   Charset charset;
   bool fold_case = false;
+  // The label lengths seen in training; readings are held to them unless asked not to
+  // (metadata "label_lengths": [min, max]; absent in older files: no bound).
+  LengthRange label_lengths;
   PreprocessOptions preprocess;
   ModelConfig config;
   nlohmann::json training = nlohmann::json::object();  // summary: epochs, figures, dataset, date

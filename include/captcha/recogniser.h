@@ -28,6 +28,7 @@ struct Reading {
 struct ReadOptions {
   int beam_width = 0;         // <= 1: greedy decoding; otherwise prefix beam search
   std::string allowed;        // restrict the output to these symbols ("" = all)
+  bool any_length = false;    // ignore the label lengths seen in training (model.label_lengths)
   int batch_size = 64;        // images per forward pass in read_batch
 };
 

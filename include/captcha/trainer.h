@@ -34,7 +34,7 @@ struct TrainOptions {
   ModelConfig model;
   PreprocessOptions preprocess;
   // Optimisation
-  int epochs = 100;
+  int epochs = 50;
   int batch_size = 16;
   double learning_rate = 1e-3;
   std::string optimizer = "adam";  // "adam" or "sgd" (momentum 0.9, Nesterov)

@@ -83,7 +83,7 @@ struct Beam {
 }  // namespace
 
 DecodedText beam_decode(const float* probabilities, int time_steps, int num_classes,
-                        const Charset& charset, int beam_width) {
+                        const Charset& charset, int beam_width, LengthRange lengths) {
   beam_width = std::max(beam_width, 1);
   std::map<std::vector<int>, Beam> beams;
   beams[{}].blank = 1.0;
@@ -100,6 +100,15 @@ DecodedText beam_decode(const float* probabilities, int time_steps, int num_clas
           same.blank += beam.total() * p;
           continue;
         }
+        const bool repeat = !prefix.empty() && prefix.back() == c;
+        if (repeat) {  // without a blank between, the repeat collapses into the same prefix
+          Beam& same = next[prefix];
+          if (same.char_probabilities.empty()) same.char_probabilities = beam.char_probabilities;
+          if (!same.char_probabilities.empty())
+            same.char_probabilities.back() = std::max(same.char_probabilities.back(), static_cast<float>(p));
+          same.non_blank += beam.non_blank * p;
+        }
+        if (lengths.max > 0 && prefix.size() >= static_cast<std::size_t>(lengths.max)) continue;  // too long
         std::vector<int> extended = prefix;
         extended.push_back(c);
         Beam& grown = next[extended];
@@ -107,17 +116,8 @@ DecodedText beam_decode(const float* probabilities, int time_steps, int num_clas
           grown.char_probabilities = beam.char_probabilities;
           grown.char_probabilities.push_back(static_cast<float>(p));
         }
-        if (!prefix.empty() && prefix.back() == c) {
-          grown.non_blank += beam.blank * p;  // a blank separated the doubled symbol
-          Beam& same = next[prefix];          // the repeat collapses into the same prefix
-          if (same.char_probabilities.empty()) same.char_probabilities = beam.char_probabilities;
-          if (!same.char_probabilities.empty())
-            same.char_probabilities.back() =
-                std::max(same.char_probabilities.back(), static_cast<float>(p));
-          same.non_blank += beam.non_blank * p;
-        } else {
-          grown.non_blank += beam.total() * p;
-        }
+        // A doubled symbol needs a blank between its two occurrences.
+        grown.non_blank += (repeat ? beam.blank : beam.total()) * p;
       }
     }
     std::vector<std::pair<std::vector<int>, Beam>> ranked(next.begin(), next.end());
@@ -132,12 +132,25 @@ DecodedText beam_decode(const float* probabilities, int time_steps, int num_clas
       beams.emplace(prefix, std::move(beam));
     }
   }
-  const auto best = std::max_element(beams.begin(), beams.end(), [](const auto& a, const auto& b) {
+  // The most probable prefix, preferring those of an allowed length.
+  const auto best = std::max_element(beams.begin(), beams.end(), [&](const auto& a, const auto& b) {
+    const bool a_fits = lengths.contains(a.first.size()), b_fits = lengths.contains(b.first.size());
+    if (a_fits != b_fits) return b_fits;
     return a.second.total() < b.second.total();
   });
   DecodedText out = make_text(best->first, best->second.char_probabilities, charset);
   out.confidence = static_cast<float>(best->second.total());
   return out;
+}
+
+DecodedText decode(const float* probabilities, int time_steps, int num_classes, const Charset& charset,
+                   int beam_width, LengthRange lengths) {
+  if (beam_width <= 1) {
+    DecodedText best_path = greedy_decode(probabilities, time_steps, num_classes, charset);
+    if (lengths.contains(utf8_to_u32(best_path.text).size())) return best_path;
+    beam_width = kLengthBeamWidth;
+  }
+  return beam_decode(probabilities, time_steps, num_classes, charset, beam_width, lengths);
 }
 
 }  // namespace captcha

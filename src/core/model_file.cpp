@@ -12,6 +12,8 @@ void save_model(const std::string& path, const ModelFile& model) {
   file.metadata["charset"] = model.charset.symbols_utf8();
   file.metadata["blank_index"] = std::to_string(Charset::kBlank);
   file.metadata["fold_case"] = model.fold_case ? "true" : "false";
+  if (model.label_lengths.min > 0 || model.label_lengths.max > 0)
+    file.metadata["label_lengths"] = nlohmann::json{model.label_lengths.min, model.label_lengths.max}.dump();
   file.metadata["input_width"] = std::to_string(model.preprocess.width);
   file.metadata["input_height"] = std::to_string(model.preprocess.height);
   file.metadata["preprocess"] = nlohmann::json(model.preprocess).dump();
@@ -44,6 +46,12 @@ ModelFile load_model(const std::string& path) {
   try {
     model.charset = Charset(field("charset"));
     model.fold_case = field("fold_case") == "true";
+    if (meta.count("label_lengths")) {
+      const auto range = nlohmann::json::parse(meta.at("label_lengths")).get<std::vector<int>>();
+      if (range.size() != 2 || range[0] < 0 || range[1] < range[0])
+        throw ModelFileError(path + ": bad label_lengths metadata");
+      model.label_lengths = {range[0], range[1]};
+    }
     model.preprocess = nlohmann::json::parse(field("preprocess")).get<PreprocessOptions>();
     model.config = nlohmann::json::parse(field("architecture")).get<ModelConfig>();
     model.training = nlohmann::json::parse(field("training"));

@@ -198,7 +198,7 @@ void import_weights(Crnn& network, const std::map<std::string, Tensor>& tensors,
 }
 
 std::vector<DecodedText> decode_logits(const torch::Tensor& logits, const Charset& charset,
-                                       int beam_width, const std::vector<bool>& allowed) {
+                                       int beam_width, const std::vector<bool>& allowed, LengthRange lengths) {
   const auto values = logits.detach().to(torch::kFloat).contiguous();
   const int batch = values.size(0), steps = values.size(1), classes = values.size(2);
   std::vector<DecodedText> out;
@@ -208,8 +208,7 @@ std::vector<DecodedText> decode_logits(const torch::Tensor& logits, const Charse
     std::vector<float> probabilities(data + static_cast<std::size_t>(n) * steps * classes,
                                      data + static_cast<std::size_t>(n + 1) * steps * classes);
     softmax_rows(probabilities, steps, classes, allowed);
-    out.push_back(beam_width > 1 ? beam_decode(probabilities.data(), steps, classes, charset, beam_width)
-                                 : greedy_decode(probabilities.data(), steps, classes, charset));
+    out.push_back(decode(probabilities.data(), steps, classes, charset, beam_width, lengths));
   }
   return out;
 }

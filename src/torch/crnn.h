@@ -51,9 +51,10 @@ void import_weights(Crnn& network, const std::map<std::string, Tensor>& tensors,
                     const std::string& path);
 
 // Decodes logits N x T x C: softmax (restricted to `allowed` when non-empty), then greedy
-// (beam_width <= 1) or prefix beam search.
+// (beam_width <= 1) or prefix beam search, each reading held to `lengths` (see decode()).
 std::vector<DecodedText> decode_logits(const torch::Tensor& logits, const Charset& charset,
-                                       int beam_width = 0, const std::vector<bool>& allowed = {});
+                                       int beam_width = 0, const std::vector<bool>& allowed = {},
+                                       LengthRange lengths = {});
 
 // Sets LibTorch's intra-op threads: `threads` > 0, or every core.
 void set_torch_threads(int threads);

@@ -52,7 +52,8 @@ std::vector<Reading> Recogniser::read_prepared(const std::vector<cv::Mat>& prepa
       normalise_into(image, p, batch[i].data_ptr<float>());
     }
     for (auto& text : decode_logits(impl_->network->forward(batch), impl_->model.charset,
-                                    options.beam_width, allowed))
+                                    options.beam_width, allowed,
+                                    options.any_length ? LengthRange{} : impl_->model.label_lengths))
       readings.push_back({std::move(text.text), text.confidence, std::move(text.char_probabilities)});
   }
   return readings;

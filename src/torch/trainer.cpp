@@ -116,7 +116,7 @@ struct Validation {
 };
 
 Validation validate(Crnn& network, const LoadedDataset& data, const Charset& charset,
-                    const PreprocessOptions& p) {
+                    const PreprocessOptions& p, LengthRange lengths) {
   torch::NoGradGuard no_grad;
   network->eval();
   std::vector<std::size_t> order(data.size());
@@ -129,7 +129,7 @@ Validation validate(Crnn& network, const LoadedDataset& data, const Charset& cha
     const Batch batch = make_batch(data, order, start, count, p, /*augment_rng=*/nullptr);
     const auto logits = network->forward(batch.images);
     loss_sum += ctc_loss(logits, batch).item<double>() * count;
-    const auto texts = decode_logits(logits, charset);
+    const auto texts = decode_logits(logits, charset, 0, {}, lengths);
     for (std::size_t i = 0; i < count; ++i) metrics.add(data.labels[start + i], texts[i].text);
   }
   network->train();
@@ -487,9 +487,9 @@ TrainSummary train(const TrainOptions& input_options, std::ostream& log) {
     charset = resume_from.charset;
   } else if (!o.charset.empty()) {
     charset = Charset::from_spec(o.charset);
-  } else if (!o.init_model.empty()) {
-    charset = init_from.charset;
   } else {
+    // From the labels, also when fine-tuning (--init): the rows of the symbols the starting
+    // model knows are copied, so the model learns exactly the alphabet of the new data.
     std::vector<std::string> labels;
     for (const auto& s : train_samples)
       if (is_valid_utf8(s.label)) labels.push_back(o.fold_case ? fold_label(s.label) : s.label);
@@ -504,6 +504,13 @@ TrainSummary train(const TrainOptions& input_options, std::ostream& log) {
   const LoadedDataset train_set = load_dataset(train_samples, charset, o.preprocess, load_options, o.train_dir);
   const LoadedDataset val_set =
       load_dataset(val_samples, charset, o.preprocess, load_options, o.val_dir.empty() ? o.train_dir + " (validation part)" : o.val_dir);
+
+  // Readings are held to the label lengths seen in training, as the recogniser does.
+  LengthRange label_lengths{1 << 30, 0};
+  for (const auto& target : train_set.targets) {
+    label_lengths.min = std::min(label_lengths.min, static_cast<int>(target.size()));
+    label_lengths.max = std::max(label_lengths.max, static_cast<int>(target.size()));
+  }
 
   // Network and optimizer.
   torch::manual_seed(o.seed);
@@ -552,6 +559,7 @@ TrainSummary train(const TrainOptions& input_options, std::ostream& log) {
     ModelFile m;
     m.charset = charset;
     m.fold_case = o.fold_case;
+    m.label_lengths = label_lengths;
     m.preprocess = o.preprocess;
     m.config = o.model;
     m.training = {{"epochs", epoch},
@@ -637,7 +645,7 @@ TrainSummary train(const TrainOptions& input_options, std::ostream& log) {
       break;
     }
     const double train_seconds = seconds_since(epoch_start);
-    const Validation v = validate(evaluated, val_set, charset, o.preprocess);
+    const Validation v = validate(evaluated, val_set, charset, o.preprocess, label_lengths);
     last_validation = v;
     state.epochs_completed = epoch;
     ++epochs_this_run;
