@@ -41,6 +41,6 @@ echo "| --- | --- | --- | --- | --- | --- |"
 [ -d "$data/generic-text-upper/test" ] && score generic-text-upper "$data/generic-text-upper/test" \
   0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ --case-insensitive
 if [ -x ../shared/tools/gregwar-dataset ] && command -v php >/dev/null; then
-  ../shared/tools/gregwar-dataset "$out/gregwar" "$gregwar_count" 13 >/dev/null
+  ../shared/tools/gregwar-dataset "$out/gregwar" "$gregwar_count" 13 >/dev/null 2>&1
   score "gregwar (seed 13)" "$out/gregwar" 123456789abcdefghijklmnpqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ
 fi
