@@ -31,6 +31,19 @@ GenerateOptions options_for(const std::string& out, int count) {
   return o;
 }
 
+// Generates `count` labels of `min_length`-`max_length` symbols from `charset` into `out` and
+// scans the folder back.
+std::vector<Sample> generate_and_scan(const std::string& out, int count, const std::string& charset,
+                                      int min_length, int max_length) {
+  GenerateOptions o = options_for(out, count);
+  o.charset = charset;
+  o.min_length = min_length;
+  o.max_length = max_length;
+  std::ostringstream log;
+  generate(o, log);
+  return scan_folder(out);
+}
+
 std::map<std::string, std::string> folder_bytes(const std::string& dir) {
   std::map<std::string, std::string> files;
   for (const auto& entry : fs::directory_iterator(dir))
@@ -58,14 +71,8 @@ TEST(Generator, SameSeedGivesTheSameBytesWhateverTheThreads) {
 
 TEST(Generator, LabelsAreUniqueIgnoringCaseAndNameTheFiles) {
   TempDir dir("gen-labels");
-  GenerateOptions o = options_for(dir / "out", 200);
-  o.charset = "abAB01";
-  o.min_length = 3;
-  o.max_length = 5;
-  std::ostringstream log;
-  generate(o, log);
+  const auto samples = generate_and_scan(dir / "out", 200, "abAB01", 3, 5);
   std::set<std::u32string> folded;
-  const auto samples = scan_folder(dir / "out");
   ASSERT_EQ(samples.size(), 200u);
   for (const auto& s : samples) {
     EXPECT_EQ(fs::path(s.path).stem().string(), s.label);
@@ -78,13 +85,7 @@ TEST(Generator, LabelsAreUniqueIgnoringCaseAndNameTheFiles) {
 
 TEST(Generator, LabelsThatAreNotFileNamesGetNumbersAndLabelsTsv) {
   TempDir dir("gen-unsafe");
-  GenerateOptions o = options_for(dir / "out", 30);
-  o.charset = "a/b?";
-  o.min_length = 4;
-  o.max_length = 4;
-  std::ostringstream log;
-  generate(o, log);
-  const auto samples = scan_folder(dir / "out");
+  const auto samples = generate_and_scan(dir / "out", 30, "a/b?", 4, 4);
   ASSERT_EQ(samples.size(), 30u);
   int numbered = 0;
   for (const auto& s : samples) {

@@ -2,7 +2,6 @@
 #include <algorithm>
 #include <cstdio>
 #include <fstream>
-#include <numeric>
 #include <iomanip>
 #include <iostream>
 
@@ -72,32 +71,29 @@ int run_eval(const EvalArgs& args) {
     errors.open(args.errors_file);
     errors << "path\ttruth\treading\tconfidence\n";
   }
+  // Truth and reading as scored (case-folded where case does not count), and which differ.
+  std::vector<std::string> truths(readings.size()), texts(readings.size());
+  std::vector<std::size_t> misread;
   for (std::size_t k = 0; k < readings.size(); ++k) {
     const Sample& sample = samples[index[k]];
     metrics.add(sample.label, readings[k].text);
-    const bool correct = fold ? fold_label(sample.label) == fold_label(readings[k].text) : sample.label == readings[k].text;
-    if (errors.is_open() && !correct)
+    truths[k] = fold ? fold_label(sample.label) : sample.label;
+    texts[k] = fold ? fold_label(readings[k].text) : readings[k].text;
+    if (truths[k] == texts[k]) continue;
+    misread.push_back(k);
+    if (errors.is_open())
       errors << sample.path << '\t' << sample.label << '\t' << readings[k].text << '\t' << readings[k].confidence << '\n';
   }
   const EvaluationReport report = metrics.report();
   if (!args.grid_file.empty()) {
     // Misreads first, then correct readings, up to --grid-count images.
-    std::vector<std::size_t> order(readings.size());
-    std::iota(order.begin(), order.end(), 0);
-    std::stable_partition(order.begin(), order.end(), [&](std::size_t k) {
-      const std::string& truth = samples[index[k]].label;
-      return fold ? fold_label(truth) != fold_label(readings[k].text) : truth != readings[k].text;
-    });
+    std::vector<std::size_t> order = misread;
+    for (std::size_t k = 0; k < readings.size(); ++k)
+      if (truths[k] == texts[k]) order.push_back(k);
+    if (order.size() > static_cast<std::size_t>(args.grid_count)) order.resize(args.grid_count);
     std::vector<GridCell> cells;
-    for (std::size_t n = 0; n < order.size() && static_cast<int>(n) < args.grid_count; ++n) {
-      const std::size_t k = order[n];
-      GridCell cell;
-      cell.image = cv::imread(samples[index[k]].path, cv::IMREAD_COLOR);
-      cell.truth = fold ? fold_label(samples[index[k]].label) : samples[index[k]].label;
-      cell.reading = fold ? fold_label(readings[k].text) : readings[k].text;
-      cell.confidence = readings[k].confidence;
-      cells.push_back(std::move(cell));
-    }
+    for (const std::size_t k : order)
+      cells.push_back({cv::imread(samples[index[k]].path, cv::IMREAD_COLOR), truths[k], texts[k], readings[k].confidence});
     write_png(args.grid_file, draw_reading_grid(cells, 4));
   }
 

@@ -3,13 +3,12 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
-#include <filesystem>
-#include <fstream>
 #include <sstream>
 
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
+#include "atomic_file.h"
 #include "captcha/errors.h"
 
 namespace captcha {
@@ -168,15 +167,7 @@ cv::Mat draw_reading_grid(const std::vector<GridCell>& cells, int columns) {
 void write_png(const std::string& path, const cv::Mat& image) {
   std::vector<unsigned char> bytes;
   if (!cv::imencode(".png", image, bytes)) throw Error(path + ": PNG encoding failed");
-  const std::string temporary = path + ".tmp";
-  {
-    std::ofstream out(temporary, std::ios::binary | std::ios::trunc);
-    out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
-    if (!out.flush()) throw Error(path + ": cannot write the image");
-  }
-  std::error_code ec;
-  std::filesystem::rename(temporary, path, ec);
-  if (ec) throw Error(path + ": cannot write the image (" + ec.message() + ")");
+  write_file_atomically(path, std::string(bytes.begin(), bytes.end()));
 }
 
 }  // namespace captcha

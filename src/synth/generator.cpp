@@ -88,7 +88,6 @@ struct Effects {
   bool colour = false, gradient = false, per_glyph_colour = false;
   bool hollow = false;
   bool invert = false;
-  int jpeg_quality = 90;
 };
 
 void distort(Effects& e, Rng& r, double strength) {
@@ -120,7 +119,7 @@ void noise(Effects& e, Rng& r) {
 
 Effects pick_effects(const std::string& style, Rng& r) {
   Effects e;
-  e.jpeg_quality = r.integer(60, 95);
+  r.integer(60, 95);  // an unused draw, kept so that every seed still draws the same images
   if (style == "clean") {
     e.squeeze = r.uniform(0.85, 1.15);
   } else if (style == "distort") {

@@ -192,7 +192,8 @@ void import_weights(Crnn& network, const std::map<std::string, Tensor>& tensors,
   for (auto& b : network->named_buffers()) load(b.key(), b.value());
   std::size_t weights_in_file = 0;
   // A training checkpoint also holds optimizer state and the weight average ("ema.").
-  for (const auto& [name, t] : tensors) weights_in_file += name.rfind("optimizer", 0) != 0 && name.rfind("ema.", 0) != 0;
+  for (const auto& [name, t] : tensors)
+    weights_in_file += name.rfind("optimizer", 0) != 0 && name.rfind(kAverageTensorPrefix, 0) != 0;
   if (weights_in_file != used)
     throw ModelFileError(path + ": holds " + std::to_string(weights_in_file) + " weight tensors, the architecture has " + std::to_string(used));
 }

@@ -45,8 +45,12 @@ TORCH_MODULE(Crnn);
 // Parameters and buffers as model-file tensors (float32; integer buffers as int64).
 std::map<std::string, Tensor> export_weights(Crnn& network);
 
+// Training checkpoints hold the weight average under this prefix ("ema.conv1.weight", ...).
+inline constexpr const char* kAverageTensorPrefix = "ema.";
+
 // Copies `tensors` into the network. Every parameter and buffer must be present with its shape;
-// throws ModelFileError naming `path` otherwise. Tensors named "optimizer*" are ignored.
+// throws ModelFileError naming `path` otherwise. Tensors named "optimizer*" or "ema.*" (a
+// checkpoint's optimizer state and weight average) are ignored.
 void import_weights(Crnn& network, const std::map<std::string, Tensor>& tensors,
                     const std::string& path);
 

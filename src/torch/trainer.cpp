@@ -27,6 +27,7 @@
 #include "captcha/model_file.h"
 #include "captcha/plots.h"
 #include "captcha/utf8.h"
+#include "core/atomic_file.h"
 #include "crnn.h"
 
 namespace fs = std::filesystem;
@@ -201,16 +202,6 @@ TrainerState state_from_json(const nlohmann::json& j) {
   return s;
 }
 
-void write_text_atomically(const fs::path& path, const std::string& text) {
-  const fs::path temporary = path.string() + ".tmp";
-  {
-    std::ofstream out(temporary, std::ios::trunc);
-    out << text;
-    if (!out.flush()) throw Error(path.string() + ": write failed");
-  }
-  fs::rename(temporary, path);
-}
-
 constexpr const char* kMetricsHeader =
     "epoch,train_loss,val_loss,val_exact_match,val_cer,learning_rate,images_per_second,elapsed_seconds\n";
 
@@ -276,8 +267,6 @@ class WeightAverage {
   Crnn averaged_;
   double decay_;
 };
-
-constexpr const char* kAveragePrefix = "ema.";
 
 // Copies `source` weights into `network`; when the charsets differ, the classifier rows of the
 // symbols both share are copied and the others keep their fresh initialisation.
@@ -527,7 +516,7 @@ TrainSummary train(const TrainOptions& input_options, std::ostream& log) {
     std::map<std::string, Tensor> stored;
     if (resuming)
       for (const auto& [name, t] : resume_from.tensors)
-        if (name.rfind(kAveragePrefix, 0) == 0) stored.emplace(name.substr(std::strlen(kAveragePrefix)), t);
+        if (name.rfind(kAverageTensorPrefix, 0) == 0) stored.emplace(name.substr(std::strlen(kAverageTensorPrefix)), t);
     import_weights(average->network(), stored.empty() ? export_weights(network) : stored, resume_path);
   }
   // Validation, best and final use the average where there is one.
@@ -555,7 +544,8 @@ TrainSummary train(const TrainOptions& input_options, std::ostream& log) {
   summary.final_model = (out_dir / "final.safetensors").string();
   summary.last_checkpoint = (out_dir / "last.safetensors").string();
 
-  const auto model_file = [&](const Validation& figures, int epoch) {
+  // A model file of `weights` with the run's description.
+  const auto model_file = [&](const Validation& figures, int epoch, Crnn& weights) {
     ModelFile m;
     m.charset = charset;
     m.fold_case = o.fold_case;
@@ -575,16 +565,16 @@ TrainSummary train(const TrainOptions& input_options, std::ostream& log) {
                   {"seed", o.seed},
                   {"training_seconds", state.elapsed_seconds + seconds_since(start_time)},
                   {"date", now_iso8601()}};
-    m.tensors = export_weights(evaluated);
+    m.tensors = export_weights(weights);
     return m;
   };
   // `last` holds the raw weights under their own names (so that it loads as a model), the
   // average under "ema.", and the optimizer state.
   const auto save_last = [&](const Validation& figures) {
-    ModelFile m = model_file(figures, state.epochs_completed);
-    m.tensors = export_weights(network);
+    ModelFile m = model_file(figures, state.epochs_completed, network);
     if (average)
-      for (auto& [name, t] : export_weights(average->network())) m.tensors.emplace(kAveragePrefix + name, std::move(t));
+      for (auto& [name, t] : export_weights(average->network()))
+        m.tensors.emplace(kAverageTensorPrefix + name, std::move(t));
     std::ostringstream bytes;
     torch::save(*optimizer, bytes);
     const std::string blob = bytes.str();
@@ -656,20 +646,20 @@ TrainSummary train(const TrainOptions& input_options, std::ostream& log) {
       state.best = v;
       state.best_epoch = epoch;
       state.epochs_since_best = 0;
-      save_model(summary.best_model, model_file(v, epoch));
+      save_model(summary.best_model, model_file(v, epoch, evaluated));
     } else {
       ++state.epochs_since_best;
     }
     const double lr_used = state.learning_rate;
-    if (o.schedule != "plateau") {
-      // The rate is set per step.
-    } else if (v.loss < state.plateau_loss * (1 - 1e-3)) {
-      state.plateau_loss = v.loss;
-      state.plateau_epochs = 0;
-    } else if (++state.plateau_epochs > o.lr_patience && state.learning_rate > o.min_learning_rate) {
-      state.learning_rate = std::max(o.min_learning_rate, state.learning_rate * o.lr_factor);
-      state.plateau_epochs = 0;
-      set_learning_rate(*optimizer, state.learning_rate);
+    if (o.schedule == "plateau") {  // the cosine schedule sets the rate per step
+      if (v.loss < state.plateau_loss * (1 - 1e-3)) {
+        state.plateau_loss = v.loss;
+        state.plateau_epochs = 0;
+      } else if (++state.plateau_epochs > o.lr_patience && state.learning_rate > o.min_learning_rate) {
+        state.learning_rate = std::max(o.min_learning_rate, state.learning_rate * o.lr_factor);
+        state.plateau_epochs = 0;
+        set_learning_rate(*optimizer, state.learning_rate);
+      }
     }
 
     const double images_per_second = seen / std::max(train_seconds, 1e-9);
@@ -680,7 +670,7 @@ TrainSummary train(const TrainOptions& input_options, std::ostream& log) {
     state.metrics_rows.push_back(row.str());
     std::string csv = kMetricsHeader;
     for (const auto& r : state.metrics_rows) csv += r + "\n";
-    write_text_atomically(out_dir / "metrics.csv", csv);
+    write_file_atomically((out_dir / "metrics.csv").string(), csv);
     write_png((out_dir / "curves.png").string(), draw_training_curves(parse_metrics_rows(state.metrics_rows)));
 
     const double eta = (o.epochs - epoch) * epoch_seconds_sum / epochs_this_run;
@@ -706,8 +696,8 @@ TrainSummary train(const TrainOptions& input_options, std::ostream& log) {
   summary.best_val_cer = state.best.cer;
   summary.seconds = state.elapsed_seconds + seconds_since(start_time);
   if (!summary.interrupted) {
-    if (state.best_epoch == 0) save_model(summary.best_model, model_file(last_validation, state.epochs_completed));
-    save_model(summary.final_model, model_file(last_validation, state.epochs_completed));
+    if (state.best_epoch == 0) save_model(summary.best_model, model_file(last_validation, state.epochs_completed, evaluated));
+    save_model(summary.final_model, model_file(last_validation, state.epochs_completed, evaluated));
     log << "done: " << state.epochs_completed << " epochs in " << format_duration(summary.seconds)
         << "; best validation exact match " << std::fixed << std::setprecision(2)
         << 100 * state.best.exact_match << "% (CER " << 100 * state.best.cer << "%) at epoch "
