@@ -88,6 +88,10 @@ struct Effects {
   bool colour = false, gradient = false, per_glyph_colour = false;
   bool hollow = false;
   bool invert = false;
+  double rough = 0;             // ragged, fibrous glyph edges: noise amplitude near the ink
+  int strokes = 0;              // thick curves drawn with the ink from left of the text to its right
+  double text_min = 0.5, text_max = 0.85;  // text height, share of the image height
+  double glyph_luminance_max = 150;         // per-glyph colours: the lightest allowed
 };
 
 void distort(Effects& e, Rng& r, double strength) {
@@ -117,6 +121,30 @@ void noise(Effects& e, Rng& r) {
   e.speckle = r.chance(0.6) ? r.uniform(6, 30) : 0;
 }
 
+// Heavy, ragged glyphs on a grey gradient, struck through by thick curves.
+void strike(Effects& e, Rng& r) {
+  e.bold = std::max(e.bold, r.uniform(0, 2.5));
+  e.rough = r.uniform(0.1, 0.4);
+  e.strokes = r.integer(1, 2);
+  e.gradient = true;
+  e.blur = std::max(e.blur, r.uniform(0.3, 1.0));
+}
+
+// Small glyphs far apart, each its own colour, some of them light; thin lines across.
+void spaced(Effects& e, Rng& r) {
+  e.spacing_min = r.uniform(0.1, 0.4);
+  e.spacing_max = e.spacing_min + r.uniform(0.2, 1.2);
+  e.text_min = 0.2;
+  e.text_max = 0.6;
+  e.rotation = std::max(e.rotation, r.uniform(0, 25));
+  e.per_glyph_colour = true;
+  e.glyph_luminance_max = 200;
+  if (r.chance(0.6)) {
+    e.lines_through = std::max(e.lines_through, r.integer(1, 3));
+    e.lines_behind = std::max(e.lines_behind, r.integer(0, 2));
+  }
+}
+
 Effects pick_effects(const std::string& style, Rng& r) {
   Effects e;
   r.integer(60, 95);  // an unused draw, kept so that every seed still draws the same images
@@ -143,6 +171,10 @@ Effects pick_effects(const std::string& style, Rng& r) {
     e.bold = r.uniform(2, 4);
   } else if (style == "inverted") {
     e.invert = true;
+  } else if (style == "strike") {
+    strike(e, r);
+  } else if (style == "spaced") {
+    spaced(e, r);
   } else {  // mix: every effect, each with its own chance and strength
     distort(e, r, r.uniform(0, 1));
     e.font_per_glyph = r.chance(0.25);
@@ -159,6 +191,8 @@ Effects pick_effects(const std::string& style, Rng& r) {
     e.hollow = r.chance(0.08);
     if (e.hollow) e.bold = r.uniform(2, 4);
     e.invert = r.chance(0.1);
+    if (r.chance(0.15)) strike(e, r);
+    if (r.chance(0.15)) spaced(e, r);
   }
   return e;
 }
@@ -311,6 +345,27 @@ void draw_lines(cv::Mat& image, int count, int arcs, Rng& r, const cv::Rect& tex
   }
 }
 
+// Thick cubic curves from left of the text to its right, in the ink: they hook, cross glyphs and
+// look like parts of them.
+void draw_strokes(cv::Mat& image, int count, Rng& r, const cv::Rect& text_box, const cv::Scalar& ink) {
+  for (int i = 0; i < count; ++i) {
+    const int left = std::min(image.cols - 1, text_box.x + text_box.width / 5);
+    const int right = std::max(0, text_box.br().x - text_box.width / 5);
+    const cv::Point2d p0(r.integer(0, left), r.integer(0, image.rows - 1));
+    const cv::Point2d p3(r.integer(right, image.cols - 1), r.integer(0, image.rows - 1));
+    const cv::Point2d p1(r.uniform(p0.x, p3.x), r.uniform(-0.5, 1.5) * image.rows);
+    const cv::Point2d p2(r.uniform(p0.x, p3.x), r.uniform(-0.5, 1.5) * image.rows);
+    std::vector<cv::Point> curve;
+    for (int k = 0; k <= 40; ++k) {
+      const double t = k / 40.0, u = 1 - t;
+      const cv::Point2d p = u * u * u * p0 + 3 * u * u * t * p1 + 3 * u * t * t * p2 + t * t * t * p3;
+      curve.emplace_back(static_cast<int>(std::lround(p.x)), static_cast<int>(std::lround(p.y)));
+    }
+    const int thickness = r.integer(std::max(1, image.rows / 25), std::max(2, image.rows / 12));
+    cv::polylines(image, curve, false, ink, thickness, cv::LINE_AA);
+  }
+}
+
 bool safe_file_name(const std::u32string& label) {
   if (label.empty() || label[0] == U'.' || label[0] == U'-') return false;
   for (char32_t c : label)
@@ -331,6 +386,8 @@ const std::vector<std::pair<std::string, std::string>>& generator_styles() {
       {"colour", "colour or gradient backgrounds with coloured glyphs"},
       {"hollow", "outlined glyphs"},
       {"inverted", "light text on a dark background"},
+      {"strike", "heavy ragged glyphs on a grey gradient, struck through by thick curves"},
+      {"spaced", "small glyphs far apart, each its own colour; thin lines"},
       {"mix", "each image draws its own combination of all the above (the default)"},
   };
   return styles;
@@ -380,7 +437,7 @@ TextLayer CaptchaGenerator::Impl::render_text(Renderer& renderer, const std::u32
         e.font_per_glyph ? static_cast<std::size_t>(r.integer(0, static_cast<int>(font_files.size()) - 1)) : image_font;
     const int size = std::max(8, static_cast<int>(std::lround(kRenderSize * (1 + r.uniform(-1, 1) * e.size_jitter))));
     Glyph g = renderer.glyph(font, symbol, size);
-    const cv::Scalar colour = e.per_glyph_colour ? colour_with_luminance(r, 0, 150) : ink;
+    const cv::Scalar colour = e.per_glyph_colour ? colour_with_luminance(r, 0, e.glyph_luminance_max) : ink;
     if (!g.mask.empty()) {
       cv::Mat mask;
       g.mask.convertTo(mask, CV_32F, 1.0 / 255);
@@ -410,6 +467,14 @@ TextLayer CaptchaGenerator::Impl::render_text(Renderer& renderer, const std::u32
     cv::erode(layer.alpha, inner, cv::getStructuringElement(cv::MORPH_ELLIPSE, {k, k}));
     layer.alpha = cv::max(layer.alpha - inner, 0);
   }
+  if (e.rough > 0) {
+    // Smooth noise added within a few pixels of the ink: edges fray, strokes thin and thicken.
+    cv::Mat near, noise(layer.alpha.size(), CV_32F);
+    cv::dilate(layer.alpha, near, cv::getStructuringElement(cv::MORPH_ELLIPSE, {9, 9}));
+    cv::randu(noise, -1, 1);
+    cv::GaussianBlur(noise, noise, cv::Size(), 1.0);
+    layer.alpha = cv::min(cv::max(layer.alpha + noise.mul(near) * (4 * e.rough), 0), 1);
+  }
   cv::Mat ink_mask;
   cv::threshold(layer.alpha, ink_mask, 0.02, 255, cv::THRESH_BINARY);
   ink_mask.convertTo(ink_mask, CV_8U);
@@ -429,6 +494,7 @@ cv::Mat CaptchaGenerator::Impl::draw(Renderer& renderer, const std::u32string& t
   // Colours: dark ink on a light background (inverted at the end where asked).
   cv::Scalar paper = grey(r.uniform(215, 255)), paper2 = paper;
   cv::Scalar ink = grey(r.uniform(0, 110));
+  if (e.gradient && !e.colour) paper2 = grey(r.uniform(150, 255));
   if (e.colour) {
     paper = colour_with_luminance(r, 170, 255);
     paper2 = e.gradient ? colour_with_luminance(r, 170, 255) : paper;
@@ -441,7 +507,7 @@ cv::Mat CaptchaGenerator::Impl::draw(Renderer& renderer, const std::u32string& t
   cv::Rect text_box(0, 0, width, height);
   if (!text_layer.alpha.empty()) {
     // Fit: a random share of the height, squeezed to the width where the text is too long.
-    const double text_height = r.uniform(0.5, 0.85) * height;
+    const double text_height = r.uniform(e.text_min, e.text_max) * height;
     double sy = text_height / text_layer.alpha.rows;
     double sx = sy * e.squeeze;
     const double max_width = r.uniform(0.8, 0.97) * width;
@@ -483,6 +549,7 @@ cv::Mat CaptchaGenerator::Impl::draw(Renderer& renderer, const std::u32string& t
     for (int x = 0; x < width; ++x) out[x] = out[x] * (1 - a[x]) + c[x] * a[x];
   }
   draw_lines(image, e.lines_through, e.arcs, r, text_box, ink, true);
+  draw_strokes(image, e.strokes, r, text_box, ink);
 
   if (e.dots > 0) {
     const int dots = static_cast<int>(e.dots * width * height / 100);

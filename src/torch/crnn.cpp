@@ -126,20 +126,34 @@ void CrnnImpl::initialise_like_keras() {
   for (std::size_t i = 0; i < grus_.size(); ++i) init_rnn(*grus_[i], 3, config_.rnn_hidden[i]);
 }
 
+namespace {
+
+// The images in the channels-last layout (channel stride 1), which the convolutions, batch norm
+// and pooling run faster in and keep. `.contiguous(ChannelsLast)` leaves a one-channel tensor's
+// strides as they are, so the layout is built by copying.
+torch::Tensor channels_last(const torch::Tensor& images) {
+  if (images.dim() != 4 || images.stride(1) == 1) return images;
+  return torch::empty_like(images, torch::MemoryFormat::ChannelsLast).copy_(images);
+}
+
+}  // namespace
+
 torch::Tensor CrnnImpl::small_features(torch::Tensor x) {
-  x = conv1_->forward(x);
+  // Pooling before the ReLU gives the same values (max and ReLU commute) with a quarter of the
+  // ReLU work.
+  x = conv1_->forward(channels_last(x));
   if (bn1_) x = bn1_->forward(x);
-  x = torch::max_pool2d(torch::relu(x), 2);
+  x = torch::relu(torch::max_pool2d(x, 2));
   x = conv2_->forward(x);
   if (bn2_) x = bn2_->forward(x);
-  x = torch::max_pool2d(torch::relu(x), 2);
+  x = torch::relu(torch::max_pool2d(x, 2));
   // N x C x H x W -> N x W x (C * H): each column of the feature map is one time step.
   x = x.permute({0, 3, 1, 2}).flatten(2);
   return dropout_->forward(torch::relu(dense_->forward(x)));
 }
 
 torch::Tensor CrnnImpl::resnet_features(torch::Tensor x) {
-  x = stages_->forward(stem_->forward(x));
+  x = stages_->forward(stem_->forward(channels_last(x)));
   x = x.mean(2).permute({0, 2, 1});  // average over the height: N x W x C
   return dropout_->forward(torch::relu(project_->forward(x)));
 }
