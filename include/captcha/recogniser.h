@@ -34,7 +34,8 @@ struct ReadOptions {
 
 class Recogniser {
  public:
-  // Loads the model file. Throws ModelFileError. `threads` <= 0 uses every core.
+  // Loads the model file. Throws ModelFileError. `threads` <= 0 uses every core (LibTorch's
+  // thread count is process-wide); glibc is set to keep freed memory for reuse (see train()).
   explicit Recogniser(const std::string& model_path, int threads = 0);
   ~Recogniser();
   Recogniser(Recogniser&&) noexcept;

@@ -1,8 +1,12 @@
 // CRNN networks: the small Keras-style model and a ResNet-18-style backbone, each followed by
 // bidirectional LSTM/GRU layers; plus weight import/export for the model file.
 #include "crnn.h"
+#include "fused_lstm.h"
+
+#include <malloc.h>
 
 #include <cstring>
+#include <limits>
 #include <thread>
 
 #include "captcha/errors.h"
@@ -163,7 +167,7 @@ torch::Tensor CrnnImpl::forward(torch::Tensor images) {
   const std::size_t layers = config_.rnn_hidden.size();
   for (std::size_t i = 0; i < layers; ++i) {
     if (i > 0) x = dropout_->forward(x);
-    x = config_.rnn == "lstm" ? std::get<0>(lstms_[i]->forward(x)) : std::get<0>(grus_[i]->forward(x));
+    x = config_.rnn == "lstm" ? fused_bilstm(lstms_[i], x) : std::get<0>(grus_[i]->forward(x));
   }
   return classifier_->forward(x);
 }
@@ -228,9 +232,15 @@ std::vector<DecodedText> decode_logits(const torch::Tensor& logits, const Charse
   return out;
 }
 
-void set_torch_threads(int threads) {
+void configure_torch(int threads) {
   const int n = threads > 0 ? threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   torch::set_num_threads(n);
+  // glibc hands blocks over 128 KiB-32 MiB to mmap and back to the kernel when freed, so each
+  // batch's activations (tens of MB) came as fresh pages, faulted in and zeroed by the kernel at
+  // every step: about 40% of a training step on this project's machine. Freed memory is kept
+  // for the next batch instead.
+  mallopt(M_MMAP_THRESHOLD, 1 << 30);
+  mallopt(M_TRIM_THRESHOLD, std::numeric_limits<int>::max());
 }
 
 }  // namespace captcha

@@ -60,7 +60,8 @@ std::vector<DecodedText> decode_logits(const torch::Tensor& logits, const Charse
                                        int beam_width = 0, const std::vector<bool>& allowed = {},
                                        LengthRange lengths = {});
 
-// Sets LibTorch's intra-op threads: `threads` > 0, or every core.
-void set_torch_threads(int threads);
+// Sets LibTorch's intra-op threads (`threads` > 0, or every core) and has glibc keep freed
+// memory for reuse instead of returning large blocks to the kernel (process-wide).
+void configure_torch(int threads);
 
 }  // namespace captcha

@@ -14,7 +14,7 @@ struct Recogniser::Impl {
 };
 
 Recogniser::Recogniser(const std::string& model_path, int threads) : impl_(std::make_unique<Impl>()) {
-  set_torch_threads(threads);
+  configure_torch(threads);
   impl_->model = load_model(model_path);
   impl_->preprocess = impl_->model.preprocess;
   impl_->network = Crnn(impl_->model.config, impl_->model.charset.num_classes(), impl_->model.preprocess.height);

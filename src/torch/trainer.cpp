@@ -418,7 +418,7 @@ TrainSummary train(const TrainOptions& input_options, std::ostream& log) {
   const auto start_time = Clock::now();
   TrainOptions o = input_options;
   g_stop_requested = false;
-  set_torch_threads(o.threads);
+  configure_torch(o.threads);
   if (o.epochs < 1) throw ConfigError("--epochs must be at least 1");
   if (o.batch_size < 1) throw ConfigError("--batch-size must be at least 1");
   if (!(o.learning_rate > 0)) throw ConfigError("--lr must be positive");
