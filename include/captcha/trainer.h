@@ -54,6 +54,10 @@ struct TrainOptions {
   // per step (0: the raw weights).
   double ema_decay = 0.999;
   bool augment = true;             // light random rotation/scale/shift of the training images
+  // Augmentation starts after the first epoch whose validation CER is below this (the network has
+  // begun to read: jitter before that only lengthens the CTC plateau); >= 1, or with init_model,
+  // from the first batch.
+  double augment_after_cer = 0.5;
   std::uint64_t seed = 1;
   int threads = 0;                 // 0: every core (process-wide: LibTorch's thread count)
   // Starting points

@@ -174,6 +174,7 @@ struct TrainerState {
   double plateau_loss = 1e30;
   int plateau_epochs = 0;
   double elapsed_seconds = 0;
+  bool augmenting = false;
   std::vector<std::string> metrics_rows;
 };
 
@@ -185,7 +186,8 @@ nlohmann::json state_to_json(const TrainerState& s) {
           {"learning_rate", s.learning_rate},
           {"plateau_loss", s.plateau_loss},
           {"plateau_epochs", s.plateau_epochs},
-          {"elapsed_seconds", s.elapsed_seconds}};
+          {"elapsed_seconds", s.elapsed_seconds},
+          {"augmenting", s.augmenting}};
 }
 
 TrainerState state_from_json(const nlohmann::json& j) {
@@ -199,6 +201,7 @@ TrainerState state_from_json(const nlohmann::json& j) {
   s.plateau_loss = j.at("plateau_loss");
   s.plateau_epochs = j.at("plateau_epochs");
   s.elapsed_seconds = j.at("elapsed_seconds");
+  s.augmenting = j.value("augmenting", true);  // runs saved before the setting augmented throughout
   return s;
 }
 
@@ -296,7 +299,7 @@ void initialise_from(Crnn& network, const ModelFile& source, const Charset& char
 
 void print_settings(std::ostream& log, const TrainOptions& o, const Charset& charset,
                     const LoadedDataset& train_set, const LoadedDataset& val_set, int time_steps,
-                    std::int64_t parameters) {
+                    std::int64_t parameters, bool augmenting) {
   const auto row = [&](const std::string& key, const std::string& value) {
     log << "  " << std::left << std::setw(16) << key << value << std::right << "\n";
   };
@@ -314,7 +317,9 @@ void print_settings(std::ostream& log, const TrainOptions& o, const Charset& cha
   row("model", o.model.arch + " + " + o.model.rnn + " (" + hidden.str() + "), " + std::to_string(parameters) + " parameters");
   std::ostringstream optimisation;
   optimisation << o.optimizer << " lr " << o.learning_rate << ", batch " << o.batch_size << ", clip " << o.clip_grad_norm
-               << (o.augment ? ", augment" : "");
+;
+  if (o.augment && augmenting) optimisation << ", augment";
+  if (o.augment && !augmenting) optimisation << ", augment once val CER < " << o.augment_after_cer;
   row("optimisation", optimisation.str());
   std::ostringstream schedule;
   schedule << "max " << o.epochs << " epochs, early stop after " << o.patience << ", ";
@@ -369,7 +374,8 @@ void to_json(nlohmann::json& j, const TrainOptions& o) {
        {"momentum", o.momentum}, {"weight_decay", o.weight_decay}, {"clip_grad_norm", o.clip_grad_norm},
        {"patience", o.patience}, {"schedule", o.schedule}, {"warmup_epochs", o.warmup_epochs},
        {"lr_patience", o.lr_patience}, {"lr_factor", o.lr_factor},
-       {"min_learning_rate", o.min_learning_rate}, {"ema_decay", o.ema_decay}, {"augment", o.augment}, {"seed", o.seed},
+       {"min_learning_rate", o.min_learning_rate}, {"ema_decay", o.ema_decay}, {"augment", o.augment},
+       {"augment_after_cer", o.augment_after_cer}, {"seed", o.seed},
        {"init_model", o.init_model}};
 }
 
@@ -399,6 +405,7 @@ void from_json(const nlohmann::json& j, TrainOptions& o) {
   o.lr_factor = j.value("lr_factor", o.lr_factor);
   o.min_learning_rate = j.value("min_learning_rate", o.min_learning_rate);
   o.augment = j.value("augment", o.augment);
+  o.augment_after_cer = j.value("augment_after_cer", 1.0);  // older runs augmented from the start
   o.seed = j.value("seed", o.seed);
   o.init_model = j.value("init_model", o.init_model);
 }
@@ -429,6 +436,7 @@ TrainSummary train(const TrainOptions& input_options, std::ostream& log) {
     throw ConfigError("unknown schedule '" + o.schedule + "' (expected cosine or plateau)");
   if (!(o.warmup_epochs >= 0)) throw ConfigError("--warmup must not be negative");
   if (!(o.ema_decay >= 0 && o.ema_decay < 1)) throw ConfigError("--ema must be in [0, 1)");
+  if (!(o.augment_after_cer >= 0)) throw ConfigError("--augment-after-cer must not be negative");
   if (o.out_dir.empty()) throw ConfigError("an output folder (--out) is needed");
 
   // Starting points fix the charset, preprocessing and architecture.
@@ -448,6 +456,7 @@ TrainSummary train(const TrainOptions& input_options, std::ostream& log) {
     o.model = init_from.config;
     o.preprocess = init_from.preprocess;
   }
+  if (!resuming) state.augmenting = o.augment && (o.augment_after_cer >= 1 || !o.init_model.empty());
   o.model.validate();
   nlohmann::json(o.preprocess).get<PreprocessOptions>();  // validates the input size
 
@@ -535,7 +544,7 @@ TrainSummary train(const TrainOptions& input_options, std::ostream& log) {
   set_learning_rate(*optimizer, state.learning_rate);
   std::int64_t parameters = 0;
   for (const auto& p : network->parameters()) parameters += p.numel();
-  print_settings(log, o, charset, train_set, val_set, time_steps, parameters);
+  print_settings(log, o, charset, train_set, val_set, time_steps, parameters, state.augmenting);
   if (resuming) log << "  resuming after epoch " << state.epochs_completed << "\n";
 
   TrainSummary summary;
@@ -610,7 +619,7 @@ TrainSummary train(const TrainOptions& input_options, std::ostream& log) {
       if (g_stop_requested) break;
       const std::size_t start = b * o.batch_size;
       const std::size_t count = std::min<std::size_t>(o.batch_size, train_set.size() - start);
-      const Batch batch = make_batch(train_set, order, start, count, o.preprocess, o.augment ? &rng : nullptr);
+      const Batch batch = make_batch(train_set, order, start, count, o.preprocess, state.augmenting ? &rng : nullptr);
       const auto step = static_cast<std::int64_t>((epoch - 1) * batches_per_epoch + b);
       if (o.schedule == "cosine") {
         state.learning_rate = cosine_learning_rate(o, step, batches_per_epoch);
@@ -641,6 +650,13 @@ TrainSummary train(const TrainOptions& input_options, std::ostream& log) {
     ++epochs_this_run;
     epoch_seconds_sum += seconds_since(epoch_start);
 
+    if (o.augment && !state.augmenting && v.cer < o.augment_after_cer) {
+      state.augmenting = true;
+      std::ostringstream note;
+      note << "augmentation on from epoch " << epoch + 1 << " (validation CER " << std::fixed << std::setprecision(2)
+           << 100 * v.cer << "%)\n";
+      log << note.str();
+    }
     const bool improved = is_better(v, state.best);
     if (improved) {
       state.best = v;
