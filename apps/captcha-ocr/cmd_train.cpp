@@ -47,7 +47,7 @@ void register_train(CLI::App& app, Action& run) {
       ->capture_default_str()->check(CLI::PositiveNumber);
   cmd->add_option("--schedule", o.schedule, "cosine (warm-up, then cosine decay over --epochs) or plateau (halve the rate when validation loss stalls)")
       ->capture_default_str()->check(CLI::IsMember({"cosine", "plateau"}));
-  cmd->add_option("--warmup", o.warmup_epochs, "cosine: epochs of linear warm-up")->capture_default_str()->check(CLI::Range(0.0, 1000.0));
+  cmd->add_option("--warmup", o.warmup_epochs, "cosine: epochs of linear warm-up (at most 500 steps)")->capture_default_str()->check(CLI::Range(0.0, 1000.0));
   cmd->add_option("--min-lr", o.min_learning_rate, "Lowest learning rate of either schedule")->capture_default_str()->check(CLI::PositiveNumber);
   cmd->add_option("--ema", o.ema_decay, "Validate and save an exponential moving average of the weights with this decay per step (0: off)")
       ->capture_default_str()->check(CLI::Range(0.0, 0.99999));

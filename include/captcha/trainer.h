@@ -42,11 +42,13 @@ struct TrainOptions {
   double weight_decay = 0;
   double clip_grad_norm = 5.0;     // 0: off
   int patience = 20;               // early stopping: epochs without a better validation score
-  // Learning-rate schedule: "cosine" (linear warm-up over warmup_epochs, then a cosine decay to
-  // min_learning_rate at the last epoch, set every step) or "plateau" (multiply by lr_factor
-  // after lr_patience epochs without a lower validation loss).
+  // Learning-rate schedule: "cosine" (linear warm-up over warmup_epochs but at most
+  // kMaxWarmupSteps steps, then a cosine decay to min_learning_rate at the last epoch, set every
+  // step) or "plateau" (multiply by lr_factor after lr_patience epochs without a lower
+  // validation loss).
   std::string schedule = "cosine";
-  double warmup_epochs = 1;
+  double warmup_epochs = 3;
+  static constexpr std::int64_t kMaxWarmupSteps = 500;
   int lr_patience = 6;
   double lr_factor = 0.5;
   double min_learning_rate = 1e-5;

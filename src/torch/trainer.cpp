@@ -234,7 +234,8 @@ void set_learning_rate(torch::optim::Optimizer& optimizer, double lr) {
 
 // The cosine schedule's rate for 0-based optimizer step `step`.
 double cosine_learning_rate(const TrainOptions& o, std::int64_t step, std::int64_t steps_per_epoch) {
-  const auto warmup = static_cast<std::int64_t>(std::llround(o.warmup_epochs * steps_per_epoch));
+  const auto warmup = std::min<std::int64_t>(TrainOptions::kMaxWarmupSteps,
+                                             std::llround(o.warmup_epochs * steps_per_epoch));
   if (step < warmup) return o.learning_rate * (step + 1) / warmup;
   // The last step of the last epoch runs at the floor.
   const std::int64_t decay_steps = std::max<std::int64_t>(1, o.epochs * steps_per_epoch - warmup - 1);
