@@ -9,13 +9,10 @@
 # of the scratch budget's epochs, at least 10, with the default early stopping. Prints a Markdown table; paste it into docs/BENCHMARKS.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-data=../shared/data/captcha-v2
+source bench/lib.sh
+require_captcha_v2
 model=models/general.safetensors
 bin=./build/captcha-ocr
-if [ ! -d "$data/train" ]; then
-  echo "bench: $data is absent; nothing to measure" >&2
-  exit 0
-fi
 sizes=("$@")
 [ ${#sizes[@]} -gt 0 ] || sizes=(100 300 832)
 out=${BENCH_OUT:-$(mktemp -d)}

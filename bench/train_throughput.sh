@@ -7,11 +7,8 @@
 # Prints one line per setting; paste the output into docs/BENCHMARKS.md with the machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-data=../shared/data/captcha-v2
-if [ ! -d "$data/train" ]; then
-  echo "bench: $data is absent; nothing to measure" >&2
-  exit 0
-fi
+source bench/lib.sh
+require_captcha_v2
 epochs=${1:-4}
 bin=./build/captcha-ocr
 out=$(mktemp -d)
@@ -22,7 +19,7 @@ measure() {
   "$bin" train --train "$data/train" --val "$data/val" --out "$out/$name" --epochs "$epochs" "$@" >/dev/null 2>&1
   # metrics.csv column 7 is images/s; skip the header and the first (warm-up) epoch.
   local median
-  median=$(tail -n +3 "$out/$name/metrics.csv" | cut -d, -f7 | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
+  median=$(median_after_first_epoch "$out/$name/metrics.csv" 7)
   printf '%-44s %6.1f images/s\n' "$name ($*)" "$median"
 }
 

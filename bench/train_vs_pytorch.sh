@@ -15,11 +15,8 @@
 # (or the binary in $CAPTCHA_OCR).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-data=../shared/data/captcha-v2
-if [ ! -d "$data/train" ]; then
-  echo "bench: $data is absent; nothing to measure" >&2
-  exit 0
-fi
+source bench/lib.sh
+require_captcha_v2
 if ! /usr/bin/python3 -c 'import torch, cv2' 2>/dev/null; then
   echo "bench: /usr/bin/python3 lacks torch or cv2; run bench/peer/setup.sh first" >&2
   exit 1
@@ -32,8 +29,6 @@ peer=(/usr/bin/python3 bench/peer/crnn_peer.py)
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 
-# Median of column $2 of a metrics CSV ($1) over rows from epoch 2 on.
-median_col() { tail -n +3 "$1" | cut -d, -f"$2" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 # Seconds per epoch: mean of the elapsed-time steps from epoch 2 on (training + validation).
 epoch_seconds() { tail -n +2 "$1" | cut -d, -f8 | awk 'NR>1 {s+=$1-p; n++} {p=$1} END {print s/n}'; }
 # Peak resident memory in MiB from GNU time's -f %M (KiB) in file $1.
@@ -53,7 +48,7 @@ if [ "$mode" = throughput ]; then
         --out "$out/peer.csv" --epochs 3 --batch "$batch" --threads "$threads" 2>/dev/null
       /usr/bin/time -f %M -o "$out/ours.mem" "$bin" train --train "$data/train" --val "$data/val" \
         --out "$out/ours" --epochs 3 --batch-size "$batch" --no-augment --threads "$threads" >/dev/null 2>&1
-      peer_ips=$(median_col "$out/peer.csv" 7) ours_ips=$(median_col "$out/ours/metrics.csv" 7)
+      peer_ips=$(median_after_first_epoch "$out/peer.csv" 7) ours_ips=$(median_after_first_epoch "$out/ours/metrics.csv" 7)
       printf 'batch %2d round %d: ours %6.1f images/s, %5.1f s/epoch, %4.0f MiB | peer %6.1f images/s, %5.1f s/epoch, %4.0f MiB\n' \
         "$batch" "$round" "$ours_ips" "$(epoch_seconds "$out/ours/metrics.csv")" "$(peak_mib "$out/ours.mem")" \
         "$peer_ips" "$(epoch_seconds "$out/peer.csv")" "$(peak_mib "$out/peer.mem")"
