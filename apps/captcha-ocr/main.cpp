@@ -15,10 +15,15 @@ int main(int argc, char** argv) {
       "130 training interrupted by Ctrl-C (state saved; continue with train --resume DIR).\n"
       "Run 'captcha-ocr COMMAND --help' for a command's options.");
   Action run;
+#ifdef CAPTCHA_CLI_WITH_TRAIN
   register_train(app, run);
+#else
+  register_train_unavailable(app, run);
+#endif
   register_eval(app, run);
   register_predict(app, run);
   register_generate(app, run);
+  register_bench(app, run);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

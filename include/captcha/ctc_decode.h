@@ -53,4 +53,10 @@ DecodedText decode(const float* probabilities, int time_steps, int num_classes, 
 // Allowed-class mask for softmax_rows from a string of allowed symbols (empty: all allowed).
 std::vector<bool> allowed_mask(const Charset& charset, const std::string& allowed_symbols);
 
+// Decodes a batch of logits, row-major batch x time_steps x num_classes: softmax_rows (with
+// `allowed`), then decode() each with `beam_width` and `lengths`.
+std::vector<DecodedText> decode_logits(const float* logits, int batch, int time_steps, int num_classes,
+                                       const Charset& charset, int beam_width,
+                                       const std::vector<bool>& allowed = {}, LengthRange lengths = {});
+
 }  // namespace captcha

@@ -1,4 +1,5 @@
-// Reading CAPTCHAs with a trained model file.
+// Reading CAPTCHAs with a trained model file, on the inference engine (captcha/inference.h;
+// no LibTorch).
 //
 // Basic usage:
 //   captcha::Recogniser recogniser("run/best.safetensors");
@@ -34,8 +35,8 @@ struct ReadOptions {
 
 class Recogniser {
  public:
-  // Loads the model file. Throws ModelFileError. `threads` <= 0 uses every core (LibTorch's
-  // thread count is process-wide); glibc is set to keep freed memory for reuse (see train()).
+  // Loads the model file. Throws ModelFileError. `threads` <= 0 uses every core: the threads the
+  // engine's parallel loops use from the calling thread on (see set_inference_threads).
   explicit Recogniser(const std::string& model_path, int threads = 0);
   ~Recogniser();
   Recogniser(Recogniser&&) noexcept;

@@ -37,6 +37,20 @@ std::vector<bool> allowed_mask(const Charset& charset, const std::string& allowe
   return mask;
 }
 
+std::vector<DecodedText> decode_logits(const float* logits, int batch, int time_steps, int num_classes,
+                                       const Charset& charset, int beam_width,
+                                       const std::vector<bool>& allowed, LengthRange lengths) {
+  std::vector<DecodedText> out;
+  out.reserve(batch);
+  const std::size_t per_image = static_cast<std::size_t>(time_steps) * num_classes;
+  for (int n = 0; n < batch; ++n) {
+    std::vector<float> probabilities(logits + n * per_image, logits + (n + 1) * per_image);
+    softmax_rows(probabilities, time_steps, num_classes, allowed);
+    out.push_back(decode(probabilities.data(), time_steps, num_classes, charset, beam_width, lengths));
+  }
+  return out;
+}
+
 namespace {
 
 DecodedText make_text(const std::vector<int>& classes, std::vector<float> probabilities,

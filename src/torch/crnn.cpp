@@ -219,17 +219,8 @@ void import_weights(Crnn& network, const std::map<std::string, Tensor>& tensors,
 std::vector<DecodedText> decode_logits(const torch::Tensor& logits, const Charset& charset,
                                        int beam_width, const std::vector<bool>& allowed, LengthRange lengths) {
   const auto values = logits.detach().to(torch::kFloat).contiguous();
-  const int batch = values.size(0), steps = values.size(1), classes = values.size(2);
-  std::vector<DecodedText> out;
-  out.reserve(batch);
-  const float* data = values.data_ptr<float>();
-  for (int n = 0; n < batch; ++n) {
-    std::vector<float> probabilities(data + static_cast<std::size_t>(n) * steps * classes,
-                                     data + static_cast<std::size_t>(n + 1) * steps * classes);
-    softmax_rows(probabilities, steps, classes, allowed);
-    out.push_back(decode(probabilities.data(), steps, classes, charset, beam_width, lengths));
-  }
-  return out;
+  return decode_logits(values.data_ptr<float>(), values.size(0), values.size(1), values.size(2), charset,
+                       beam_width, allowed, lengths);
 }
 
 void configure_torch(int threads) {

@@ -1,25 +1,25 @@
-// Recogniser on the LibTorch forward pass (the reference implementation).
+// Recogniser on the inference engine (oneDNN; no LibTorch).
 #include "captcha/recogniser.h"
+
+#include <optional>
 
 #include "captcha/ctc_decode.h"
 #include "captcha/errors.h"
-#include "crnn.h"
+#include "captcha/inference.h"
 
 namespace captcha {
 
 struct Recogniser::Impl {
   ModelFile model;
   PreprocessOptions preprocess;
-  Crnn network{nullptr};
+  std::optional<InferenceNetwork> network;
 };
 
 Recogniser::Recogniser(const std::string& model_path, int threads) : impl_(std::make_unique<Impl>()) {
-  configure_torch(threads);
+  set_inference_threads(threads);
   impl_->model = load_model(model_path);
   impl_->preprocess = impl_->model.preprocess;
-  impl_->network = Crnn(impl_->model.config, impl_->model.charset.num_classes(), impl_->model.preprocess.height);
-  import_weights(impl_->network, impl_->model.tensors, model_path);
-  impl_->network->eval();
+  impl_->network.emplace(impl_->model, model_path);
   // The weights now live in the network; drop the file's copy (and any optimizer state).
   impl_->model.tensors.clear();
 }
@@ -40,20 +40,23 @@ std::vector<Reading> Recogniser::read_prepared(const std::vector<cv::Mat>& prepa
   const std::size_t batch_size = std::max(1, options.batch_size);
   std::vector<Reading> readings;
   readings.reserve(prepared.size());
-  torch::InferenceMode inference;
+  const LengthRange lengths = options.any_length ? LengthRange{} : impl_->model.label_lengths;
+  const std::size_t image_values = static_cast<std::size_t>(p.height) * p.width;
+  std::vector<float> batch;
   for (std::size_t start = 0; start < prepared.size(); start += batch_size) {
     const std::size_t count = std::min(batch_size, prepared.size() - start);
-    auto batch = torch::empty({static_cast<int64_t>(count), 1, p.height, p.width});
+    batch.resize(count * image_values);
     for (std::size_t i = 0; i < count; ++i) {
       const cv::Mat& image = prepared[start + i];
       if (image.rows != p.height || image.cols != p.width || image.type() != CV_8UC1)
         throw ConfigError("read_prepared: image is not a prepared " + std::to_string(p.width) + "x" +
                           std::to_string(p.height) + " grey image");
-      normalise_into(image, p, batch[i].data_ptr<float>());
+      normalise_into(image, p, batch.data() + i * image_values);
     }
-    for (auto& text : decode_logits(impl_->network->forward(batch), impl_->model.charset,
-                                    options.beam_width, allowed,
-                                    options.any_length ? LengthRange{} : impl_->model.label_lengths))
+    const auto logits = impl_->network->forward(batch.data(), static_cast<int>(count), p.width);
+    for (auto& text : decode_logits(logits.data(), static_cast<int>(count), impl_->network->time_steps(p.width),
+                                    impl_->network->num_classes(), impl_->model.charset,
+                                    options.beam_width, allowed, lengths))
       readings.push_back({std::move(text.text), text.confidence, std::move(text.char_probabilities)});
   }
   return readings;

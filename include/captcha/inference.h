@@ -1,0 +1,46 @@
+// The inference engine: runs a model file's network on oneDNN (convolutions, pooling, inner
+// products and the LSTM/GRU primitives), without LibTorch. Batch norm is folded into the
+// convolutions at load. The LibTorch forward pass (captcha_torch) is its reference in tests.
+//
+//   captcha::InferenceNetwork network(captcha::load_model("m.safetensors"), "m.safetensors");
+//   std::vector<float> logits = network.forward(images, batch, width);  // batch x steps x classes
+//
+// One InferenceNetwork may be used from several threads at once: each call takes an idle
+// execution plan for its input shape (or builds one), so calls never share buffers.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "captcha/model_file.h"
+
+namespace captcha {
+
+class InferenceNetwork {
+ public:
+  // Copies (and folds) the weights it needs from `model`; throws ModelFileError naming `path`
+  // when a tensor is missing or has the wrong shape for the model's architecture.
+  InferenceNetwork(const ModelFile& model, const std::string& path);
+  ~InferenceNetwork();
+  InferenceNetwork(InferenceNetwork&&) noexcept;
+  InferenceNetwork& operator=(InferenceNetwork&&) noexcept;
+
+  int num_classes() const;
+  int height() const;
+  // Time steps the network emits for an input `width` pixels wide.
+  int time_steps(int width) const;
+
+  // `images`: batch x height x width normalised values (see normalise_into). Returns the logits,
+  // batch x time_steps(width) x num_classes, row-major.
+  std::vector<float> forward(const float* images, int batch, int width) const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// Threads the engine's parallel loops use from the calling thread on (<= 0: every core).
+void set_inference_threads(int threads);
+
+}  // namespace captcha

@@ -1,0 +1,478 @@
+// The inference engine on oneDNN. At load, the model file's weights are checked against the
+// architecture and put into plain layouts oneDNN can import (batch norm folded into the
+// convolutions, RNN gates reordered). Per input shape an execution plan is built: the chain of
+// primitives with their buffers and the weights reordered into the layouts those primitives
+// prefer. Plans are pooled, so concurrent calls each run a plan of their own.
+#include "captcha/inference.h"
+
+#include <omp.h>
+
+#include <cmath>
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <thread>
+#include <unordered_map>
+
+#include <oneapi/dnnl/dnnl.hpp>
+
+#include "captcha/errors.h"
+
+namespace captcha {
+
+namespace {
+
+using dnnl::memory;
+using Tag = memory::format_tag;
+constexpr auto kF32 = memory::data_type::f32;
+constexpr float kBatchNormEpsilon = 1e-5f;  // LibTorch's BatchNorm2d default
+
+// A convolution with batch norm already folded in: weights O x I x KH x KW, bias O.
+struct ConvLayer {
+  int out = 0, in = 0, kernel = 0;
+  memory::dims stride{1, 1}, padding{0, 0};
+  std::vector<float> weight, bias;
+};
+
+struct LinearLayer {
+  int out = 0, in = 0;
+  std::vector<float> weight, bias;  // weight O x I
+};
+
+// One bidirectional LSTM or GRU layer in oneDNN's plain layouts: weights l,d,i,g,o ("ldigo")
+// and bias l,d,g,o ("ldgo"); gate order i,f,c,o (LSTM, as LibTorch) or u,r,o (GRU,
+// linear-before-reset, LibTorch's GRU) with the extra recurrent bias of the o gate last.
+struct RnnLayer {
+  bool gru = false;
+  int input = 0, hidden = 0;
+  std::vector<float> weights_layer, weights_iter, bias;
+  int gates() const { return gru ? 3 : 4; }
+};
+
+struct ResidualBlock {
+  ConvLayer conv1, conv2;
+  std::optional<ConvLayer> shortcut;
+};
+
+constexpr int kResnetChannels[4] = {64, 128, 256, 256};
+const memory::dims kResnetStrides[4] = {{2, 2}, {2, 2}, {2, 1}, {2, 1}};
+
+// Looks up the model's tensors by name, checking shapes, naming the file in every error.
+class TensorSource {
+ public:
+  TensorSource(const ModelFile& model, const std::string& path) : model_(model), path_(path) {}
+
+  const Tensor& get(const std::string& name, const std::vector<std::int64_t>& shape) const {
+    const auto it = model_.tensors.find(name);
+    if (it == model_.tensors.end())
+      throw ModelFileError(path_ + ": missing tensor " + name + " for this architecture");
+    if (it->second.dtype != DType::kF32)
+      throw ModelFileError(path_ + ": tensor " + name + " has the wrong dtype");
+    if (it->second.shape != shape)
+      throw ModelFileError(path_ + ": tensor " + name + " has the wrong shape for this architecture");
+    return it->second;
+  }
+  std::vector<float> values(const std::string& name, const std::vector<std::int64_t>& shape) const {
+    const Tensor& t = get(name, shape);
+    return std::vector<float>(t.f32(), t.f32() + t.numel());
+  }
+  bool has(const std::string& name) const { return model_.tensors.count(name) != 0; }
+
+  // A convolution (bias when `with_bias`), with the batch norm under `norm` folded in if given.
+  ConvLayer conv(const std::string& name, int in, int out, int kernel, memory::dims stride,
+                 bool with_bias, const std::string& norm) const {
+    ConvLayer layer;
+    layer.in = in;
+    layer.out = out;
+    layer.kernel = kernel;
+    layer.stride = std::move(stride);
+    layer.padding = {kernel / 2, kernel / 2};
+    layer.weight = values(name + ".weight", {out, in, kernel, kernel});
+    layer.bias = with_bias ? values(name + ".bias", {out}) : std::vector<float>(out, 0.0f);
+    if (!norm.empty()) {
+      const auto gamma = values(norm + ".weight", {out}), beta = values(norm + ".bias", {out});
+      const auto mean = values(norm + ".running_mean", {out}), var = values(norm + ".running_var", {out});
+      const std::size_t per_output = static_cast<std::size_t>(in) * kernel * kernel;
+      for (int o = 0; o < out; ++o) {
+        const float scale = gamma[o] / std::sqrt(var[o] + kBatchNormEpsilon);
+        for (std::size_t k = 0; k < per_output; ++k) layer.weight[o * per_output + k] *= scale;
+        layer.bias[o] = (layer.bias[o] - mean[o]) * scale + beta[o];
+      }
+    }
+    return layer;
+  }
+
+  LinearLayer linear(const std::string& name, int in, int out) const {
+    return {out, in, values(name + ".weight", {out, in}), values(name + ".bias", {out})};
+  }
+
+  RnnLayer rnn(const std::string& name, bool gru, int input, int hidden) const {
+    RnnLayer layer;
+    layer.gru = gru;
+    layer.input = input;
+    layer.hidden = hidden;
+    const int gates = layer.gates();
+    // oneDNN gate g takes LibTorch's gate kTorchGate[g]: GRU u,r,o = LibTorch z,r,n.
+    const auto torch_gate = [gru](int g) { return gru ? (g == 0 ? 1 : g == 1 ? 0 : 2) : g; };
+    layer.weights_layer.resize(2ull * input * gates * hidden);
+    layer.weights_iter.resize(2ull * hidden * gates * hidden);
+    layer.bias.resize(2ull * (gates + (gru ? 1 : 0)) * hidden);
+    for (int d = 0; d < 2; ++d) {
+      const std::string suffix = d == 0 ? "_l0" : "_l0_reverse";
+      const auto w_ih = values(name + ".weight_ih" + suffix, {gates * hidden, input});
+      const auto w_hh = values(name + ".weight_hh" + suffix, {gates * hidden, hidden});
+      const auto b_ih = values(name + ".bias_ih" + suffix, {gates * hidden});
+      const auto b_hh = values(name + ".bias_hh" + suffix, {gates * hidden});
+      // LibTorch holds W[gate * hidden + o][i]; ldigo wants [d][i][gate][o].
+      const auto transpose = [&](const std::vector<float>& w, int rows_in, float* out) {
+        for (int i = 0; i < rows_in; ++i)
+          for (int g = 0; g < gates; ++g)
+            for (int o = 0; o < hidden; ++o)
+              out[(static_cast<std::size_t>(i) * gates + g) * hidden + o] =
+                  w[(static_cast<std::size_t>(torch_gate(g)) * hidden + o) * rows_in + i];
+      };
+      transpose(w_ih, input, layer.weights_layer.data() + static_cast<std::size_t>(d) * input * gates * hidden);
+      transpose(w_hh, hidden, layer.weights_iter.data() + static_cast<std::size_t>(d) * hidden * gates * hidden);
+      float* bias = layer.bias.data() + static_cast<std::size_t>(d) * (gates + (gru ? 1 : 0)) * hidden;
+      for (int g = 0; g < gates; ++g)
+        for (int o = 0; o < hidden; ++o) {
+          const int t = torch_gate(g) * hidden + o;
+          // GRU's o gate keeps the recurrent bias apart (it is multiplied by r).
+          bias[g * hidden + o] = b_ih[t] + (gru && g == 2 ? 0.0f : b_hh[t]);
+        }
+      if (gru)
+        for (int o = 0; o < hidden; ++o) bias[3 * hidden + o] = b_hh[2 * hidden + o];
+    }
+    return layer;
+  }
+
+  std::size_t weight_count() const {
+    std::size_t n = 0;
+    for (const auto& [name, t] : model_.tensors)
+      n += name.rfind("optimizer", 0) != 0 && name.rfind("ema.", 0) != 0;
+    return n;
+  }
+
+ private:
+  const ModelFile& model_;
+  const std::string& path_;
+};
+
+// Sizes of an oneDNN memory's dimensions.
+memory::dims dims_of(const memory& m) { return m.get_desc().dims(); }
+
+}  // namespace
+
+struct InferenceNetwork::Impl {
+  ModelConfig config;
+  int height = 0, classes = 0;
+  // small
+  ConvLayer conv1, conv2;
+  LinearLayer dense;
+  // resnet
+  ConvLayer stem;
+  std::vector<ResidualBlock> blocks;
+  LinearLayer project;
+  // shared
+  std::vector<RnnLayer> rnns;
+  LinearLayer classifier;
+
+  dnnl::engine engine{dnnl::engine::kind::cpu, 0};
+
+  // The primitives for one input shape with their buffers.
+  struct Plan {
+    int batch = 0, width = 0, steps = 0;
+    memory input, logits;
+    struct Step {
+      dnnl::primitive primitive;
+      std::unordered_map<int, memory> args;
+    };
+    std::vector<Step> sequence;
+  };
+  class PlanBuilder;
+
+  mutable std::mutex mutex;
+  mutable std::map<std::pair<int, int>, std::vector<std::unique_ptr<Plan>>> idle_plans;
+
+  std::unique_ptr<Plan> build_plan(int batch, int width) const;
+  std::unique_ptr<Plan> take_plan(int batch, int width) const {
+    {
+      std::lock_guard<std::mutex> lock(mutex);
+      auto& idle = idle_plans[{batch, width}];
+      if (!idle.empty()) {
+        auto plan = std::move(idle.back());
+        idle.pop_back();
+        return plan;
+      }
+    }
+    return build_plan(batch, width);
+  }
+  void return_plan(std::unique_ptr<Plan> plan) const {
+    std::lock_guard<std::mutex> lock(mutex);
+    idle_plans[{plan->batch, plan->width}].push_back(std::move(plan));
+  }
+};
+
+// Appends primitives to a plan, choosing layouts as it goes: convolutions and pooling work in
+// whatever blocked layout oneDNN prefers; the RNN input and the logits are plain row-major.
+class InferenceNetwork::Impl::PlanBuilder {
+ public:
+  PlanBuilder(const Impl& net, Plan& plan) : net_(net), plan_(plan), stream_(net.engine) {}
+
+  memory convolution(const memory& src, const ConvLayer& layer, bool relu, const memory* sum_into = nullptr) {
+    const auto in = dims_of(src);
+    const memory::dim oh = (in[2] + 2 * layer.padding[0] - layer.kernel) / layer.stride[0] + 1;
+    const memory::dim ow = (in[3] + 2 * layer.padding[1] - layer.kernel) / layer.stride[1] + 1;
+    const memory::desc weights_md({layer.out, layer.in, layer.kernel, layer.kernel}, kF32, Tag::any);
+    const memory::desc bias_md({layer.out}, kF32, Tag::x);
+    const memory::desc dst_md = sum_into ? sum_into->get_desc() : memory::desc({in[0], layer.out, oh, ow}, kF32, Tag::any);
+    dnnl::post_ops ops;
+    if (sum_into) ops.append_sum(1.0f);
+    if (relu) ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_relu, 0.0f, 0.0f);
+    const dnnl::convolution_forward::primitive_desc pd(
+        {dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct, src.get_desc(),
+         weights_md, bias_md, dst_md, layer.stride, layer.padding, layer.padding},
+        attributes(ops), net_.engine);
+    const memory input = in_layout(src, pd.src_desc());
+    const memory weights = imported(layer.weight, {layer.out, layer.in, layer.kernel, layer.kernel}, Tag::oihw, pd.weights_desc());
+    const memory bias = constant(layer.bias, bias_md);
+    const memory dst = sum_into ? *sum_into : memory(pd.dst_desc(), net_.engine);
+    add(dnnl::convolution_forward(pd), {{DNNL_ARG_SRC, input}, {DNNL_ARG_WEIGHTS, weights}, {DNNL_ARG_BIAS, bias}, {DNNL_ARG_DST, dst}}, pd.scratchpad_desc());
+    return dst;
+  }
+
+  memory max_pool(const memory& src) {
+    const auto in = dims_of(src);
+    const memory::desc dst_md({in[0], in[1], in[2] / 2, in[3] / 2}, kF32, Tag::any);
+    const dnnl::pooling_forward::primitive_desc pd(
+        {dnnl::prop_kind::forward_inference, dnnl::algorithm::pooling_max, src.get_desc(), dst_md,
+         {2, 2}, {2, 2}, {0, 0}, {0, 0}},
+        attributes({}), net_.engine);
+    const memory dst(pd.dst_desc(), net_.engine);
+    add(dnnl::pooling_forward(pd), {{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, dst}}, pd.scratchpad_desc());
+    return dst;
+  }
+
+  // N x C x H x W -> rows (n, w) of C * H features (c major, h minor): LibTorch's
+  // permute(0, 3, 1, 2).flatten(2).
+  memory columns_as_rows(const memory& src) {
+    const auto d = dims_of(src);
+    const memory::desc strided(d, kF32, memory::dims{d[3] * d[1] * d[2], d[2], 1, d[1] * d[2]});
+    const memory dst(strided, net_.engine);
+    add(dnnl::reorder(src, dst), {{DNNL_ARG_FROM, src}, {DNNL_ARG_TO, dst}}, {});
+    return memory(memory::desc({d[0] * d[3], d[1] * d[2]}, kF32, Tag::nc), net_.engine, dst.get_data_handle());
+  }
+
+  // N x C x H x W -> rows (n, w) of C features, averaged over the height.
+  memory height_mean_as_rows(const memory& src) {
+    const auto d = dims_of(src);
+    const memory nhwc = in_layout(src, memory::desc(d, kF32, Tag::nhwc));
+    const memory::desc dst_md({d[0], d[1], 1, d[3]}, kF32, Tag::nhwc);
+    const dnnl::reduction::primitive_desc pd(
+        {dnnl::algorithm::reduction_mean, nhwc.get_desc(), dst_md, 0.0f, 0.0f}, attributes({}), net_.engine);
+    const memory dst(pd.dst_desc(), net_.engine);
+    add(dnnl::reduction(pd), {{DNNL_ARG_SRC, nhwc}, {DNNL_ARG_DST, dst}}, pd.scratchpad_desc());
+    return memory(memory::desc({d[0] * d[3], d[1]}, kF32, Tag::nc), net_.engine, dst.get_data_handle());
+  }
+
+  // Rows x in -> rows x out (plain row-major).
+  memory linear(const memory& src, const LinearLayer& layer, bool relu) {
+    const auto rows = dims_of(src)[0];
+    const memory::desc weights_md({layer.out, layer.in}, kF32, Tag::any);
+    const memory::desc bias_md({layer.out}, kF32, Tag::x);
+    const memory::desc dst_md({rows, layer.out}, kF32, Tag::nc);
+    dnnl::post_ops ops;
+    if (relu) ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_relu, 0.0f, 0.0f);
+    const dnnl::inner_product_forward::primitive_desc pd(
+        {dnnl::prop_kind::forward_inference, src.get_desc(), weights_md, bias_md, dst_md},
+        attributes(ops), net_.engine);
+    const memory weights = imported(layer.weight, {layer.out, layer.in}, Tag::oi, pd.weights_desc());
+    const memory dst(pd.dst_desc(), net_.engine);
+    add(dnnl::inner_product_forward(pd), {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, weights}, {DNNL_ARG_BIAS, constant(layer.bias, bias_md)}, {DNNL_ARG_DST, dst}}, pd.scratchpad_desc());
+    return dst;
+  }
+
+  // Rows (n, t) x input -> rows (n, t) x 2 hidden: both directions, concatenated.
+  memory birnn(const memory& src, const RnnLayer& layer, int batch, int steps) {
+    const int gates = layer.gates();
+    const memory::desc src_md({steps, batch, layer.input}, kF32, Tag::ntc);
+    const memory::desc dst_md({steps, batch, 2 * layer.hidden}, kF32, Tag::ntc);
+    const memory::dims wl{1, 2, layer.input, gates, layer.hidden}, wi{1, 2, layer.hidden, gates, layer.hidden};
+    const memory::dims bias_dims{1, 2, gates + (layer.gru ? 1 : 0), layer.hidden};
+    const memory::desc bias_md(bias_dims, kF32, Tag::ldgo);
+    const auto direction = dnnl::rnn_direction::bidirectional_concat;
+    const auto inference = dnnl::prop_kind::forward_inference;
+    const memory::desc wl_any(wl, kF32, Tag::any), wi_any(wi, kF32, Tag::any), none;
+    memory weights_layer, weights_iter, dst(dst_md, net_.engine);
+    const memory input(src_md, net_.engine, src.get_data_handle());
+    const memory bias = constant(layer.bias, bias_md);
+    if (layer.gru) {
+      const dnnl::lbr_gru_forward::primitive_desc pd(
+          {inference, direction, src_md, none, wl_any, wi_any, bias_md, dst_md, none}, attributes({}), net_.engine);
+      weights_layer = imported(layer.weights_layer, wl, Tag::ldigo, pd.weights_layer_desc());
+      weights_iter = imported(layer.weights_iter, wi, Tag::ldigo, pd.weights_iter_desc());
+      add(dnnl::lbr_gru_forward(pd), {{DNNL_ARG_SRC_LAYER, input}, {DNNL_ARG_WEIGHTS_LAYER, weights_layer}, {DNNL_ARG_WEIGHTS_ITER, weights_iter}, {DNNL_ARG_BIAS, bias}, {DNNL_ARG_DST_LAYER, dst}}, pd.scratchpad_desc());
+    } else {
+      const dnnl::lstm_forward::primitive_desc pd(
+          {inference, direction, src_md, none, none, wl_any, wi_any, bias_md, dst_md, none, none}, attributes({}), net_.engine);
+      weights_layer = imported(layer.weights_layer, wl, Tag::ldigo, pd.weights_layer_desc());
+      weights_iter = imported(layer.weights_iter, wi, Tag::ldigo, pd.weights_iter_desc());
+      add(dnnl::lstm_forward(pd), {{DNNL_ARG_SRC_LAYER, input}, {DNNL_ARG_WEIGHTS_LAYER, weights_layer}, {DNNL_ARG_WEIGHTS_ITER, weights_iter}, {DNNL_ARG_BIAS, bias}, {DNNL_ARG_DST_LAYER, dst}}, pd.scratchpad_desc());
+    }
+    return memory(memory::desc({static_cast<memory::dim>(batch) * steps, 2 * layer.hidden}, kF32, Tag::nc), net_.engine,
+                  dst.get_data_handle());
+  }
+
+ private:
+  // Every primitive gets its scratch memory from the plan, so that concurrent plans that share
+  // a (cached) primitive never share scratch space.
+  static dnnl::primitive_attr attributes(const dnnl::post_ops& ops) {
+    dnnl::primitive_attr attr;
+    attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+    attr.set_post_ops(ops);
+    return attr;
+  }
+
+  void add(dnnl::primitive primitive, std::unordered_map<int, memory> args, const memory::desc& scratchpad) {
+    if (scratchpad.get_size() > 0) args.emplace(DNNL_ARG_SCRATCHPAD, memory(scratchpad, net_.engine));
+    plan_.sequence.push_back({std::move(primitive), std::move(args)});
+  }
+
+  // `src` itself when it already has layout `wanted`; otherwise a reorder step into a new buffer.
+  memory in_layout(const memory& src, const memory::desc& wanted) {
+    if (src.get_desc() == wanted) return src;
+    const memory dst(wanted, net_.engine);
+    add(dnnl::reorder(src, dst), {{DNNL_ARG_FROM, src}, {DNNL_ARG_TO, dst}}, {});
+    return dst;
+  }
+
+  // A read-only view of the network's own storage (which outlives every plan).
+  memory constant(const std::vector<float>& values, const memory::desc& md) {
+    return memory(md, net_.engine, const_cast<float*>(values.data()));
+  }
+
+  // Weights in plain layout `tag`, reordered now into the layout a primitive asked for.
+  memory imported(const std::vector<float>& values, const memory::dims& dims, Tag tag, const memory::desc& wanted) {
+    const memory plain = constant(values, memory::desc(dims, kF32, tag));
+    if (plain.get_desc() == wanted) return plain;
+    memory out(wanted, net_.engine);
+    dnnl::reorder(plain, out).execute(stream_, const_cast<memory&>(plain), out);
+    stream_.wait();
+    return out;
+  }
+
+  const Impl& net_;
+  Plan& plan_;
+  dnnl::stream stream_;
+};
+
+std::unique_ptr<InferenceNetwork::Impl::Plan> InferenceNetwork::Impl::build_plan(int batch, int width) const {
+  auto plan = std::make_unique<Plan>();
+  plan->batch = batch;
+  plan->width = width;
+  plan->steps = output_time_steps(config, width);
+  PlanBuilder build(*this, *plan);
+  plan->input = memory(memory::desc({batch, 1, height, width}, kF32, Tag::nchw), engine);
+  memory rows;
+  if (config.arch == "small") {
+    auto x = build.max_pool(build.convolution(plan->input, conv1, /*relu=*/true));
+    x = build.max_pool(build.convolution(x, conv2, /*relu=*/true));
+    rows = build.linear(build.columns_as_rows(x), dense, /*relu=*/true);
+  } else {
+    auto x = build.convolution(plan->input, stem, /*relu=*/true);
+    for (const auto& block : blocks) {
+      const memory y = build.convolution(x, block.conv1, /*relu=*/true);
+      // The block's output: the shortcut first, then conv2 + batch norm summed onto it, ReLU.
+      const memory out = block.shortcut ? build.convolution(x, *block.shortcut, /*relu=*/false) : x;
+      x = build.convolution(y, block.conv2, /*relu=*/true, &out);
+    }
+    rows = build.linear(build.height_mean_as_rows(x), project, /*relu=*/true);
+  }
+  for (const auto& rnn : rnns) rows = build.birnn(rows, rnn, batch, plan->steps);
+  plan->logits = build.linear(rows, classifier, /*relu=*/false);
+  return plan;
+}
+
+InferenceNetwork::InferenceNetwork(const ModelFile& model, const std::string& path) : impl_(std::make_unique<Impl>()) {
+  Impl& net = *impl_;
+  net.config = model.config;
+  net.config.validate();
+  net.height = model.preprocess.height;
+  net.classes = model.charset.num_classes();
+  const ModelConfig& c = net.config;
+  const TensorSource source(model, path);
+  std::size_t used = 0;
+  int features = 0;
+  if (c.arch == "small") {
+    const std::string bn1 = c.batch_norm ? "bn1" : "", bn2 = c.batch_norm ? "bn2" : "";
+    net.conv1 = source.conv("conv1", 1, c.conv_channels[0], 3, {1, 1}, !c.batch_norm, bn1);
+    net.conv2 = source.conv("conv2", c.conv_channels[0], c.conv_channels[1], 3, {1, 1}, !c.batch_norm, bn2);
+    net.dense = source.linear("dense", c.conv_channels[1] * (net.height / 4), c.dense);
+    used += c.batch_norm ? 2 * 5 + 2 + 2 : 4 + 2;
+    features = c.dense;
+  } else {
+    net.stem = source.conv("stem.0", 1, kResnetChannels[0], 3, {1, 1}, false, "stem.1");
+    used += 1 + 5;
+    int in = kResnetChannels[0];
+    for (int s = 0; s < 4; ++s) {
+      for (int repeat = 0; repeat < 2; ++repeat) {
+        const std::string name = "stages." + std::to_string(net.blocks.size());
+        const int out = kResnetChannels[s];
+        const memory::dims stride = repeat == 0 ? kResnetStrides[s] : memory::dims{1, 1};
+        ResidualBlock block;
+        block.conv1 = source.conv(name + ".conv1", in, out, 3, stride, false, name + ".bn1");
+        block.conv2 = source.conv(name + ".conv2", out, out, 3, {1, 1}, false, name + ".bn2");
+        used += 2 * (1 + 5);
+        if (in != out || stride[0] != 1 || stride[1] != 1) {
+          block.shortcut = source.conv(name + ".shortcut.0", in, out, 1, stride, false, name + ".shortcut.1");
+          used += 1 + 5;
+        }
+        net.blocks.push_back(std::move(block));
+        in = out;
+      }
+    }
+    net.project = source.linear("project", in, c.dense);
+    used += 2;
+    features = c.dense;
+  }
+  for (std::size_t i = 0; i < c.rnn_hidden.size(); ++i) {
+    net.rnns.push_back(source.rnn("rnn" + std::to_string(i), c.rnn == "gru", features, c.rnn_hidden[i]));
+    features = 2 * c.rnn_hidden[i];
+    used += 8;
+  }
+  net.classifier = source.linear("classifier", features, net.classes);
+  used += 2;
+  if (source.weight_count() != used)
+    throw ModelFileError(path + ": holds " + std::to_string(source.weight_count()) +
+                         " weight tensors, the architecture has " + std::to_string(used));
+}
+
+InferenceNetwork::~InferenceNetwork() = default;
+InferenceNetwork::InferenceNetwork(InferenceNetwork&&) noexcept = default;
+InferenceNetwork& InferenceNetwork::operator=(InferenceNetwork&&) noexcept = default;
+
+int InferenceNetwork::num_classes() const { return impl_->classes; }
+int InferenceNetwork::height() const { return impl_->height; }
+int InferenceNetwork::time_steps(int width) const { return output_time_steps(impl_->config, width); }
+
+std::vector<float> InferenceNetwork::forward(const float* images, int batch, int width) const {
+  if (batch <= 0) return {};
+  if (width < 4 || time_steps(width) < 1)
+    throw ConfigError("inference: input width " + std::to_string(width) + " is too small");
+  auto plan = impl_->take_plan(batch, width);
+  std::memcpy(plan->input.get_data_handle(), images, sizeof(float) * batch * impl_->height * width);
+  dnnl::stream stream(impl_->engine);
+  for (auto& step : plan->sequence) step.primitive.execute(stream, step.args);
+  stream.wait();
+  const auto* logits = static_cast<const float*>(plan->logits.get_data_handle());
+  std::vector<float> out(logits, logits + static_cast<std::size_t>(batch) * plan->steps * impl_->classes);
+  impl_->return_plan(std::move(plan));
+  return out;
+}
+
+void set_inference_threads(int threads) {
+  omp_set_num_threads(threads > 0 ? threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
+}
+
+}  // namespace captcha
