@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <fstream>
 #include <iostream>
 #include <random>
 
@@ -23,7 +24,14 @@ struct BenchArgs {
   int runs = 0;  // 0: as many as fit in about two seconds (at least 10)
   int warmup = 5;
   bool json = false;
+  std::string input_out, logits_out;  // the random input and its logits, raw float32, for checks
 };
+
+void write_floats(const std::string& path, const std::vector<float>& values) {
+  std::ofstream out(path, std::ios::binary);
+  out.write(reinterpret_cast<const char*>(values.data()), static_cast<std::streamsize>(values.size() * sizeof(float)));
+  if (!out) throw Error(path + ": cannot write");
+}
 
 double milliseconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
@@ -44,8 +52,10 @@ int bench(const BenchArgs& args) {
   for (float& v : input) v = normal(random);
 
   const auto first_start = std::chrono::steady_clock::now();
-  network.forward(input.data(), args.batch, width);
+  const auto logits = network.forward(input.data(), args.batch, width);
   const double first_ms = milliseconds_since(first_start);
+  if (!args.input_out.empty()) write_floats(args.input_out, input);
+  if (!args.logits_out.empty()) write_floats(args.logits_out, logits);
   for (int i = 0; i < args.warmup; ++i) network.forward(input.data(), args.batch, width);
 
   std::vector<double> times;
@@ -89,6 +99,8 @@ void register_bench(CLI::App& app, Action& run) {
       ->check(CLI::PositiveNumber);
   cmd->add_option("--warmup", args->warmup, "Untimed runs first")->capture_default_str()->check(CLI::NonNegativeNumber);
   cmd->add_flag("--json", args->json, "One JSON object (keys median_ms, images_per_second, ...)");
+  cmd->add_option("--input-out", args->input_out, "Write the random input (raw float32, N x 1 x H x W)");
+  cmd->add_option("--logits-out", args->logits_out, "Write its logits (raw float32, N x T x classes)");
   cmd->callback([&run, args] { run = [args] { return bench(*args); }; });
 }
 

@@ -24,6 +24,7 @@ int main(int argc, char** argv) {
   register_predict(app, run);
   register_generate(app, run);
   register_bench(app, run);
+  register_export(app, run);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

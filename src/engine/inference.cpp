@@ -9,6 +9,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -18,6 +19,7 @@
 #include <oneapi/dnnl/dnnl.hpp>
 
 #include "captcha/errors.h"
+#include "rnn.h"
 
 namespace captcha {
 
@@ -40,16 +42,6 @@ struct LinearLayer {
   std::vector<float> weight, bias;  // weight O x I
 };
 
-// One bidirectional LSTM or GRU layer in oneDNN's plain layouts: weights l,d,i,g,o ("ldigo")
-// and bias l,d,g,o ("ldgo"); gate order i,f,c,o (LSTM, as LibTorch) or u,r,o (GRU,
-// linear-before-reset, LibTorch's GRU) with the extra recurrent bias of the o gate last.
-struct RnnLayer {
-  bool gru = false;
-  int input = 0, hidden = 0;
-  std::vector<float> weights_layer, weights_iter, bias;
-  int gates() const { return gru ? 3 : 4; }
-};
-
 struct ResidualBlock {
   ConvLayer conv1, conv2;
   std::optional<ConvLayer> shortcut;
@@ -57,6 +49,14 @@ struct ResidualBlock {
 
 constexpr int kResnetChannels[4] = {64, 128, 256, 256};
 const memory::dims kResnetStrides[4] = {{2, 2}, {2, 2}, {2, 1}, {2, 1}};
+
+// `m` (rows x cols) transposed.
+std::vector<float> transposed(const std::vector<float>& m, int rows, int cols) {
+  std::vector<float> out(m.size());
+  for (int r = 0; r < rows; ++r)
+    for (int c = 0; c < cols; ++c) out[static_cast<std::size_t>(c) * rows + r] = m[static_cast<std::size_t>(r) * cols + c];
+  return out;
+}
 
 // Looks up the model's tensors by name, checking shapes, naming the file in every error.
 class TensorSource {
@@ -107,42 +107,24 @@ class TensorSource {
     return {out, in, values(name + ".weight", {out, in}), values(name + ".bias", {out})};
   }
 
-  RnnLayer rnn(const std::string& name, bool gru, int input, int hidden) const {
-    RnnLayer layer;
+  // A bidirectional LSTM/GRU layer (LibTorch's names: weight_ih_l0, ..., *_reverse).
+  engine::BiRnnWeights rnn(const std::string& name, bool gru, int input, int hidden) const {
+    engine::BiRnnWeights layer;
     layer.gru = gru;
     layer.input = input;
     layer.hidden = hidden;
-    const int gates = layer.gates();
-    // oneDNN gate g takes LibTorch's gate kTorchGate[g]: GRU u,r,o = LibTorch z,r,n.
-    const auto torch_gate = [gru](int g) { return gru ? (g == 0 ? 1 : g == 1 ? 0 : 2) : g; };
-    layer.weights_layer.resize(2ull * input * gates * hidden);
-    layer.weights_iter.resize(2ull * hidden * gates * hidden);
-    layer.bias.resize(2ull * (gates + (gru ? 1 : 0)) * hidden);
+    const int width = layer.gates() * hidden;
     for (int d = 0; d < 2; ++d) {
       const std::string suffix = d == 0 ? "_l0" : "_l0_reverse";
-      const auto w_ih = values(name + ".weight_ih" + suffix, {gates * hidden, input});
-      const auto w_hh = values(name + ".weight_hh" + suffix, {gates * hidden, hidden});
-      const auto b_ih = values(name + ".bias_ih" + suffix, {gates * hidden});
-      const auto b_hh = values(name + ".bias_hh" + suffix, {gates * hidden});
-      // LibTorch holds W[gate * hidden + o][i]; ldigo wants [d][i][gate][o].
-      const auto transpose = [&](const std::vector<float>& w, int rows_in, float* out) {
-        for (int i = 0; i < rows_in; ++i)
-          for (int g = 0; g < gates; ++g)
-            for (int o = 0; o < hidden; ++o)
-              out[(static_cast<std::size_t>(i) * gates + g) * hidden + o] =
-                  w[(static_cast<std::size_t>(torch_gate(g)) * hidden + o) * rows_in + i];
-      };
-      transpose(w_ih, input, layer.weights_layer.data() + static_cast<std::size_t>(d) * input * gates * hidden);
-      transpose(w_hh, hidden, layer.weights_iter.data() + static_cast<std::size_t>(d) * hidden * gates * hidden);
-      float* bias = layer.bias.data() + static_cast<std::size_t>(d) * (gates + (gru ? 1 : 0)) * hidden;
-      for (int g = 0; g < gates; ++g)
-        for (int o = 0; o < hidden; ++o) {
-          const int t = torch_gate(g) * hidden + o;
-          // GRU's o gate keeps the recurrent bias apart (it is multiplied by r).
-          bias[g * hidden + o] = b_ih[t] + (gru && g == 2 ? 0.0f : b_hh[t]);
-        }
-      if (gru)
-        for (int o = 0; o < hidden; ++o) bias[3 * hidden + o] = b_hh[2 * hidden + o];
+      layer.input_weights[d] = transposed(values(name + ".weight_ih" + suffix, {width, input}), width, input);
+      layer.recurrent_weights[d] = transposed(values(name + ".weight_hh" + suffix, {width, hidden}), width, hidden);
+      layer.input_bias[d] = values(name + ".bias_ih" + suffix, {width});
+      auto recurrent_bias = values(name + ".bias_hh" + suffix, {width});
+      if (gru) {
+        layer.recurrent_bias[d] = std::move(recurrent_bias);
+      } else {
+        for (int k = 0; k < width; ++k) layer.input_bias[d][k] += recurrent_bias[k];
+      }
     }
     return layer;
   }
@@ -175,7 +157,7 @@ struct InferenceNetwork::Impl {
   std::vector<ResidualBlock> blocks;
   LinearLayer project;
   // shared
-  std::vector<RnnLayer> rnns;
+  std::vector<engine::BiRnnWeights> rnns;
   LinearLayer classifier;
 
   dnnl::engine engine{dnnl::engine::kind::cpu, 0};
@@ -184,9 +166,12 @@ struct InferenceNetwork::Impl {
   struct Plan {
     int batch = 0, width = 0, steps = 0;
     memory input, logits;
+    // A oneDNN primitive with its arguments, or (when `custom` is set) one of the engine's own
+    // kernels working on the plan's buffers.
     struct Step {
       dnnl::primitive primitive;
       std::unordered_map<int, memory> args;
+      std::function<void()> custom;
     };
     std::vector<Step> sequence;
   };
@@ -294,34 +279,16 @@ class InferenceNetwork::Impl::PlanBuilder {
   }
 
   // Rows (n, t) x input -> rows (n, t) x 2 hidden: both directions, concatenated.
-  memory birnn(const memory& src, const RnnLayer& layer, int batch, int steps) {
-    const int gates = layer.gates();
-    const memory::desc src_md({steps, batch, layer.input}, kF32, Tag::ntc);
-    const memory::desc dst_md({steps, batch, 2 * layer.hidden}, kF32, Tag::ntc);
-    const memory::dims wl{1, 2, layer.input, gates, layer.hidden}, wi{1, 2, layer.hidden, gates, layer.hidden};
-    const memory::dims bias_dims{1, 2, gates + (layer.gru ? 1 : 0), layer.hidden};
-    const memory::desc bias_md(bias_dims, kF32, Tag::ldgo);
-    const auto direction = dnnl::rnn_direction::bidirectional_concat;
-    const auto inference = dnnl::prop_kind::forward_inference;
-    const memory::desc wl_any(wl, kF32, Tag::any), wi_any(wi, kF32, Tag::any), none;
-    memory weights_layer, weights_iter, dst(dst_md, net_.engine);
-    const memory input(src_md, net_.engine, src.get_data_handle());
-    const memory bias = constant(layer.bias, bias_md);
-    if (layer.gru) {
-      const dnnl::lbr_gru_forward::primitive_desc pd(
-          {inference, direction, src_md, none, wl_any, wi_any, bias_md, dst_md, none}, attributes({}), net_.engine);
-      weights_layer = imported(layer.weights_layer, wl, Tag::ldigo, pd.weights_layer_desc());
-      weights_iter = imported(layer.weights_iter, wi, Tag::ldigo, pd.weights_iter_desc());
-      add(dnnl::lbr_gru_forward(pd), {{DNNL_ARG_SRC_LAYER, input}, {DNNL_ARG_WEIGHTS_LAYER, weights_layer}, {DNNL_ARG_WEIGHTS_ITER, weights_iter}, {DNNL_ARG_BIAS, bias}, {DNNL_ARG_DST_LAYER, dst}}, pd.scratchpad_desc());
-    } else {
-      const dnnl::lstm_forward::primitive_desc pd(
-          {inference, direction, src_md, none, none, wl_any, wi_any, bias_md, dst_md, none, none}, attributes({}), net_.engine);
-      weights_layer = imported(layer.weights_layer, wl, Tag::ldigo, pd.weights_layer_desc());
-      weights_iter = imported(layer.weights_iter, wi, Tag::ldigo, pd.weights_iter_desc());
-      add(dnnl::lstm_forward(pd), {{DNNL_ARG_SRC_LAYER, input}, {DNNL_ARG_WEIGHTS_LAYER, weights_layer}, {DNNL_ARG_WEIGHTS_ITER, weights_iter}, {DNNL_ARG_BIAS, bias}, {DNNL_ARG_DST_LAYER, dst}}, pd.scratchpad_desc());
-    }
-    return memory(memory::desc({static_cast<memory::dim>(batch) * steps, 2 * layer.hidden}, kF32, Tag::nc), net_.engine,
-                  dst.get_data_handle());
+  memory birnn(const memory& src, const engine::BiRnnWeights& layer, int batch, int steps) {
+    const memory dst(memory::desc({static_cast<memory::dim>(batch) * steps, 2 * layer.hidden}, kF32, Tag::nc), net_.engine);
+    const memory scratch(memory::desc({static_cast<memory::dim>(engine::birnn_scratch_floats(layer, batch, steps))}, kF32, Tag::x), net_.engine);
+    Plan::Step step;
+    step.custom = [&layer, src, dst, scratch, batch, steps] {
+      engine::birnn_forward(layer, static_cast<const float*>(src.get_data_handle()), batch, steps,
+                            static_cast<float*>(dst.get_data_handle()), static_cast<float*>(scratch.get_data_handle()));
+    };
+    plan_.sequence.push_back(std::move(step));
+    return dst;
   }
 
  private:
@@ -336,7 +303,7 @@ class InferenceNetwork::Impl::PlanBuilder {
 
   void add(dnnl::primitive primitive, std::unordered_map<int, memory> args, const memory::desc& scratchpad) {
     if (scratchpad.get_size() > 0) args.emplace(DNNL_ARG_SCRATCHPAD, memory(scratchpad, net_.engine));
-    plan_.sequence.push_back({std::move(primitive), std::move(args)});
+    plan_.sequence.push_back({std::move(primitive), std::move(args), {}});
   }
 
   // `src` itself when it already has layout `wanted`; otherwise a reorder step into a new buffer.
@@ -463,7 +430,13 @@ std::vector<float> InferenceNetwork::forward(const float* images, int batch, int
   auto plan = impl_->take_plan(batch, width);
   std::memcpy(plan->input.get_data_handle(), images, sizeof(float) * batch * impl_->height * width);
   dnnl::stream stream(impl_->engine);
-  for (auto& step : plan->sequence) step.primitive.execute(stream, step.args);
+  for (auto& step : plan->sequence) {
+    if (step.custom) {
+      stream.wait();  // the primitives before it have finished writing its input
+      step.custom();
+    }
+    else step.primitive.execute(stream, step.args);
+  }
   stream.wait();
   const auto* logits = static_cast<const float*>(plan->logits.get_data_handle());
   std::vector<float> out(logits, logits + static_cast<std::size_t>(batch) * plan->steps * impl_->classes);

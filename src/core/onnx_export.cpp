@@ -1,0 +1,294 @@
+// ONNX export: the graph is built node by node and encoded in protobuf's wire format by hand.
+// Field numbers are those of onnx.proto (ONNX 1.12, IR version 8).
+#include "captcha/onnx_export.h"
+
+#include <cstring>
+
+#include "atomic_file.h"
+#include "captcha/errors.h"
+
+namespace captcha {
+
+namespace {
+
+// Protobuf wire format: each field is a varint key (number << 3 | wire type) then the value.
+class Message {
+ public:
+  Message& varint(int field, std::uint64_t value) {
+    key(field, 0);
+    put_varint(value);
+    return *this;
+  }
+  Message& bytes(int field, const std::string& value) {
+    key(field, 2);
+    put_varint(value.size());
+    out_ += value;
+    return *this;
+  }
+  Message& message(int field, const Message& value) { return bytes(field, value.out_); }
+  Message& fixed32(int field, float value) {
+    key(field, 5);
+    char raw[4];
+    std::memcpy(raw, &value, 4);  // little-endian machine, as the wire format
+    out_.append(raw, 4);
+    return *this;
+  }
+  const std::string& encoded() const { return out_; }
+
+ private:
+  void key(int field, int wire_type) { put_varint((static_cast<std::uint64_t>(field) << 3) | wire_type); }
+  void put_varint(std::uint64_t v) {
+    while (v >= 0x80) {
+      out_.push_back(static_cast<char>((v & 0x7f) | 0x80));
+      v >>= 7;
+    }
+    out_.push_back(static_cast<char>(v));
+  }
+  std::string out_;
+};
+
+// onnx.proto enums.
+constexpr int kFloatType = 1, kInt64Type = 7;  // TensorProto.DataType
+constexpr int kAttrFloat = 1, kAttrInt = 2, kAttrString = 3, kAttrInts = 7;  // AttributeProto.AttributeType
+
+struct Attribute {
+  Message encoded;
+  static Attribute ints(const std::string& name, const std::vector<std::int64_t>& values) {
+    Attribute a;
+    a.encoded.bytes(1, name).varint(20, kAttrInts);
+    for (auto v : values) a.encoded.varint(8, static_cast<std::uint64_t>(v));
+    return a;
+  }
+  static Attribute integer(const std::string& name, std::int64_t value) {
+    Attribute a;
+    a.encoded.bytes(1, name).varint(3, static_cast<std::uint64_t>(value)).varint(20, kAttrInt);
+    return a;
+  }
+  static Attribute real(const std::string& name, float value) {
+    Attribute a;
+    a.encoded.bytes(1, name).fixed32(2, value).varint(20, kAttrFloat);
+    return a;
+  }
+  static Attribute text(const std::string& name, const std::string& value) {
+    Attribute a;
+    a.encoded.bytes(1, name).bytes(4, value).varint(20, kAttrString);
+    return a;
+  }
+};
+
+// Builds the graph; each helper adds a node and returns its output's name.
+class GraphBuilder {
+ public:
+  GraphBuilder(const ModelFile& model, const std::string& path) : model_(model), path_(path) {}
+
+  // A weight from the model file as an initializer (checked against `shape`).
+  std::string weight(const std::string& name, const std::vector<std::int64_t>& shape) {
+    const float* values = tensor(name, shape);
+    return initializer(name, shape, std::vector<float>(values, values + model_.tensors.at(name).numel()));
+  }
+  // A weight's values, checked against `shape`.
+  const float* tensor(const std::string& name, const std::vector<std::int64_t>& shape) const {
+    const auto it = model_.tensors.find(name);
+    if (it == model_.tensors.end()) throw ModelFileError(path_ + ": missing tensor " + name + " for this architecture");
+    if (it->second.dtype != DType::kF32 || it->second.shape != shape)
+      throw ModelFileError(path_ + ": tensor " + name + " has the wrong shape for this architecture");
+    return it->second.f32();
+  }
+  std::string initializer(const std::string& name, const std::vector<std::int64_t>& shape, const std::vector<float>& values) {
+    Message t;
+    for (auto d : shape) t.varint(1, static_cast<std::uint64_t>(d));
+    t.varint(2, kFloatType).bytes(8, name).bytes(9, std::string(reinterpret_cast<const char*>(values.data()), values.size() * 4));
+    graph_.message(5, t);
+    return name;
+  }
+  std::string int64s(const std::string& name, const std::vector<std::int64_t>& values) {
+    Message t;
+    t.varint(1, values.size()).varint(2, kInt64Type).bytes(8, name);
+    t.bytes(9, std::string(reinterpret_cast<const char*>(values.data()), values.size() * 8));
+    graph_.message(5, t);
+    return name;
+  }
+
+  std::string node(const std::string& op, const std::vector<std::string>& inputs, const std::vector<Attribute>& attributes = {},
+                   std::string output = "") {
+    if (output.empty()) output = op + "_" + std::to_string(count_);
+    Message n;
+    for (const auto& in : inputs) n.bytes(1, in);
+    n.bytes(2, output).bytes(3, op + "_" + std::to_string(count_++)).bytes(4, op);
+    for (const auto& a : attributes) n.message(5, a.encoded);
+    graph_.message(1, n);
+    return output;
+  }
+
+  std::string conv(const std::string& x, const std::string& name, int in, int out, int kernel,
+                   std::vector<std::int64_t> stride, bool bias) {
+    std::vector<std::string> inputs{x, weight(name + ".weight", {out, in, kernel, kernel})};
+    if (bias) inputs.push_back(weight(name + ".bias", {out}));
+    const std::int64_t p = kernel / 2;
+    return node("Conv", inputs, {Attribute::ints("kernel_shape", {kernel, kernel}), Attribute::ints("pads", {p, p, p, p}),
+                                 Attribute::ints("strides", stride)});
+  }
+  std::string batch_norm(const std::string& x, const std::string& name, int channels) {
+    return node("BatchNormalization",
+                {x, weight(name + ".weight", {channels}), weight(name + ".bias", {channels}),
+                 weight(name + ".running_mean", {channels}), weight(name + ".running_var", {channels})},
+                {Attribute::real("epsilon", 1e-5f)});
+  }
+  std::string max_pool(const std::string& x) {
+    return node("MaxPool", {x}, {Attribute::ints("kernel_shape", {2, 2}), Attribute::ints("strides", {2, 2})});
+  }
+  std::string transpose(const std::string& x, const std::vector<std::int64_t>& perm) {
+    return node("Transpose", {x}, {Attribute::ints("perm", perm)});
+  }
+  // x . W^T + b for a LibTorch Linear (weight out x in).
+  std::string linear(const std::string& x, const std::string& name, int in, int out, std::string output = "") {
+    const float* w = tensor(name + ".weight", {out, in});
+    std::vector<float> transposed(static_cast<std::size_t>(in) * out);
+    for (int o = 0; o < out; ++o)
+      for (int i = 0; i < in; ++i) transposed[static_cast<std::size_t>(i) * out + o] = w[static_cast<std::size_t>(o) * in + i];
+    const std::string w_t = initializer(name + ".weight_t", {in, out}, transposed);
+    return node("Add", {node("MatMul", {x, w_t}), weight(name + ".bias", {out})}, {}, std::move(output));
+  }
+
+  // A LibTorch bidirectional LSTM/GRU layer on sequence-major input [T, N, input]; returns
+  // [T, N, 2 hidden]. ONNX's gate orders: LSTM i,o,f,c (LibTorch i,f,g,o); GRU z,r,h (r,z,n).
+  // `batch` > 0: a fixed batch size, for which GRUs get an explicit zero initial state
+  // (OpenCV's importer wants one).
+  std::string birnn(const std::string& x, const std::string& name, bool gru, int input, int hidden, int batch) {
+    const int gates = gru ? 3 : 4;
+    const std::vector<int> order = gru ? std::vector<int>{1, 0, 2} : std::vector<int>{0, 3, 1, 2};
+    std::vector<float> w, r, b;
+    for (const char* suffix : {"_l0", "_l0_reverse"}) {
+      const auto get = [&](const std::string& part, std::vector<std::int64_t> shape) {
+        return tensor(name + part + suffix, shape);
+      };
+      const float* w_ih = get(".weight_ih", {gates * hidden, input});
+      const float* w_hh = get(".weight_hh", {gates * hidden, hidden});
+      const float* b_ih = get(".bias_ih", {gates * hidden});
+      const float* b_hh = get(".bias_hh", {gates * hidden});
+      for (int g : order) w.insert(w.end(), w_ih + g * hidden * input, w_ih + (g + 1) * hidden * input);
+      for (int g : order) r.insert(r.end(), w_hh + g * hidden * hidden, w_hh + (g + 1) * hidden * hidden);
+      for (int g : order) b.insert(b.end(), b_ih + g * hidden, b_ih + (g + 1) * hidden);
+      for (int g : order) b.insert(b.end(), b_hh + g * hidden, b_hh + (g + 1) * hidden);
+    }
+    std::vector<Attribute> attributes{Attribute::text("direction", "bidirectional"), Attribute::integer("hidden_size", hidden)};
+    if (gru) attributes.push_back(Attribute::integer("linear_before_reset", 1));
+    std::vector<std::string> inputs{x, initializer(name + ".W", {2, gates * hidden, input}, w),
+                                    initializer(name + ".R", {2, gates * hidden, hidden}, r),
+                                    initializer(name + ".B", {2, 2 * gates * hidden}, b)};
+    if (gru && batch > 0) {
+      inputs.push_back("");  // sequence_lens: every sequence is whole
+      inputs.push_back(initializer(name + ".initial_h", {2, batch, hidden}, std::vector<float>(2ull * batch * hidden, 0.0f)));
+    }
+    const std::string y = node(gru ? "GRU" : "LSTM", inputs, attributes);
+    // Y: [T, 2, N, hidden] -> [T, N, 2, hidden] -> [T, N, 2 hidden].
+    return node("Reshape", {transpose(y, {0, 2, 1, 3}), keep_two_dims()});
+  }
+  // Reshape target [0, 0, -1]: keep the first two dimensions, flatten the rest.
+  std::string keep_two_dims() {
+    if (!keep_two_) keep_two_ = true, int64s("keep_two_dims", {0, 0, -1});
+    return "keep_two_dims";
+  }
+
+  std::string encode(const std::string& input_name, const std::vector<Message>& metadata, int batch, int height,
+                     int width, const std::string& output, int classes) {
+    graph_.bytes(2, "captcha-ocr");
+    const std::string batch_dim = batch > 0 ? std::to_string(batch) : "batch";
+    graph_.message(11, value_info(input_name, {batch_dim, "1", std::to_string(height), std::to_string(width)}));
+    graph_.message(12, value_info(output, {batch_dim, "time_steps", std::to_string(classes)}));
+    Message model;
+    model.varint(1, 8);  // IR version 8
+    model.bytes(2, "captcha-ocr").bytes(3, "0.1.0");
+    model.message(8, Message().bytes(1, "").varint(2, 13));  // opset 13 of the default domain
+    model.message(7, graph_);
+    for (const auto& m : metadata) model.message(14, m);
+    return model.encoded();
+  }
+
+ private:
+  // A float tensor's type; dimensions given as numbers are fixed, others are named.
+  static Message value_info(const std::string& name, const std::vector<std::string>& dims) {
+    Message shape;
+    for (const auto& d : dims) {
+      const bool fixed = !d.empty() && d.find_first_not_of("0123456789") == std::string::npos;
+      shape.message(1, fixed ? Message().varint(1, std::stoull(d)) : Message().bytes(2, d));
+    }
+    Message tensor_type;
+    tensor_type.varint(1, kFloatType).message(2, shape);
+    return Message().bytes(1, name).message(2, Message().message(1, tensor_type));
+  }
+
+  const ModelFile& model_;
+  const std::string& path_;
+  Message graph_;
+  int count_ = 0;
+  bool keep_two_ = false;
+};
+
+constexpr int kResnetChannels[4] = {64, 128, 256, 256};
+const std::vector<std::int64_t> kResnetStrides[4] = {{2, 2}, {2, 2}, {2, 1}, {2, 1}};
+
+}  // namespace
+
+void export_onnx(const ModelFile& model, const std::string& model_path, const std::string& path, int batch) {
+  const ModelConfig& c = model.config;
+  c.validate();
+  const int height = model.preprocess.height, width = model.preprocess.width;
+  const int classes = model.charset.num_classes();
+  GraphBuilder g(model, model_path);
+  std::string x = "image";
+  int features = 0;
+  if (c.arch == "small") {
+    for (int i = 0; i < 2; ++i) {
+      const std::string n = std::to_string(i + 1);
+      const int in = i == 0 ? 1 : c.conv_channels[0], out = c.conv_channels[i];
+      x = g.conv(x, "conv" + n, in, out, 3, {1, 1}, !c.batch_norm);
+      if (c.batch_norm) x = g.batch_norm(x, "bn" + n, out);
+      x = g.node("Relu", {g.max_pool(x)});
+    }
+    // N x C x H x W -> N x W x (C H), then the dense layer.
+    x = g.node("Reshape", {g.transpose(x, {0, 3, 1, 2}), g.keep_two_dims()});
+    x = g.node("Relu", {g.linear(x, "dense", c.conv_channels[1] * (height / 4), c.dense)});
+  } else {
+    x = g.node("Relu", {g.batch_norm(g.conv(x, "stem.0", 1, kResnetChannels[0], 3, {1, 1}, false), "stem.1", kResnetChannels[0])});
+    int in = kResnetChannels[0], block = 0;
+    for (int s = 0; s < 4; ++s) {
+      for (int repeat = 0; repeat < 2; ++repeat, ++block) {
+        const std::string name = "stages." + std::to_string(block);
+        const int out = kResnetChannels[s];
+        const auto stride = repeat == 0 ? kResnetStrides[s] : std::vector<std::int64_t>{1, 1};
+        auto y = g.node("Relu", {g.batch_norm(g.conv(x, name + ".conv1", in, out, 3, stride, false), name + ".bn1", out)});
+        y = g.batch_norm(g.conv(y, name + ".conv2", out, out, 3, {1, 1}, false), name + ".bn2", out);
+        auto shortcut = x;
+        if (in != out || stride[0] != 1 || stride[1] != 1)
+          shortcut = g.batch_norm(g.conv(x, name + ".shortcut.0", in, out, 1, stride, false), name + ".shortcut.1", out);
+        x = g.node("Relu", {g.node("Add", {y, shortcut})});
+        in = out;
+      }
+    }
+    // Mean over the height: N x C x W -> N x W x C, then the projection.
+    x = g.transpose(g.node("ReduceMean", {x}, {Attribute::ints("axes", {2}), Attribute::integer("keepdims", 0)}), {0, 2, 1});
+    x = g.node("Relu", {g.linear(x, "project", in, c.dense)});
+  }
+  features = c.dense;
+  x = g.transpose(x, {1, 0, 2});  // sequence-major for the RNN operators
+  for (std::size_t i = 0; i < c.rnn_hidden.size(); ++i) {
+    x = g.birnn(x, "rnn" + std::to_string(i), c.rnn == "gru", features, c.rnn_hidden[i], batch);
+    features = 2 * c.rnn_hidden[i];
+  }
+  x = g.linear(x, "classifier", features, classes);
+  g.node("Transpose", {x}, {Attribute::ints("perm", {1, 0, 2})}, "logits");  // batch-major again
+
+  std::vector<Message> metadata;
+  const auto meta = [&](const std::string& key, const std::string& value) { metadata.push_back(Message().bytes(1, key).bytes(2, value)); };
+  meta("format", "captcha-ocr onnx export");
+  meta("charset", model.charset.symbols_utf8());
+  meta("blank_index", std::to_string(Charset::kBlank));
+  meta("fold_case", model.fold_case ? "true" : "false");
+  meta("label_lengths", nlohmann::json{model.label_lengths.min, model.label_lengths.max}.dump());
+  meta("preprocess", nlohmann::json(model.preprocess).dump());
+  meta("architecture", nlohmann::json(c).dump());
+  write_file_atomically(path, g.encode("image", metadata, batch, height, width, "logits", classes));
+}
+
+}  // namespace captcha

@@ -1,0 +1,111 @@
+// ONNX export, checked with a runtime nobody here wrote: OpenCV's dnn module reads the exported
+// file and must give the engine's logits (within 1e-4) and the same texts on the bundled
+// examples; every architecture and RNN type; a model that does not fit fails clearly.
+#include "captcha/onnx_export.h"
+
+#include <gtest/gtest.h>
+
+#include <opencv2/dnn.hpp>
+
+#include "captcha/dataset.h"
+#include "captcha/errors.h"
+#include "captcha/inference.h"
+#include "support/fixtures.h"
+#include "torch/crnn.h"
+
+namespace captcha {
+namespace {
+
+// Logits from OpenCV's dnn module for `input` (batch x 1 x height x width).
+std::vector<float> opencv_logits(const std::string& onnx, const std::vector<float>& input, int batch, int height, int width) {
+  cv::dnn::Net net = cv::dnn::readNetFromONNX(onnx);
+  const int dims[4] = {batch, 1, height, width};
+  const cv::Mat blob(4, dims, CV_32F, const_cast<float*>(input.data()));
+  net.setInput(blob, "image");
+  const cv::Mat out = net.forward("logits");
+  return std::vector<float>(out.ptr<float>(), out.ptr<float>() + out.total());
+}
+
+float max_difference(const std::vector<float>& a, const std::vector<float>& b) {
+  EXPECT_EQ(a.size(), b.size());
+  float worst = a.size() == b.size() ? 0.0f : 1e9f;
+  for (std::size_t i = 0; i < std::min(a.size(), b.size()); ++i) worst = std::max(worst, std::abs(a[i] - b[i]));
+  return worst;
+}
+
+struct Case {
+  std::string arch, rnn;
+};
+class OnnxExport : public ::testing::TestWithParam<Case> {};
+
+TEST_P(OnnxExport, OpenCvGivesTheEngineLogits) {
+  testing::TempDir dir("onnx");
+  torch::manual_seed(21);
+  ModelConfig config;
+  config.arch = GetParam().arch;
+  config.rnn = GetParam().rnn;
+  if (config.arch == "resnet") config.dense = 32, config.rnn_hidden = {16, 24};
+  Crnn net(config, 7, 32);
+  net->eval();
+  {
+    torch::NoGradGuard no_grad;
+    for (auto& b : net->named_buffers())
+      if (b.value().scalar_type() == torch::kFloat) b.value().uniform_(0.5, 1.5);
+  }
+  ModelFile model;
+  model.charset = Charset("abcdef");
+  model.preprocess.width = 64, model.preprocess.height = 32;
+  model.config = config;
+  model.tensors = export_weights(net);
+  export_onnx(model, "m.safetensors", dir / "m.onnx", /*batch=*/2);
+
+  const InferenceNetwork engine(model, "m.safetensors");
+  const int batch = 2;
+  std::vector<float> input(batch * 32 * 64);
+  cv::RNG random(3);
+  for (float& v : input) v = static_cast<float>(random.gaussian(1.0));
+  EXPECT_LT(max_difference(opencv_logits(dir / "m.onnx", input, batch, 32, 64), engine.forward(input.data(), batch, 64)), 1e-4f);
+}
+
+INSTANTIATE_TEST_SUITE_P(All, OnnxExport,
+                         ::testing::Values(Case{"small", "lstm"}, Case{"small", "gru"}, Case{"resnet", "lstm"},
+                                           Case{"resnet", "gru"}),
+                         [](const auto& info) { return info.param.arch + "_" + info.param.rnn; });
+
+TEST(OnnxExport, BundledModelReadsTheExamplesAsTheEngineDoes) {
+  testing::TempDir dir("onnx-bundled");
+  const std::string path = std::string(CAPTCHA_SOURCE_DIR) + "/models/general.safetensors";
+  const ModelFile model = load_model(path);
+  const auto samples = scan_folder(std::string(CAPTCHA_SOURCE_DIR) + "/examples");
+  export_onnx(model, path, dir / "general.onnx", static_cast<int>(samples.size()));
+  const int h = model.preprocess.height, w = model.preprocess.width, n = static_cast<int>(samples.size());
+  std::vector<float> input(static_cast<std::size_t>(n) * h * w);
+  for (int i = 0; i < n; ++i)
+    normalise_into(preprocess(load_image(samples[i].path), model.preprocess), model.preprocess, input.data() + i * h * w);
+  const InferenceNetwork engine(model, path);
+  const auto ours = engine.forward(input.data(), n, w);
+  const auto theirs = opencv_logits(dir / "general.onnx", input, n, h, w);
+  EXPECT_LT(max_difference(ours, theirs), 1e-4f);
+  const int steps = engine.time_steps(w), classes = engine.num_classes();
+  const auto ours_text = decode_logits(ours.data(), n, steps, classes, model.charset, 0);
+  const auto theirs_text = decode_logits(theirs.data(), n, steps, classes, model.charset, 0);
+  for (int i = 0; i < n; ++i) {
+    EXPECT_EQ(theirs_text[i].text, ours_text[i].text) << samples[i].path;
+    EXPECT_EQ(theirs_text[i].text, samples[i].label) << samples[i].path;
+  }
+}
+
+TEST(OnnxExport, ModelThatDoesNotFitFailsNamingTheFile) {
+  testing::TempDir dir("onnx-bad");
+  ModelFile model = load_model(std::string(CAPTCHA_SOURCE_DIR) + "/models/general.safetensors");
+  model.tensors.erase("dense.weight");
+  try {
+    export_onnx(model, "general.safetensors", dir / "x.onnx");
+    FAIL() << "exported a model without dense.weight";
+  } catch (const ModelFileError& e) {
+    EXPECT_NE(std::string(e.what()).find("general.safetensors: missing tensor dense.weight"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace captcha
