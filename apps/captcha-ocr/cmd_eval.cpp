@@ -6,10 +6,10 @@
 #include <iostream>
 
 #include <nlohmann/json.hpp>
-#include <opencv2/imgcodecs.hpp>
 
 #include "captcha/dataset.h"
 #include "captcha/errors.h"
+#include "captcha/image_io.h"
 #include "captcha/metrics.h"
 #include "captcha/plots.h"
 #include "captcha/recogniser.h"
@@ -93,7 +93,7 @@ int run_eval(const EvalArgs& args) {
     if (order.size() > static_cast<std::size_t>(args.grid_count)) order.resize(args.grid_count);
     std::vector<GridCell> cells;
     for (const std::size_t k : order)
-      cells.push_back({cv::imread(samples[index[k]].path, cv::IMREAD_COLOR), truths[k], texts[k], readings[k].confidence});
+      cells.push_back({read_colour_image(samples[index[k]].path), truths[k], texts[k], readings[k].confidence});
     write_png(args.grid_file, draw_reading_grid(cells, 4));
   }
 

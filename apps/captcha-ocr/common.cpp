@@ -6,9 +6,9 @@
 #include <iostream>
 #include <iterator>
 
-#include <opencv2/imgcodecs.hpp>
 
 #include "captcha/errors.h"
+#include "captcha/image_io.h"
 #include "captcha/parallel.h"
 
 namespace captcha::cli {
@@ -78,7 +78,7 @@ void save_debug_image(const std::string& dir, const std::string& source_path, co
   fs::create_directories(dir, ec);
   const std::string stem = source_path == "-" ? "stdin" : fs::path(source_path).stem().string();
   const std::string out = (fs::path(dir) / (stem + ".png")).string();
-  if (!cv::imwrite(out, image)) throw Error(out + ": cannot write debug image");
+  write_image(out, image);
 }
 
 }  // namespace captcha::cli

@@ -5,11 +5,11 @@
 #include <cstdio>
 #include <sstream>
 
-#include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
 #include "atomic_file.h"
 #include "captcha/errors.h"
+#include "captcha/image_io.h"
 
 namespace captcha {
 
@@ -165,8 +165,7 @@ cv::Mat draw_reading_grid(const std::vector<GridCell>& cells, int columns) {
 }
 
 void write_png(const std::string& path, const cv::Mat& image) {
-  std::vector<unsigned char> bytes;
-  if (!cv::imencode(".png", image, bytes)) throw Error(path + ": PNG encoding failed");
+  const auto bytes = encode_image(image, "png");
   write_file_atomically(path, std::string(bytes.begin(), bytes.end()));
 }
 

@@ -6,10 +6,10 @@
 #include <fstream>
 
 #include <nlohmann/json.hpp>
-#include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
 #include "captcha/errors.h"
+#include "captcha/image_io.h"
 
 namespace captcha {
 
@@ -53,17 +53,8 @@ void from_json(const nlohmann::json& in, PreprocessOptions& o) {
 }
 
 cv::Mat decode_image(const std::vector<std::uint8_t>& bytes, const std::string& name) {
-  if (bytes.empty()) throw ImageError(name + ": empty file (0 bytes)");
-  cv::Mat raw;
-  try {
-    raw = cv::imdecode(bytes, cv::IMREAD_UNCHANGED);
-  } catch (const cv::Exception&) {
-    raw.release();
-  }
-  if (raw.empty() || raw.rows < 2 || raw.cols < 2)
-    throw ImageError(name + ": cannot decode image (corrupt or unsupported format)");
-  if (raw.depth() == CV_16U) raw.convertTo(raw, CV_8U, 1.0 / 257);
-  else if (raw.depth() != CV_8U) raw.convertTo(raw, CV_8U);
+  cv::Mat raw = decode_image_bytes(bytes, name);
+  if (raw.rows < 2 || raw.cols < 2) throw ImageError(name + ": image is too small (" + std::to_string(raw.cols) + "x" + std::to_string(raw.rows) + ")");
 
   cv::Mat grey;
   const int channels = raw.channels();

@@ -16,11 +16,11 @@
 #include <set>
 #include <sstream>
 
-#include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
 #include "captcha/charset.h"
 #include "captcha/errors.h"
+#include "captcha/image_io.h"
 #include "captcha/parallel.h"
 #include "captcha/utf8.h"
 
@@ -680,10 +680,7 @@ GenerateSummary generate(const GenerateOptions& o, std::ostream& log) {
     if (failed) return;
     try {
       const cv::Mat image = generator.draw(labels[i], mix_seed(o.seed, i + 1));
-      std::vector<unsigned char> bytes;
-      std::vector<int> params;
-      if (o.format == "jpg") params = {cv::IMWRITE_JPEG_QUALITY, 60 + static_cast<int>(mix_seed(o.seed, ~i) % 36)};
-      if (!cv::imencode("." + o.format, image, bytes, params)) throw Error("image encoding failed");
+      const auto bytes = encode_image(image, o.format, 60 + static_cast<int>(mix_seed(o.seed, ~i) % 36));
       const fs::path path = fs::path(o.out_dir) / names[i];
       std::ofstream out(path, std::ios::binary);
       out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));

@@ -1,0 +1,29 @@
+// Image files without OpenCV's imgcodecs, which loads GDAL and about 120 shared libraries: some
+// 120 ms at every process start on this project's machine, more than the whole reading of an
+// image. Decoding: JPEG through libjpeg-turbo (the decoder OpenCV uses, so the pixels are the
+// same), PNG, BMP, GIF (first frame), TGA and PNM through stb_image. Encoding: PNG and JPEG
+// through stb_image_write. Images are 8-bit, colour channels in OpenCV's BGR(A) order.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <opencv2/core.hpp>
+
+namespace captcha {
+
+// The image as stored: 1 (grey), 2 (grey + alpha), 3 (BGR) or 4 (BGRA) channels, 8-bit.
+// Throws ImageError naming `name` when the bytes are not a decodable image.
+cv::Mat decode_image_bytes(const std::vector<std::uint8_t>& bytes, const std::string& name);
+
+// Encodes a 1-, 3- or 4-channel 8-bit image as "png" or "jpg". Throws Error.
+std::vector<std::uint8_t> encode_image(const cv::Mat& image, const std::string& format, int jpeg_quality = 95);
+
+// Writes `image` to `path`, the format chosen by the extension (.png, .jpg, .jpeg). Throws Error.
+void write_image(const std::string& path, const cv::Mat& image);
+
+// Reads an image file as 3-channel BGR. Throws ImageError naming `path`.
+cv::Mat read_colour_image(const std::string& path);
+
+}  // namespace captcha

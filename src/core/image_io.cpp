@@ -1,0 +1,127 @@
+// Image decoding and encoding on libjpeg-turbo and stb (see image_io.h).
+#include "captcha/image_io.h"
+
+#include <jpeglib.h>
+#include <stb_image.h>
+#include <stb_image_write.h>
+
+#include <csetjmp>
+#include <fstream>
+#include <iterator>
+#include <memory>
+
+#include <opencv2/imgproc.hpp>
+
+#include "captcha/errors.h"
+
+namespace captcha {
+
+namespace {
+
+bool is_jpeg(const std::vector<std::uint8_t>& bytes) {
+  return bytes.size() > 3 && bytes[0] == 0xFF && bytes[1] == 0xD8 && bytes[2] == 0xFF;
+}
+
+// libjpeg reports errors through a callback that must not return: it jumps back here.
+struct JpegError {
+  jpeg_error_mgr manager;
+  std::jmp_buf jump;
+};
+
+cv::Mat decode_jpeg(const std::vector<std::uint8_t>& bytes) {
+  jpeg_decompress_struct info;
+  JpegError error;
+  info.err = jpeg_std_error(&error.manager);
+  error.manager.error_exit = [](j_common_ptr common) { std::longjmp(reinterpret_cast<JpegError*>(common->err)->jump, 1); };
+  error.manager.output_message = [](j_common_ptr) {};  // warnings: silent
+  cv::Mat image;  // constructed before setjmp, so the jump leaves nothing half-built behind
+  if (setjmp(error.jump)) {
+    jpeg_destroy_decompress(&info);
+    return {};
+  }
+  jpeg_create_decompress(&info);
+  jpeg_mem_src(&info, bytes.data(), static_cast<unsigned long>(bytes.size()));
+  jpeg_read_header(&info, TRUE);
+  const bool grey = info.jpeg_color_space == JCS_GRAYSCALE;
+  info.out_color_space = grey ? JCS_GRAYSCALE : JCS_EXT_BGR;
+  jpeg_start_decompress(&info);
+  image.create(static_cast<int>(info.output_height), static_cast<int>(info.output_width), grey ? CV_8UC1 : CV_8UC3);
+  while (info.output_scanline < info.output_height) {
+    JSAMPROW row = image.ptr<std::uint8_t>(static_cast<int>(info.output_scanline));
+    jpeg_read_scanlines(&info, &row, 1);
+  }
+  jpeg_finish_decompress(&info);
+  jpeg_destroy_decompress(&info);
+  return image;
+}
+
+cv::Mat decode_with_stb(const std::vector<std::uint8_t>& bytes) {
+  int width = 0, height = 0, channels = 0;
+  std::unique_ptr<stbi_uc, void (*)(void*)> pixels(
+      stbi_load_from_memory(bytes.data(), static_cast<int>(bytes.size()), &width, &height, &channels, 0), stbi_image_free);
+  if (!pixels) return {};
+  const cv::Mat view(height, width, CV_8UC(channels), pixels.get());
+  cv::Mat image;
+  if (channels == 3) cv::cvtColor(view, image, cv::COLOR_RGB2BGR);
+  else if (channels == 4) cv::cvtColor(view, image, cv::COLOR_RGBA2BGRA);
+  else image = view.clone();
+  return image;
+}
+
+void append_bytes(void* context, void* data, int size) {
+  auto* out = static_cast<std::vector<std::uint8_t>*>(context);
+  out->insert(out->end(), static_cast<std::uint8_t*>(data), static_cast<std::uint8_t*>(data) + size);
+}
+
+}  // namespace
+
+cv::Mat decode_image_bytes(const std::vector<std::uint8_t>& bytes, const std::string& name) {
+  if (bytes.empty()) throw ImageError(name + ": empty file (0 bytes)");
+  cv::Mat image = is_jpeg(bytes) ? decode_jpeg(bytes) : decode_with_stb(bytes);
+  if (image.empty()) throw ImageError(name + ": cannot decode image (corrupt or unsupported format)");
+  return image;
+}
+
+std::vector<std::uint8_t> encode_image(const cv::Mat& image, const std::string& format, int jpeg_quality) {
+  if (image.depth() != CV_8U || (image.channels() != 1 && image.channels() != 3 && image.channels() != 4))
+    throw Error("encode_image: needs an 8-bit image with 1, 3 or 4 channels");
+  cv::Mat rgb;
+  if (image.channels() == 3) cv::cvtColor(image, rgb, cv::COLOR_BGR2RGB);
+  else if (image.channels() == 4) cv::cvtColor(image, rgb, cv::COLOR_BGRA2RGBA);
+  else rgb = image.isContinuous() ? image : image.clone();
+  std::vector<std::uint8_t> out;
+  int ok = 0;
+  if (format == "png") ok = stbi_write_png_to_func(append_bytes, &out, rgb.cols, rgb.rows, rgb.channels(), rgb.data, static_cast<int>(rgb.step));
+  else if (format == "jpg" || format == "jpeg") ok = stbi_write_jpg_to_func(append_bytes, &out, rgb.cols, rgb.rows, rgb.channels(), rgb.data, jpeg_quality);
+  else throw Error("encode_image: unknown format '" + format + "' (png or jpg)");
+  if (!ok) throw Error("encode_image: " + format + " encoding failed");
+  return out;
+}
+
+void write_image(const std::string& path, const cv::Mat& image) {
+  const auto dot = path.rfind('.');
+  std::string extension = dot == std::string::npos ? "" : path.substr(dot + 1);
+  for (char& c : extension) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (extension != "png" && extension != "jpg" && extension != "jpeg")
+    throw Error(path + ": cannot write an image with this extension (use .png or .jpg)");
+  const auto bytes = encode_image(image, extension);
+  std::ofstream out(path, std::ios::binary);
+  out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+  if (!out) throw Error(path + ": cannot write");
+}
+
+cv::Mat read_colour_image(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw ImageError(path + ": cannot open (no such file or no permission)");
+  const std::vector<std::uint8_t> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  cv::Mat image = decode_image_bytes(bytes, path);
+  if (image.channels() == 1) cv::cvtColor(image, image, cv::COLOR_GRAY2BGR);
+  else if (image.channels() == 2) {
+    std::vector<cv::Mat> planes;
+    cv::split(image, planes);
+    cv::cvtColor(planes[0], image, cv::COLOR_GRAY2BGR);
+  } else if (image.channels() == 4) cv::cvtColor(image, image, cv::COLOR_BGRA2BGR);
+  return image;
+}
+
+}  // namespace captcha
