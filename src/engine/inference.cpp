@@ -7,7 +7,10 @@
 
 #include <omp.h>
 
+#include <chrono>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <map>
@@ -20,6 +23,7 @@
 
 #include "captcha/errors.h"
 #include "rnn.h"
+#include "small_cnn.h"
 
 namespace captcha {
 
@@ -152,6 +156,10 @@ struct InferenceNetwork::Impl {
   // small
   ConvLayer conv1, conv2;
   LinearLayer dense;
+  // small, on AVX2 machines: the fused convolution kernels, and the dense layer with its input
+  // columns in their output order (height major instead of channel major).
+  std::optional<engine::SmallCnnWeights> fast_cnn;
+  LinearLayer fast_dense;
   // resnet
   ConvLayer stem;
   std::vector<ResidualBlock> blocks;
@@ -280,15 +288,25 @@ class InferenceNetwork::Impl::PlanBuilder {
 
   // Rows (n, t) x input -> rows (n, t) x 2 hidden: both directions, concatenated.
   memory birnn(const memory& src, const engine::BiRnnWeights& layer, int batch, int steps) {
-    const memory dst(memory::desc({static_cast<memory::dim>(batch) * steps, 2 * layer.hidden}, kF32, Tag::nc), net_.engine);
-    const memory scratch(memory::desc({static_cast<memory::dim>(engine::birnn_scratch_floats(layer, batch, steps))}, kF32, Tag::x), net_.engine);
-    Plan::Step step;
-    step.custom = [&layer, src, dst, scratch, batch, steps] {
-      engine::birnn_forward(layer, static_cast<const float*>(src.get_data_handle()), batch, steps,
-                            static_cast<float*>(dst.get_data_handle()), static_cast<float*>(scratch.get_data_handle()));
-    };
-    plan_.sequence.push_back(std::move(step));
+    const memory dst = buffer({static_cast<memory::dim>(batch) * steps, 2 * layer.hidden});
+    const memory scratch = buffer({static_cast<memory::dim>(engine::birnn_scratch_floats(layer, batch, steps))});
+    custom([&layer, src, dst, scratch, batch, steps] {
+      engine::birnn_forward(layer, floats(src), batch, steps, floats(dst), floats(scratch));
+    });
     return dst;
+  }
+
+  // The small network's convolutions, pooling and ReLUs on the fused AVX2 kernels: the input
+  // images -> rows (n, w) of the dense layer's (permuted) input.
+  memory fast_small_features(const memory& images, const engine::SmallCnnWeights& cnn) {
+    const auto d = dims_of(images);
+    const int batch = static_cast<int>(d[0]), h = static_cast<int>(d[2]), w = static_cast<int>(d[3]);
+    const int h1 = h / 2, w1 = w / 2, h2 = h1 / 2, w2 = w1 / 2;
+    const memory pooled = buffer({static_cast<memory::dim>(batch) * h1 * w1 * cnn.c1});
+    const memory features = buffer({static_cast<memory::dim>(batch) * w2, static_cast<memory::dim>(h2) * cnn.c2});
+    custom([&cnn, images, pooled, batch, h, w] { engine::conv1_pool_relu(cnn, floats(images), batch, h, w, floats(pooled)); });
+    custom([&cnn, pooled, features, batch, h1, w1] { engine::conv2_pool_relu(cnn, floats(pooled), batch, h1, w1, floats(features)); });
+    return features;
   }
 
  private:
@@ -300,6 +318,18 @@ class InferenceNetwork::Impl::PlanBuilder {
     attr.set_post_ops(ops);
     return attr;
   }
+
+  void custom(std::function<void()> run) {
+    Plan::Step step;
+    step.custom = std::move(run);
+    plan_.sequence.push_back(std::move(step));
+  }
+
+  // A plain row-major buffer (1-D: a vector, 2-D: rows x columns).
+  memory buffer(const memory::dims& dims) {
+    return memory(memory::desc(dims, kF32, dims.size() == 1 ? Tag::x : Tag::nc), net_.engine);
+  }
+  static float* floats(const memory& m) { return static_cast<float*>(m.get_data_handle()); }
 
   void add(dnnl::primitive primitive, std::unordered_map<int, memory> args, const memory::desc& scratchpad) {
     if (scratchpad.get_size() > 0) args.emplace(DNNL_ARG_SCRATCHPAD, memory(scratchpad, net_.engine));
@@ -342,7 +372,9 @@ std::unique_ptr<InferenceNetwork::Impl::Plan> InferenceNetwork::Impl::build_plan
   PlanBuilder build(*this, *plan);
   plan->input = memory(memory::desc({batch, 1, height, width}, kF32, Tag::nchw), engine);
   memory rows;
-  if (config.arch == "small") {
+  if (fast_cnn) {
+    rows = build.linear(build.fast_small_features(plan->input, *fast_cnn), fast_dense, /*relu=*/true);
+  } else if (config.arch == "small") {
     auto x = build.max_pool(build.convolution(plan->input, conv1, /*relu=*/true));
     x = build.max_pool(build.convolution(x, conv2, /*relu=*/true));
     rows = build.linear(build.columns_as_rows(x), dense, /*relu=*/true);
@@ -378,6 +410,18 @@ InferenceNetwork::InferenceNetwork(const ModelFile& model, const std::string& pa
     net.dense = source.linear("dense", c.conv_channels[1] * (net.height / 4), c.dense);
     used += c.batch_norm ? 2 * 5 + 2 + 2 : 4 + 2;
     features = c.dense;
+    if (engine::small_cnn_supported(c.conv_channels[0], c.conv_channels[1]) && net.height >= 4) {
+      net.fast_cnn = engine::prepare_small_cnn(net.conv1.weight, net.conv1.bias, net.conv2.weight, net.conv2.bias,
+                                               c.conv_channels[0], c.conv_channels[1]);
+      // Dense input column c * h2 + y (LibTorch's flatten) becomes y * c2 + c.
+      const int c2 = c.conv_channels[1], h2 = net.height / 4;
+      net.fast_dense = net.dense;
+      for (int o = 0; o < net.dense.out; ++o)
+        for (int ch = 0; ch < c2; ++ch)
+          for (int y = 0; y < h2; ++y)
+            net.fast_dense.weight[static_cast<std::size_t>(o) * net.dense.in + y * c2 + ch] =
+                net.dense.weight[static_cast<std::size_t>(o) * net.dense.in + ch * h2 + y];
+    }
   } else {
     net.stem = source.conv("stem.0", 1, kResnetChannels[0], 3, {1, 1}, false, "stem.1");
     used += 1 + 5;
@@ -430,12 +474,22 @@ std::vector<float> InferenceNetwork::forward(const float* images, int batch, int
   auto plan = impl_->take_plan(batch, width);
   std::memcpy(plan->input.get_data_handle(), images, sizeof(float) * batch * impl_->height * width);
   dnnl::stream stream(impl_->engine);
-  for (auto& step : plan->sequence) {
+  // CAPTCHA_ENGINE_PROFILE=1: each step's wall time on stderr (for work on the engine).
+  static const bool profile = std::getenv("CAPTCHA_ENGINE_PROFILE") != nullptr;
+  for (std::size_t i = 0; i < plan->sequence.size(); ++i) {
+    auto& step = plan->sequence[i];
+    const auto start = std::chrono::steady_clock::now();
     if (step.custom) {
       stream.wait();  // the primitives before it have finished writing its input
       step.custom();
+    } else {
+      step.primitive.execute(stream, step.args);
     }
-    else step.primitive.execute(stream, step.args);
+    if (profile) {
+      stream.wait();
+      std::fprintf(stderr, "step %zu %s: %.3f ms\n", i, step.custom ? "own kernel" : "oneDNN",
+                   std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
+    }
   }
   stream.wait();
   const auto* logits = static_cast<const float*>(plan->logits.get_data_handle());
