@@ -304,8 +304,9 @@ class InferenceNetwork::Impl::PlanBuilder {
     const int h1 = h / 2, w1 = w / 2, h2 = h1 / 2, w2 = w1 / 2;
     const memory pooled = buffer({static_cast<memory::dim>(batch) * h1 * w1 * cnn.c1});
     const memory features = buffer({static_cast<memory::dim>(batch) * w2, static_cast<memory::dim>(h2) * cnn.c2});
-    custom([&cnn, images, pooled, batch, h, w] { engine::conv1_pool_relu(cnn, floats(images), batch, h, w, floats(pooled)); });
-    custom([&cnn, pooled, features, batch, h1, w1] { engine::conv2_pool_relu(cnn, floats(pooled), batch, h1, w1, floats(features)); });
+    custom([&cnn, images, pooled, features, batch, h, w] {
+      engine::small_cnn_forward(cnn, floats(images), batch, h, w, floats(pooled), floats(features));
+    });
     return features;
   }
 

@@ -76,11 +76,14 @@ SmallCnnWeights prepare_small_cnn(const std::vector<float>& conv1, const std::ve
   return w;
 }
 
-void conv1_pool_relu(const SmallCnnWeights& weights, const float* images, int n, int h, int w, float* pooled) {
+namespace {
+
+// Pooled rows [first, last) of the n x h1 rows (image major), on the calling thread.
+void conv1_rows(const SmallCnnWeights& weights, const float* images, int h, int w, float* pooled, long first, long last) {
   const int c1 = weights.c1, h1 = h / 2, w1 = w / 2;
-#pragma omp parallel for collapse(2) schedule(static)
-  for (int image = 0; image < n; ++image)
-    for (int py = 0; py < h1; ++py) {
+  for (long index = first; index < last; ++index) {
+    const int image = static_cast<int>(index / h1), py = static_cast<int>(index % h1);
+    {
       const float* src = images + static_cast<std::size_t>(image) * h * w;
       // Input rows 2py-1 .. 2py+2, zero padded left and right by one column (and above or
       // below at the image's edges).
@@ -114,21 +117,25 @@ void conv1_pool_relu(const SmallCnnWeights& weights, const float* images, int n,
         }
       }
     }
+  }
 }
 
-void conv2_pool_relu(const SmallCnnWeights& weights, const float* pooled, int n, int h1, int w1, float* features) {
+long conv2_chunk_count(int n, int h1, int w1) {
+  return (static_cast<long>(n) * (h1 / 2) * (w1 / 2) + kChunkTiles - 1) / kChunkTiles;
+}
+
+// Chunks [first_chunk, last_chunk) of kChunkTiles output tiles, on the calling thread.
+void conv2_chunks(const SmallCnnWeights& weights, const float* pooled, int n, int h1, int w1, float* features,
+                  long first_chunk, long last_chunk) {
   const int c1 = weights.c1, c2 = weights.c2, h2 = h1 / 2, w2 = w1 / 2;
   const long tiles = static_cast<long>(n) * h2 * w2;
-  const long chunks = (tiles + kChunkTiles - 1) / kChunkTiles;
   static const float kZeros[kMaxChannels] = {};
-#pragma omp parallel
   {
     // Per thread: the transformed inputs V (16 x tiles x c1) and products M (16 x tiles x c2).
     thread_local std::vector<float> v, m;
     v.resize(16ull * kChunkTiles * c1);
     m.resize(16ull * kChunkTiles * c2);
-#pragma omp for schedule(static)
-    for (long chunk = 0; chunk < chunks; ++chunk) {
+    for (long chunk = first_chunk; chunk < last_chunk; ++chunk) {
       const long first = chunk * kChunkTiles;
       const int count = static_cast<int>(std::min<long>(kChunkTiles, tiles - first));
       // Input transform V = B^T d B, B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1].
@@ -193,6 +200,41 @@ void conv2_pool_relu(const SmallCnnWeights& weights, const float* pooled, int n,
         }
       }
     }
+  }
+}
+
+}  // namespace
+
+void conv1_pool_relu(const SmallCnnWeights& weights, const float* images, int n, int h, int w, float* pooled) {
+  const long rows = static_cast<long>(n) * (h / 2);
+#pragma omp parallel for schedule(static)
+  for (long row = 0; row < rows; ++row) conv1_rows(weights, images, h, w, pooled, row, row + 1);
+}
+
+void conv2_pool_relu(const SmallCnnWeights& weights, const float* pooled, int n, int h1, int w1, float* features) {
+  const long chunks = conv2_chunk_count(n, h1, w1);
+#pragma omp parallel for schedule(static)
+  for (long chunk = 0; chunk < chunks; ++chunk) conv2_chunks(weights, pooled, n, h1, w1, features, chunk, chunk + 1);
+}
+
+void small_cnn_forward(const SmallCnnWeights& weights, const float* images, int n, int h, int w, float* pooled,
+                       float* features) {
+  const int h1 = h / 2, w1 = w / 2, threads = omp_get_max_threads();
+  if (n < 2 * threads) {
+    // Few images: every thread works on each image in turn.
+    conv1_pool_relu(weights, images, n, h, w, pooled);
+    conv2_pool_relu(weights, pooled, n, h1, w1, features);
+    return;
+  }
+  // Many: one image per thread at a time, so that its pooled activations stay in the cache
+  // between the two convolutions.
+  const std::size_t image_in = static_cast<std::size_t>(h) * w, image_pooled = static_cast<std::size_t>(h1) * w1 * weights.c1;
+  const std::size_t image_features = static_cast<std::size_t>(h1 / 2) * (w1 / 2) * weights.c2;
+#pragma omp parallel for schedule(static)
+  for (int image = 0; image < n; ++image) {
+    float* p = pooled + image * image_pooled;
+    conv1_rows(weights, images + image * image_in, h, w, p, 0, h1);
+    conv2_chunks(weights, p, 1, h1, w1, features + image * image_features, 0, conv2_chunk_count(1, h1, w1));
   }
 }
 

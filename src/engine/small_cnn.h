@@ -34,4 +34,8 @@ void conv1_pool_relu(const SmallCnnWeights& weights, const float* images, int n,
 // channel minor): the dense layer's input with its columns permuted to match.
 void conv2_pool_relu(const SmallCnnWeights& weights, const float* pooled, int n, int h1, int w1, float* features);
 
+// Both, choosing how to spread the work: `pooled` (n x h/2 x w/2 x c1) is scratch space.
+void small_cnn_forward(const SmallCnnWeights& weights, const float* images, int n, int h, int w, float* pooled,
+                       float* features);
+
 }  // namespace captcha::engine
