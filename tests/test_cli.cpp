@@ -22,8 +22,8 @@ struct Result {
   std::string output;  // stdout, then stderr when `merge`
 };
 
-Result run(const std::string& args, bool merge = true) {
-  const std::string command = std::string(CAPTCHA_OCR_BIN) + " " + args + (merge ? " 2>&1" : " 2>/dev/null");
+Result run_binary(const std::string& binary, const std::string& args, bool merge = true) {
+  const std::string command = binary + " " + args + (merge ? " 2>&1" : " 2>/dev/null");
   FILE* pipe = popen(command.c_str(), "r");
   std::string output;
   char buffer[4096];
@@ -31,6 +31,10 @@ Result run(const std::string& args, bool merge = true) {
   const int status = pclose(pipe);
   return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, output};
 }
+
+Result run(const std::string& args, bool merge = true) { return run_binary(CAPTCHA_OCR_BIN, args, merge); }
+// The reading-only build (no LibTorch).
+Result run_reader(const std::string& args, bool merge = true) { return run_binary(CAPTCHA_OCR_READ_BIN, args, merge); }
 
 // One small model trained once for the whole suite.
 class Cli : public ::testing::Test {
@@ -219,6 +223,51 @@ TEST_F(Cli, GenerateRefusesBadOptions) {
     EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), 1) << args << ": " << r.output;
   }
   EXPECT_FALSE(fs::exists(path("bad-gen")));
+}
+
+TEST_F(Cli, BenchPrintsTimingsAndJson) {
+  Result r = run("bench --model " + model() + " --batch 2 --runs 3 --threads 1 --json", false);
+  ASSERT_EQ(r.code, 0) << r.output;
+  const auto json = nlohmann::json::parse(r.output);
+  EXPECT_GT(json.at("median_ms").get<double>(), 0.0);
+  EXPECT_GT(json.at("images_per_second").get<double>(), 0.0);
+  EXPECT_EQ(json.at("batch"), 2);
+  r = run("bench --model " + model() + " --runs 2");
+  EXPECT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("images/s"), std::string::npos) << r.output;
+  EXPECT_EQ(run("bench --model " + model() + " --batch 0").code, 2);
+  r = run("bench --model " + path("missing.safetensors"));
+  EXPECT_EQ(r.code, 2) << r.output;
+}
+
+TEST_F(Cli, ExportWritesOnnxAndRefusesBadModels) {
+  Result r = run("export --model " + model() + " --format onnx --out " + path("m.onnx"));
+  ASSERT_EQ(r.code, 0) << r.output;
+  const std::string onnx = testing::read_file(path("m.onnx"));
+  EXPECT_GT(onnx.size(), 10000u);
+  for (const char* part : {"LSTM", "image", "logits", "charset", "0123456789"})
+    EXPECT_NE(onnx.find(part), std::string::npos) << part;
+  EXPECT_EQ(run("export --model " + model() + " --format tflite --out " + path("m.tflite")).code, 2);
+  testing::write_file(path("foreign.safetensors"), "not a model");
+  r = run("export --model " + path("foreign.safetensors") + " --out " + path("f.onnx"));
+  EXPECT_EQ(r.code, 1) << r.output;
+  EXPECT_NE(r.output.find("foreign.safetensors"), std::string::npos) << r.output;
+  EXPECT_FALSE(fs::exists(path("f.onnx")));
+}
+
+TEST_F(Cli, ReadingOnlyBuildReadsLikeTheFullOneAndLinksNoLibTorch) {
+  const Result full = run("predict --model " + model() + " --json " + data(), false);
+  const Result reader = run_reader("predict --model " + model() + " --json " + data(), false);
+  ASSERT_EQ(reader.code, 0) << reader.output;
+  EXPECT_EQ(reader.output, full.output);
+  const Result train = run_reader("train --train " + data() + " --out " + path("no-train"));
+  EXPECT_EQ(train.code, 2) << train.output;
+  EXPECT_NE(train.output.find("reading-only build"), std::string::npos) << train.output;
+  EXPECT_FALSE(fs::exists(path("no-train")));
+  const Result libraries = run_binary("ldd", CAPTCHA_OCR_READ_BIN);
+  ASSERT_EQ(libraries.code, 0) << libraries.output;
+  for (const char* torch : {"libtorch", "libc10"}) EXPECT_EQ(libraries.output.find(torch), std::string::npos) << libraries.output;
+  EXPECT_EQ(libraries.output.find("libgdal"), std::string::npos) << "OpenCV's imgcodecs came back";
 }
 
 }  // namespace

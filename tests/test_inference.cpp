@@ -123,6 +123,35 @@ TEST(Engine, MatchesLibTorchOnRealImagesWithTheBundledModel) {
   EXPECT_LT(max_difference(net, engine, input), 1e-4f);
 }
 
+TEST(Engine, SameTextsAsLibTorchOnTheCaptchaV2TestFolder) {
+  const std::string root = testing::shared_dataset("captcha-v2");
+  if (root.empty()) GTEST_SKIP() << "../shared/data/captcha-v2 is absent; skipping";
+  const std::string path = std::string(CAPTCHA_SOURCE_DIR) + "/models/general.safetensors";
+  const ModelFile file = load_model(path);
+  Crnn net(file.config, file.charset.num_classes(), file.preprocess.height);
+  import_weights(net, file.tensors, path);
+  net->eval();
+  const InferenceNetwork engine(file, path);
+  const auto samples = scan_folder(root + "/test");
+  const int w = file.preprocess.width, h = file.preprocess.height;
+  const int steps = engine.time_steps(w), classes = engine.num_classes();
+  std::size_t compared = 0;
+  for (std::size_t start = 0; start < samples.size(); start += 64) {
+    const int count = static_cast<int>(std::min<std::size_t>(64, samples.size() - start));
+    auto input = torch::empty({count, 1, h, w});
+    for (int i = 0; i < count; ++i)
+      normalise_into(preprocess(load_image(samples[start + i].path), file.preprocess), file.preprocess,
+                     input[i].template data_ptr<float>());
+    torch::NoGradGuard no_grad;
+    const auto reference = decode_logits(net->forward(input), file.charset);
+    const auto logits = engine.forward(input.data_ptr<float>(), count, w);
+    const auto ours = decode_logits(logits.data(), count, steps, classes, file.charset, 0);
+    for (int i = 0; i < count; ++i, ++compared)
+      EXPECT_EQ(ours[i].text, reference[i].text) << samples[start + i].path;
+  }
+  EXPECT_EQ(compared, samples.size());
+}
+
 TEST(Engine, RejectsModelFilesThatDoNotFitTheArchitecture) {
   torch::manual_seed(13);
   Crnn net{nullptr};
