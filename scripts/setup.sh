@@ -14,7 +14,7 @@ packages=(
   libopencv-dev libcli11-dev nlohmann-json3-dev libgtest-dev
   libfreetype-dev                                   # captcha-ocr generate draws text with FreeType
   libdnnl-dev                                       # the inference engine (oneDNN)
-  libstb-dev libjpeg-dev                            # image files (OpenCV's imgcodecs loads ~120 libraries)
+  libstb-dev libjpeg-dev libwebp-dev                # image files (OpenCV's imgcodecs loads ~120 libraries)
   fonts-dejavu-core fonts-dejavu-extra fonts-liberation2 fonts-freefont-ttf fonts-lato
   fonts-linuxlibertine fonts-cantarell fonts-quicksand                  # sans, serif, mono
   fonts-comic-neue fonts-dkg-handwriting fonts-breip fonts-dancingscript  # handwriting-like

@@ -7,6 +7,7 @@
 #include <opencv2/imgproc.hpp>
 
 #include "captcha/errors.h"
+#include "captcha/image_io.h"
 #include "support/fixtures.h"
 
 namespace captcha {
@@ -27,6 +28,32 @@ TEST(Decode, GreyColourAndAlpha) {
   EXPECT_EQ(grey.at<std::uint8_t>(5, 5), 255);
   EXPECT_EQ(decode_image(encode(colour, ".jpg"), "c.jpg").size(), cv::Size(30, 20));
   EXPECT_EQ(decode_image(encode(colour, ".bmp"), "c.bmp").size(), cv::Size(30, 20));
+}
+
+// Our decoders (libjpeg-turbo, libwebp, stb) give OpenCV's pixels, so models trained before the
+// switch away from imgcodecs read the same images.
+TEST(Decode, SamePixelsAsOpenCvForEveryFormat) {
+  cv::Mat colour(37, 53, CV_8UC3);
+  cv::randu(colour, 0, 255);
+  cv::GaussianBlur(colour, colour, cv::Size(5, 5), 0);  // photo-like, so JPEG is not all noise
+  for (const std::string ext : {".png", ".jpg", ".bmp", ".webp", ".ppm"}) {
+    const auto bytes = encode(colour, ext);
+    const cv::Mat expected = cv::imdecode(bytes, cv::IMREAD_UNCHANGED);
+    const cv::Mat got = decode_image_bytes(bytes, "x" + ext);
+    ASSERT_EQ(got.type(), expected.type()) << ext;
+    EXPECT_EQ(cv::norm(got, expected, cv::NORM_INF), 0.0) << ext;
+  }
+  cv::Mat grey(20, 30, CV_8UC1);
+  cv::randu(grey, 0, 255);
+  EXPECT_EQ(cv::norm(decode_image_bytes(encode(grey), "g.png"), grey, cv::NORM_INF), 0.0);
+}
+
+TEST(Encode, PngAndJpegRoundTrip) {
+  cv::Mat colour(20, 30, CV_8UC3, cv::Scalar(10, 120, 250));
+  EXPECT_EQ(cv::norm(decode_image_bytes(encode_image(colour, "png"), "r.png"), colour, cv::NORM_INF), 0.0);
+  const cv::Mat jpeg = decode_image_bytes(encode_image(colour, "jpg", 95), "r.jpg");
+  EXPECT_LT(cv::norm(jpeg, colour, cv::NORM_INF), 8.0);
+  EXPECT_THROW(encode_image(colour, "tiff"), Error);
 }
 
 TEST(Decode, ErrorsNameTheFile) {

@@ -1,6 +1,6 @@
 // Labelled image folders: scanning, loading into memory (preprocessed, uint8), splitting.
 //
-// A dataset is a folder of images (png, jpg, jpeg, bmp, gif, tif, tiff, webp); the label is the
+// A dataset is a folder of images (png, jpg, jpeg, bmp, gif, webp, pgm, ppm, tga); the label is the
 // file name without its extension. A labels.tsv (file<TAB>label) in the folder overrides names.
 #pragma once
 

@@ -21,7 +21,7 @@ namespace {
 
 bool is_image_file(const fs::path& path) {
   static const std::set<std::string> kExtensions = {".png", ".jpg", ".jpeg", ".bmp", ".gif",
-                                                    ".tif", ".tiff", ".webp", ".pgm", ".ppm"};
+                                                    ".webp", ".pgm", ".ppm", ".tga"};
   std::string ext = path.extension().string();
   std::transform(ext.begin(), ext.end(), ext.begin(), ::tolower);
   return kExtensions.count(ext) > 0;
@@ -63,7 +63,7 @@ std::vector<Sample> scan_folder(const std::string& folder) {
   }
   if (ec) throw DatasetError(folder + ": cannot list (" + ec.message() + ")");
   if (samples.empty())
-    throw DatasetError(folder + ": no images found (png, jpg, bmp, gif, tif, webp)");
+    throw DatasetError(folder + ": no images found (png, jpg, bmp, gif, webp, pgm, ppm, tga)");
   std::sort(samples.begin(), samples.end(),
             [](const Sample& a, const Sample& b) { return a.path < b.path; });
   return samples;

@@ -4,8 +4,10 @@
 #include <jpeglib.h>
 #include <stb_image.h>
 #include <stb_image_write.h>
+#include <webp/decode.h>
 
 #include <csetjmp>
+#include <cstring>
 #include <fstream>
 #include <iterator>
 #include <memory>
@@ -55,6 +57,22 @@ cv::Mat decode_jpeg(const std::vector<std::uint8_t>& bytes) {
   return image;
 }
 
+bool is_webp(const std::vector<std::uint8_t>& bytes) {
+  return bytes.size() > 12 && std::memcmp(bytes.data(), "RIFF", 4) == 0 && std::memcmp(bytes.data() + 8, "WEBP", 4) == 0;
+}
+
+cv::Mat decode_webp(const std::vector<std::uint8_t>& bytes) {
+  WebPBitstreamFeatures features;
+  if (WebPGetFeatures(bytes.data(), bytes.size(), &features) != VP8_STATUS_OK) return {};
+  int width = 0, height = 0;
+  const bool alpha = features.has_alpha;
+  std::unique_ptr<std::uint8_t, void (*)(void*)> pixels(
+      alpha ? WebPDecodeBGRA(bytes.data(), bytes.size(), &width, &height) : WebPDecodeBGR(bytes.data(), bytes.size(), &width, &height),
+      WebPFree);
+  if (!pixels) return {};
+  return cv::Mat(height, width, alpha ? CV_8UC4 : CV_8UC3, pixels.get()).clone();
+}
+
 cv::Mat decode_with_stb(const std::vector<std::uint8_t>& bytes) {
   int width = 0, height = 0, channels = 0;
   std::unique_ptr<stbi_uc, void (*)(void*)> pixels(
@@ -77,7 +95,7 @@ void append_bytes(void* context, void* data, int size) {
 
 cv::Mat decode_image_bytes(const std::vector<std::uint8_t>& bytes, const std::string& name) {
   if (bytes.empty()) throw ImageError(name + ": empty file (0 bytes)");
-  cv::Mat image = is_jpeg(bytes) ? decode_jpeg(bytes) : decode_with_stb(bytes);
+  cv::Mat image = is_jpeg(bytes) ? decode_jpeg(bytes) : is_webp(bytes) ? decode_webp(bytes) : decode_with_stb(bytes);
   if (image.empty()) throw ImageError(name + ": cannot decode image (corrupt or unsupported format)");
   return image;
 }
