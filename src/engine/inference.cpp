@@ -22,7 +22,7 @@
 #include <oneapi/dnnl/dnnl.hpp>
 
 #include "captcha/errors.h"
-#include "rnn.h"
+#include "kernels.h"
 #include "small_cnn.h"
 
 namespace captcha {
@@ -159,7 +159,7 @@ struct InferenceNetwork::Impl {
   // small, on AVX2 machines: the fused convolution kernels, and the dense layer with its input
   // columns in their output order (height major instead of channel major).
   std::optional<engine::SmallCnnWeights> fast_cnn;
-  LinearLayer fast_dense;
+  engine::DenseWeights fast_dense, fast_classifier;
   // resnet
   ConvLayer stem;
   std::vector<ResidualBlock> blocks;
@@ -296,6 +296,16 @@ class InferenceNetwork::Impl::PlanBuilder {
     return dst;
   }
 
+  // A fully connected layer on the engine's own kernel: rows x in -> rows x out.
+  memory dense(const memory& src, const engine::DenseWeights& layer, bool relu) {
+    const int rows = static_cast<int>(dims_of(src)[0]);
+    const memory dst = buffer({rows, layer.out});
+    const std::size_t scratch_floats = engine::dense_scratch_floats(layer, rows);
+    const memory scratch = buffer({static_cast<memory::dim>(std::max<std::size_t>(scratch_floats, 1))});
+    custom([&layer, src, dst, scratch, rows, relu] { engine::dense_forward(layer, floats(src), rows, relu, floats(dst), floats(scratch)); });
+    return dst;
+  }
+
   // The small network's convolutions, pooling and ReLUs on the fused AVX2 kernels: the input
   // images -> rows (n, w) of the dense layer's (permuted) input.
   memory fast_small_features(const memory& images, const engine::SmallCnnWeights& cnn) {
@@ -374,7 +384,7 @@ std::unique_ptr<InferenceNetwork::Impl::Plan> InferenceNetwork::Impl::build_plan
   plan->input = memory(memory::desc({batch, 1, height, width}, kF32, Tag::nchw), engine);
   memory rows;
   if (fast_cnn) {
-    rows = build.linear(build.fast_small_features(plan->input, *fast_cnn), fast_dense, /*relu=*/true);
+    rows = build.dense(build.fast_small_features(plan->input, *fast_cnn), fast_dense, /*relu=*/true);
   } else if (config.arch == "small") {
     auto x = build.max_pool(build.convolution(plan->input, conv1, /*relu=*/true));
     x = build.max_pool(build.convolution(x, conv2, /*relu=*/true));
@@ -390,7 +400,7 @@ std::unique_ptr<InferenceNetwork::Impl::Plan> InferenceNetwork::Impl::build_plan
     rows = build.linear(build.height_mean_as_rows(x), project, /*relu=*/true);
   }
   for (const auto& rnn : rnns) rows = build.birnn(rows, rnn, batch, plan->steps);
-  plan->logits = build.linear(rows, classifier, /*relu=*/false);
+  plan->logits = fast_cnn ? build.dense(rows, fast_classifier, /*relu=*/false) : build.linear(rows, classifier, /*relu=*/false);
   return plan;
 }
 
@@ -416,12 +426,13 @@ InferenceNetwork::InferenceNetwork(const ModelFile& model, const std::string& pa
                                                c.conv_channels[0], c.conv_channels[1]);
       // Dense input column c * h2 + y (LibTorch's flatten) becomes y * c2 + c.
       const int c2 = c.conv_channels[1], h2 = net.height / 4;
-      net.fast_dense = net.dense;
+      std::vector<float> permuted(net.dense.weight.size());
       for (int o = 0; o < net.dense.out; ++o)
         for (int ch = 0; ch < c2; ++ch)
           for (int y = 0; y < h2; ++y)
-            net.fast_dense.weight[static_cast<std::size_t>(o) * net.dense.in + y * c2 + ch] =
+            permuted[static_cast<std::size_t>(o) * net.dense.in + y * c2 + ch] =
                 net.dense.weight[static_cast<std::size_t>(o) * net.dense.in + ch * h2 + y];
+      net.fast_dense = engine::prepare_dense(permuted, net.dense.bias, net.dense.in, net.dense.out);
     }
   } else {
     net.stem = source.conv("stem.0", 1, kResnetChannels[0], 3, {1, 1}, false, "stem.1");
@@ -454,6 +465,7 @@ InferenceNetwork::InferenceNetwork(const ModelFile& model, const std::string& pa
     used += 8;
   }
   net.classifier = source.linear("classifier", features, net.classes);
+  if (net.fast_cnn) net.fast_classifier = engine::prepare_dense(net.classifier.weight, net.classifier.bias, features, net.classes);
   used += 2;
   if (source.weight_count() != used)
     throw ModelFileError(path + ": holds " + std::to_string(source.weight_count()) +

@@ -1,4 +1,7 @@
-// Bidirectional LSTM/GRU layers for inference (internal to the engine). oneDNN 2.6 runs RNNs on
+// The engine's own kernels for the fully connected and recurrent layers (internal to the engine).
+// Each is built twice, for any x86-64 and for AVX2 + FMA, and dispatched at run time.
+//
+// Bidirectional LSTM/GRU layers: oneDNN 2.6 runs RNNs on
 // its reference path on AVX2 machines (about 13 GFLOP/s at batch 1 here); these run the input
 // projection as one GEMM per direction, the recurrence as one small GEMM (or, at batch 1, a
 // matrix-vector product) per step, the gates in vectorised loops, and the two directions on
@@ -28,5 +31,22 @@ std::size_t birnn_scratch_floats(const BiRnnWeights& weights, int batch, int ste
 // direction first). Zero initial states, as LibTorch's default.
 void birnn_forward(const BiRnnWeights& weights, const float* input, int batch, int steps, float* output,
                    float* scratch);
+
+// A fully connected layer, weights transposed (in x padded_out, zero columns beyond `out`) so
+// that the columns come in panels of 16. Plain loops instead of a JIT-compiled oneDNN primitive
+// also spare the first reading about 20 ms of code generation.
+struct DenseWeights {
+  int in = 0, out = 0, padded_out = 0;
+  std::vector<float> weight_t, bias;  // in x padded_out, padded_out
+};
+
+// From LibTorch's Linear layout (weight out x in).
+DenseWeights prepare_dense(const std::vector<float>& weight, const std::vector<float>& bias, int in, int out);
+
+// Floats of scratch memory dense_forward needs for `rows` rows.
+std::size_t dense_scratch_floats(const DenseWeights& weights, int rows);
+
+// out (rows x weights.out) = x (rows x weights.in) . W^T + bias, then ReLU if `relu`.
+void dense_forward(const DenseWeights& weights, const float* x, int rows, bool relu, float* out, float* scratch);
 
 }  // namespace captcha::engine

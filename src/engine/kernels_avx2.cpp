@@ -2,12 +2,13 @@
 #include <immintrin.h>
 #include <omp.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
 #include <oneapi/dnnl/dnnl.hpp>
 
-#include "rnn.h"
+#include "kernels.h"
 
-#define CAPTCHA_RNN_TARGET avx2
-#include "rnn_kernels.inc"
+#define CAPTCHA_KERNELS_TARGET avx2
+#include "kernels.inc"

@@ -1,0 +1,63 @@
+// The kernels for any x86-64 machine, and the dispatch to the AVX2 + FMA build of the same
+// code (kernels_avx2.cpp) where the CPU has both.
+#include "kernels.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include <oneapi/dnnl/dnnl.hpp>
+
+#define CAPTCHA_KERNELS_TARGET generic
+#include "kernels.inc"
+#undef CAPTCHA_KERNELS_TARGET
+
+namespace captcha::engine {
+
+namespace avx2 {
+void birnn_forward(const BiRnnWeights& weights, const float* input, int batch, int steps, float* output,
+                   float* scratch);
+void dense_forward(const DenseWeights& weights, const float* x, int rows, bool relu, float* out, float* scratch);
+}
+
+namespace {
+const bool kAvx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+}
+
+DenseWeights prepare_dense(const std::vector<float>& weight, const std::vector<float>& bias, int in, int out) {
+  DenseWeights d;
+  d.in = in, d.out = out, d.padded_out = (out + 15) / 16 * 16;
+  d.weight_t.assign(static_cast<std::size_t>(in) * d.padded_out, 0.0f);
+  d.bias.assign(d.padded_out, 0.0f);
+  for (int o = 0; o < out; ++o) {
+    d.bias[o] = bias[o];
+    for (int i = 0; i < in; ++i) d.weight_t[static_cast<std::size_t>(i) * d.padded_out + o] = weight[static_cast<std::size_t>(o) * in + i];
+  }
+  return d;
+}
+
+std::size_t dense_scratch_floats(const DenseWeights& weights, int rows) {
+  return weights.padded_out == weights.out ? 0 : static_cast<std::size_t>(rows) * weights.padded_out;
+}
+
+void dense_forward(const DenseWeights& weights, const float* x, int rows, bool relu, float* out, float* scratch) {
+  if (kAvx2) avx2::dense_forward(weights, x, rows, relu, out, scratch);
+  else generic::dense_forward(weights, x, rows, relu, out, scratch);
+}
+
+std::size_t birnn_scratch_floats(const BiRnnWeights& w, int batch, int steps) {
+  // Per direction: the input projection (batch x steps x gates*hidden), the recurrent part of
+  // one step (batch x gates*hidden) and the cell states (batch x hidden).
+  const std::size_t width = static_cast<std::size_t>(w.gates()) * w.hidden;
+  return 2 * (static_cast<std::size_t>(batch) * steps * width + batch * width + static_cast<std::size_t>(batch) * w.hidden);
+}
+
+void birnn_forward(const BiRnnWeights& weights, const float* input, int batch, int steps, float* output,
+                   float* scratch) {
+  if (kAvx2) avx2::birnn_forward(weights, input, batch, steps, output, scratch);
+  else generic::birnn_forward(weights, input, batch, steps, output, scratch);
+}
+
+}  // namespace captcha::engine
