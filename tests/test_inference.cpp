@@ -107,45 +107,48 @@ INSTANTIATE_TEST_SUITE_P(All, Engine,
                            return info.param.arch + "_" + info.param.rnn + (info.param.batch_norm ? "" : "_nobn");
                          });
 
-TEST(Engine, MatchesLibTorchOnRealImagesWithTheBundledModel) {
+// The bundled model, loaded both ways: LibTorch (the reference) and the engine.
+struct BundledModel {
   const std::string path = std::string(CAPTCHA_SOURCE_DIR) + "/models/general.safetensors";
   const ModelFile file = load_model(path);
-  Crnn net(file.config, file.charset.num_classes(), file.preprocess.height);
-  import_weights(net, file.tensors, path);
-  net->eval();
-  const InferenceNetwork engine(file, path);
+  Crnn net{file.config, file.charset.num_classes(), file.preprocess.height};
+  const InferenceNetwork engine{file, path};
+  BundledModel() {
+    import_weights(net, file.tensors, path);
+    net->eval();
+  }
+  // samples[start, start + count) decoded, preprocessed and normalised: count x 1 x H x W.
+  torch::Tensor inputs(const std::vector<Sample>& samples, std::size_t start, std::size_t count) const {
+    auto input = torch::empty({static_cast<int64_t>(count), 1, file.preprocess.height, file.preprocess.width});
+    for (std::size_t i = 0; i < count; ++i)
+      normalise_into(preprocess(load_image(samples[start + i].path), file.preprocess), file.preprocess,
+                     input[i].template data_ptr<float>());
+    return input;
+  }
+};
+
+TEST(Engine, MatchesLibTorchOnRealImagesWithTheBundledModel) {
+  BundledModel model;
   const auto samples = scan_folder(std::string(CAPTCHA_SOURCE_DIR) + "/examples");
   ASSERT_FALSE(samples.empty());
-  const int w = file.preprocess.width, h = file.preprocess.height;
-  auto input = torch::empty({static_cast<int64_t>(samples.size()), 1, h, w});
-  for (std::size_t i = 0; i < samples.size(); ++i)
-    normalise_into(preprocess(load_image(samples[i].path), file.preprocess), file.preprocess, input[i].template data_ptr<float>());
-  EXPECT_LT(max_difference(net, engine, input), 1e-4f);
+  EXPECT_LT(max_difference(model.net, model.engine, model.inputs(samples, 0, samples.size())), 1e-4f);
 }
 
 TEST(Engine, SameTextsAsLibTorchOnTheCaptchaV2TestFolder) {
   const std::string root = testing::shared_dataset("captcha-v2");
   if (root.empty()) GTEST_SKIP() << "../shared/data/captcha-v2 is absent; skipping";
-  const std::string path = std::string(CAPTCHA_SOURCE_DIR) + "/models/general.safetensors";
-  const ModelFile file = load_model(path);
-  Crnn net(file.config, file.charset.num_classes(), file.preprocess.height);
-  import_weights(net, file.tensors, path);
-  net->eval();
-  const InferenceNetwork engine(file, path);
+  BundledModel model;
   const auto samples = scan_folder(root + "/test");
-  const int w = file.preprocess.width, h = file.preprocess.height;
-  const int steps = engine.time_steps(w), classes = engine.num_classes();
+  const int w = model.file.preprocess.width;
+  const int steps = model.engine.time_steps(w), classes = model.engine.num_classes();
   std::size_t compared = 0;
   for (std::size_t start = 0; start < samples.size(); start += 64) {
     const int count = static_cast<int>(std::min<std::size_t>(64, samples.size() - start));
-    auto input = torch::empty({count, 1, h, w});
-    for (int i = 0; i < count; ++i)
-      normalise_into(preprocess(load_image(samples[start + i].path), file.preprocess), file.preprocess,
-                     input[i].template data_ptr<float>());
+    const auto input = model.inputs(samples, start, count);
     torch::NoGradGuard no_grad;
-    const auto reference = decode_logits(net->forward(input), file.charset);
-    const auto logits = engine.forward(input.data_ptr<float>(), count, w);
-    const auto ours = decode_logits(logits.data(), count, steps, classes, file.charset, 0);
+    const auto reference = decode_logits(model.net->forward(input), model.file.charset);
+    const auto logits = model.engine.forward(input.data_ptr<float>(), count, w);
+    const auto ours = decode_logits(logits.data(), count, steps, classes, model.file.charset, 0);
     for (int i = 0; i < count; ++i, ++compared)
       EXPECT_EQ(ours[i].text, reference[i].text) << samples[start + i].path;
   }

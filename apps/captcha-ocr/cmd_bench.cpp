@@ -104,14 +104,4 @@ void register_bench(CLI::App& app, Action& run) {
   cmd->callback([&run, args] { run = [args] { return bench(*args); }; });
 }
 
-void register_train_unavailable(CLI::App& app, Action& run) {
-  auto* cmd = app.add_subcommand("train", "Not in this build (reading only; build with CAPTCHA_WITH_TORCH=ON)");
-  cmd->allow_extras();
-  cmd->callback([&run] {
-    run = []() -> int {
-      throw ConfigError("this captcha-ocr is a reading-only build without LibTorch; train with the full build");
-    };
-  });
-}
-
 }  // namespace captcha::cli

@@ -27,8 +27,6 @@ void register_predict(CLI::App& app, Action& run);
 void register_generate(CLI::App& app, Action& run);
 void register_bench(CLI::App& app, Action& run);
 void register_export(CLI::App& app, Action& run);
-// The reading-only build's `train`: says that this build cannot train.
-void register_train_unavailable(CLI::App& app, Action& run);
 
 // The flags eval and predict share: model, decoding (--beam, --allowed), batching, threads, debug images, and the
 // preprocessing overrides (--no-auto-crop, --force-invert, --strong), each of which, when given,

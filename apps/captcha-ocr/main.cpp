@@ -5,6 +5,23 @@
 #include "captcha/errors.h"
 #include "common.h"
 
+#ifndef CAPTCHA_CLI_WITH_TRAIN
+namespace {
+
+// The reading-only build's `train`: says that this build cannot train.
+void register_train_unavailable(CLI::App& app, captcha::cli::Action& run) {
+  auto* cmd = app.add_subcommand("train", "Not in this build (reading only; build with CAPTCHA_WITH_TORCH=ON)");
+  cmd->allow_extras();
+  cmd->callback([&run] {
+    run = []() -> int {
+      throw captcha::ConfigError("this captcha-ocr is a reading-only build without LibTorch; train with the full build");
+    };
+  });
+}
+
+}  // namespace
+#endif
+
 int main(int argc, char** argv) {
   using namespace captcha::cli;
   CLI::App app{"captcha-ocr: train, evaluate and read text CAPTCHAs (CRNN + CTC)", "captcha-ocr"};

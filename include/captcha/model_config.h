@@ -29,6 +29,11 @@ struct ModelConfig {
 void to_json(nlohmann::json& out, const ModelConfig& config);
 void from_json(const nlohmann::json& in, ModelConfig& config);
 
+// The resnet backbone: channels of its four stages (two basic blocks each) and the (height,
+// width) stride of each stage's first block: the width halves twice, the height four times.
+inline constexpr int kResnetChannels[4] = {64, 128, 256, 256};
+inline constexpr int kResnetStrides[4][2] = {{2, 2}, {2, 2}, {2, 1}, {2, 1}};
+
 // Time steps the network emits for an input `width` pixels wide.
 int output_time_steps(const ModelConfig& config, int width);
 

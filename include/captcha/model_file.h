@@ -19,6 +19,16 @@ namespace captcha {
 inline constexpr const char* kModelFormatName = "captcha-ocr";
 inline constexpr int kModelFormatVersion = 1;
 
+// Training checkpoints hold the weight average under this prefix ("ema.conv1.weight", ...) and
+// the optimizer state under names starting "optimizer".
+inline constexpr const char* kAverageTensorPrefix = "ema.";
+inline constexpr const char* kOptimizerTensorPrefix = "optimizer";
+
+// True for the network's own tensors: not a checkpoint's weight average or optimizer state.
+inline bool is_network_weight(const std::string& name) {
+  return name.rfind(kOptimizerTensorPrefix, 0) != 0 && name.rfind(kAverageTensorPrefix, 0) != 0;
+}
+
 struct ModelFile {
   Charset charset;
   bool fold_case = false;

@@ -225,9 +225,6 @@ class GraphBuilder {
   bool keep_two_ = false;
 };
 
-constexpr int kResnetChannels[4] = {64, 128, 256, 256};
-const std::vector<std::int64_t> kResnetStrides[4] = {{2, 2}, {2, 2}, {2, 1}, {2, 1}};
-
 }  // namespace
 
 void export_onnx(const ModelFile& model, const std::string& model_path, const std::string& path, int batch) {
@@ -237,7 +234,6 @@ void export_onnx(const ModelFile& model, const std::string& model_path, const st
   const int classes = model.charset.num_classes();
   GraphBuilder g(model, model_path);
   std::string x = "image";
-  int features = 0;
   if (c.arch == "small") {
     for (int i = 0; i < 2; ++i) {
       const std::string n = std::to_string(i + 1);
@@ -256,7 +252,8 @@ void export_onnx(const ModelFile& model, const std::string& model_path, const st
       for (int repeat = 0; repeat < 2; ++repeat, ++block) {
         const std::string name = "stages." + std::to_string(block);
         const int out = kResnetChannels[s];
-        const auto stride = repeat == 0 ? kResnetStrides[s] : std::vector<std::int64_t>{1, 1};
+        const auto stride = repeat == 0 ? std::vector<std::int64_t>{kResnetStrides[s][0], kResnetStrides[s][1]}
+                                        : std::vector<std::int64_t>{1, 1};
         auto y = g.node("Relu", {g.batch_norm(g.conv(x, name + ".conv1", in, out, 3, stride, false), name + ".bn1", out)});
         y = g.batch_norm(g.conv(y, name + ".conv2", out, out, 3, {1, 1}, false), name + ".bn2", out);
         auto shortcut = x;
@@ -270,7 +267,7 @@ void export_onnx(const ModelFile& model, const std::string& model_path, const st
     x = g.transpose(g.node("ReduceMean", {x}, {Attribute::ints("axes", {2}), Attribute::integer("keepdims", 0)}), {0, 2, 1});
     x = g.node("Relu", {g.linear(x, "project", in, c.dense)});
   }
-  features = c.dense;
+  int features = c.dense;
   x = g.transpose(x, {1, 0, 2});  // sequence-major for the RNN operators
   for (std::size_t i = 0; i < c.rnn_hidden.size(); ++i) {
     x = g.birnn(x, "rnn" + std::to_string(i), c.rnn == "gru", features, c.rnn_hidden[i], batch);

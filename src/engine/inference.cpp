@@ -51,9 +51,6 @@ struct ResidualBlock {
   std::optional<ConvLayer> shortcut;
 };
 
-constexpr int kResnetChannels[4] = {64, 128, 256, 256};
-const memory::dims kResnetStrides[4] = {{2, 2}, {2, 2}, {2, 1}, {2, 1}};
-
 // `m` (rows x cols) transposed.
 std::vector<float> transposed(const std::vector<float>& m, int rows, int cols) {
   std::vector<float> out(m.size());
@@ -81,7 +78,6 @@ class TensorSource {
     const Tensor& t = get(name, shape);
     return std::vector<float>(t.f32(), t.f32() + t.numel());
   }
-  bool has(const std::string& name) const { return model_.tensors.count(name) != 0; }
 
   // A convolution (bias when `with_bias`), with the batch norm under `norm` folded in if given.
   ConvLayer conv(const std::string& name, int in, int out, int kernel, memory::dims stride,
@@ -135,8 +131,7 @@ class TensorSource {
 
   std::size_t weight_count() const {
     std::size_t n = 0;
-    for (const auto& [name, t] : model_.tensors)
-      n += name.rfind("optimizer", 0) != 0 && name.rfind("ema.", 0) != 0;
+    for (const auto& [name, t] : model_.tensors) n += is_network_weight(name);
     return n;
   }
 
@@ -442,7 +437,7 @@ InferenceNetwork::InferenceNetwork(const ModelFile& model, const std::string& pa
       for (int repeat = 0; repeat < 2; ++repeat) {
         const std::string name = "stages." + std::to_string(net.blocks.size());
         const int out = kResnetChannels[s];
-        const memory::dims stride = repeat == 0 ? kResnetStrides[s] : memory::dims{1, 1};
+        const memory::dims stride = repeat == 0 ? memory::dims{kResnetStrides[s][0], kResnetStrides[s][1]} : memory::dims{1, 1};
         ResidualBlock block;
         block.conv1 = source.conv(name + ".conv1", in, out, 3, stride, false, name + ".bn1");
         block.conv2 = source.conv(name + ".conv2", out, out, 3, {1, 1}, false, name + ".bn2");

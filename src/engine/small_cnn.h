@@ -27,14 +27,9 @@ bool small_cnn_supported(int c1, int c2);
 SmallCnnWeights prepare_small_cnn(const std::vector<float>& conv1, const std::vector<float>& bias1,
                                   const std::vector<float>& conv2, const std::vector<float>& bias2, int c1, int c2);
 
-// `images`: n x h x w. `pooled`: n x h/2 x w/2 x c1 (channels last).
-void conv1_pool_relu(const SmallCnnWeights& weights, const float* images, int n, int h, int w, float* pooled);
-
-// `pooled`: n x h1 x w1 x c1. `features`: n x w1/2 rows of (h1/2) x c2 values (height major,
-// channel minor): the dense layer's input with its columns permuted to match.
-void conv2_pool_relu(const SmallCnnWeights& weights, const float* pooled, int n, int h1, int w1, float* features);
-
-// Both, choosing how to spread the work: `pooled` (n x h/2 x w/2 x c1) is scratch space.
+// `images`: n x h x w. `features`: n x w/4 rows of (h/4) x c2 values (height major, channel
+// minor): the dense layer's input with its columns permuted to match. `pooled`
+// (n x h/2 x w/2 x c1, channels last) is scratch space for conv1's output.
 void small_cnn_forward(const SmallCnnWeights& weights, const float* images, int n, int h, int w, float* pooled,
                        float* features);
 

@@ -47,10 +47,6 @@ class BasicBlockImpl : public nn::Module {
 };
 TORCH_MODULE(BasicBlock);
 
-constexpr int kResnetChannels[4] = {64, 128, 256, 256};
-// Height and width strides per stage: the width halves twice, the height four times.
-const std::vector<int64_t> kResnetStrides[4] = {{2, 2}, {2, 2}, {2, 1}, {2, 1}};
-
 }  // namespace
 
 CrnnImpl::CrnnImpl(const ModelConfig& config, int num_classes, int input_height) : config_(config) {
@@ -73,7 +69,7 @@ CrnnImpl::CrnnImpl(const ModelConfig& config, int num_classes, int input_height)
     stages_ = register_module("stages", nn::Sequential());
     int in = kResnetChannels[0];
     for (int s = 0; s < 4; ++s) {
-      stages_->push_back(BasicBlock(in, kResnetChannels[s], kResnetStrides[s]));
+      stages_->push_back(BasicBlock(in, kResnetChannels[s], std::vector<int64_t>{kResnetStrides[s][0], kResnetStrides[s][1]}));
       stages_->push_back(BasicBlock(kResnetChannels[s], kResnetChannels[s], std::vector<int64_t>{1, 1}));
       in = kResnetChannels[s];
     }
@@ -209,9 +205,7 @@ void import_weights(Crnn& network, const std::map<std::string, Tensor>& tensors,
   for (auto& p : network->named_parameters()) load(p.key(), p.value());
   for (auto& b : network->named_buffers()) load(b.key(), b.value());
   std::size_t weights_in_file = 0;
-  // A training checkpoint also holds optimizer state and the weight average ("ema.").
-  for (const auto& [name, t] : tensors)
-    weights_in_file += name.rfind("optimizer", 0) != 0 && name.rfind(kAverageTensorPrefix, 0) != 0;
+  for (const auto& [name, t] : tensors) weights_in_file += is_network_weight(name);
   if (weights_in_file != used)
     throw ModelFileError(path + ": holds " + std::to_string(weights_in_file) + " weight tensors, the architecture has " + std::to_string(used));
 }

@@ -10,6 +10,7 @@
 
 #include "captcha/ctc_decode.h"
 #include "captcha/model_config.h"
+#include "captcha/model_file.h"
 #include "captcha/safetensors.h"
 
 namespace captcha {
@@ -44,9 +45,6 @@ TORCH_MODULE(Crnn);
 
 // Parameters and buffers as model-file tensors (float32; integer buffers as int64).
 std::map<std::string, Tensor> export_weights(Crnn& network);
-
-// Training checkpoints hold the weight average under this prefix ("ema.conv1.weight", ...).
-inline constexpr const char* kAverageTensorPrefix = "ema.";
 
 // Copies `tensors` into the network. Every parameter and buffer must be present with its shape;
 // throws ModelFileError naming `path` otherwise. Tensors named "optimizer*" or "ema.*" (a
