@@ -118,6 +118,10 @@ class TensorSource {
       const std::string suffix = d == 0 ? "_l0" : "_l0_reverse";
       layer.input_weights[d] = transposed(values(name + ".weight_ih" + suffix, {width, input}), width, input);
       layer.recurrent_weights[d] = transposed(values(name + ".weight_hh" + suffix, {width, hidden}), width, hidden);
+      if (width % 16 == 0) {
+        layer.input_panels[d] = engine::pack_panels(layer.input_weights[d], input, width);
+        layer.recurrent_panels[d] = engine::pack_panels(layer.recurrent_weights[d], hidden, width);
+      }
       layer.input_bias[d] = values(name + ".bias_ih" + suffix, {width});
       auto recurrent_bias = values(name + ".bias_hh" + suffix, {width});
       if (gru) {

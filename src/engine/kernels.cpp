@@ -26,6 +26,14 @@ namespace {
 const bool kAvx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
 }
 
+std::vector<float> pack_panels(const std::vector<float>& m, int rows, int cols) {
+  std::vector<float> panels(m.size());
+  float* out = panels.data();
+  for (int j = 0; j < cols; j += 16)
+    for (int r = 0; r < rows; ++r, out += 16) std::memcpy(out, m.data() + static_cast<std::size_t>(r) * cols + j, sizeof(float) * 16);
+  return panels;
+}
+
 DenseWeights prepare_dense(const std::vector<float>& weight, const std::vector<float>& bias, int in, int out) {
   DenseWeights d;
   d.in = in, d.out = out, d.padded_out = (out + 15) / 16 * 16;
@@ -35,6 +43,7 @@ DenseWeights prepare_dense(const std::vector<float>& weight, const std::vector<f
     d.bias[o] = bias[o];
     for (int i = 0; i < in; ++i) d.weight_t[static_cast<std::size_t>(i) * d.padded_out + o] = weight[static_cast<std::size_t>(o) * in + i];
   }
+  d.weight_panels = pack_panels(d.weight_t, in, d.padded_out);
   return d;
 }
 
@@ -48,10 +57,11 @@ void dense_forward(const DenseWeights& weights, const float* x, int rows, bool r
 }
 
 std::size_t birnn_scratch_floats(const BiRnnWeights& w, int batch, int steps) {
-  // Per direction: the input projection (batch x steps x gates*hidden), the recurrent part of
-  // one step (batch x gates*hidden) and the cell states (batch x hidden).
+  // Per direction: the input projection (of one step for a batch, of every step for one
+  // sequence), the recurrent part of one step and the cell states, each gates*hidden per row.
   const std::size_t width = static_cast<std::size_t>(w.gates()) * w.hidden;
-  return 2 * (static_cast<std::size_t>(batch) * steps * width + batch * width + static_cast<std::size_t>(batch) * w.hidden);
+  const std::size_t projected_rows = birnn_projects_per_step(batch) ? batch : steps;
+  return 2 * (projected_rows * width + batch * width + static_cast<std::size_t>(batch) * w.hidden);
 }
 
 void birnn_forward(const BiRnnWeights& weights, const float* input, int batch, int steps, float* output,
