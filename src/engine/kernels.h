@@ -2,10 +2,10 @@
 // Each is built twice, for any x86-64 and for AVX2 + FMA, and dispatched at run time.
 //
 // Bidirectional LSTM/GRU layers: oneDNN 2.6 runs RNNs on
-// its reference path on AVX2 machines (about 13 GFLOP/s at batch 1 here); these run the input
-// projection as one GEMM per direction, the recurrence as one small GEMM (or, at batch 1, a
-// matrix-vector product) per step, the gates in vectorised loops, and the two directions on
-// two threads.
+// its reference path on AVX2 machines (about 13 GFLOP/s at batch 1 here); these run, per step,
+// the input projection and the recurrence as small register-blocked products on weights packed
+// at load (at batch 1: the projection of all steps at once and a matrix-vector product per
+// step), the gates in vectorised loops, and the two directions on two threads.
 #pragma once
 
 #include <cstddef>
