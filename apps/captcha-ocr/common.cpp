@@ -6,7 +6,6 @@
 #include <iostream>
 #include <iterator>
 
-
 #include "captcha/errors.h"
 #include "captcha/image_io.h"
 #include "captcha/parallel.h"

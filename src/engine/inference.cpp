@@ -1,6 +1,6 @@
-// The inference engine on oneDNN. At load, the model file's weights are checked against the
-// architecture and put into plain layouts oneDNN can import (batch norm folded into the
-// convolutions, RNN gates reordered). Per input shape an execution plan is built: the chain of
+// The inference engine on oneDNN and its own kernels. At load, the model file's weights are
+// checked against the architecture and put into the layouts the steps use (batch norm folded
+// into the convolutions, RNN and dense matrices transposed and packed). Per input shape an execution plan is built: the chain of
 // primitives with their buffers and the weights reordered into the layouts those primitives
 // prefer. Plans are pooled, so concurrent calls each run a plan of their own.
 #include "captcha/inference.h"
@@ -118,10 +118,6 @@ class TensorSource {
       const std::string suffix = d == 0 ? "_l0" : "_l0_reverse";
       layer.input_weights[d] = transposed(values(name + ".weight_ih" + suffix, {width, input}), width, input);
       layer.recurrent_weights[d] = transposed(values(name + ".weight_hh" + suffix, {width, hidden}), width, hidden);
-      if (width % 16 == 0) {
-        layer.input_panels[d] = engine::pack_panels(layer.input_weights[d], input, width);
-        layer.recurrent_panels[d] = engine::pack_panels(layer.recurrent_weights[d], hidden, width);
-      }
       layer.input_bias[d] = values(name + ".bias_ih" + suffix, {width});
       auto recurrent_bias = values(name + ".bias_hh" + suffix, {width});
       if (gru) {
@@ -130,6 +126,7 @@ class TensorSource {
         for (int k = 0; k < width; ++k) layer.input_bias[d][k] += recurrent_bias[k];
       }
     }
+    engine::pack_birnn_panels(layer);
     return layer;
   }
 

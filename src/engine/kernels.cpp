@@ -23,15 +23,27 @@ void dense_forward(const DenseWeights& weights, const float* x, int rows, bool r
 }
 
 namespace {
-const bool kAvx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-}
 
+const bool kAvx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+
+// A row-major rows x cols matrix (cols a multiple of 16) as cols/16 contiguous panels of rows x 16.
 std::vector<float> pack_panels(const std::vector<float>& m, int rows, int cols) {
   std::vector<float> panels(m.size());
   float* out = panels.data();
   for (int j = 0; j < cols; j += 16)
     for (int r = 0; r < rows; ++r, out += 16) std::memcpy(out, m.data() + static_cast<std::size_t>(r) * cols + j, sizeof(float) * 16);
   return panels;
+}
+
+}  // namespace
+
+void pack_birnn_panels(BiRnnWeights& w) {
+  const int width = w.gates() * w.hidden;
+  if (width % 16 != 0) return;
+  for (int d = 0; d < 2; ++d) {
+    w.input_panels[d] = pack_panels(w.input_weights[d], w.input, width);
+    w.recurrent_panels[d] = pack_panels(w.recurrent_weights[d], w.hidden, width);
+  }
 }
 
 DenseWeights prepare_dense(const std::vector<float>& weight, const std::vector<float>& bias, int in, int out) {

@@ -1,4 +1,4 @@
-// The RNN kernels built for AVX2 + FMA (see rnn.cpp for the dispatch).
+// The dense and recurrent kernels built for AVX2 + FMA (see kernels.cpp for the dispatch).
 #include <immintrin.h>
 #include <omp.h>
 
@@ -8,6 +8,7 @@
 
 #include <oneapi/dnnl/dnnl.hpp>
 
+#include "gemm_kernel.h"
 #include "kernels.h"
 
 #define CAPTCHA_KERNELS_TARGET avx2

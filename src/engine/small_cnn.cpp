@@ -8,6 +8,8 @@
 #include <algorithm>
 #include <cstring>
 
+#include "gemm_kernel.h"
+
 namespace captcha::engine {
 
 namespace {
@@ -16,33 +18,6 @@ constexpr int kMaxChannels = 512;
 constexpr int kMaxWidth = 4096;  // PreprocessOptions' largest width
 constexpr int kTileRows = 6;     // micro-kernel: 6 tiles x 16 output channels
 constexpr int kChunkTiles = 24;  // tiles per chunk (a multiple of kTileRows), sized for L2
-
-// C[6][16] = A[6][k] . B[k][16]: rows of A `lda` apart, rows of B and C `ldb` / `ldc` apart.
-inline void kernel_6x16(const float* a, int lda, const float* b, int ldb, int k, float* c, int ldc) {
-  __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
-  __m256 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
-  for (int p = 0; p < k; ++p) {
-    const __m256 b0 = _mm256_loadu_ps(b + p * ldb), b1 = _mm256_loadu_ps(b + p * ldb + 8);
-    __m256 x = _mm256_broadcast_ss(a + p);
-    c00 = _mm256_fmadd_ps(x, b0, c00), c01 = _mm256_fmadd_ps(x, b1, c01);
-    x = _mm256_broadcast_ss(a + lda + p);
-    c10 = _mm256_fmadd_ps(x, b0, c10), c11 = _mm256_fmadd_ps(x, b1, c11);
-    x = _mm256_broadcast_ss(a + 2 * lda + p);
-    c20 = _mm256_fmadd_ps(x, b0, c20), c21 = _mm256_fmadd_ps(x, b1, c21);
-    x = _mm256_broadcast_ss(a + 3 * lda + p);
-    c30 = _mm256_fmadd_ps(x, b0, c30), c31 = _mm256_fmadd_ps(x, b1, c31);
-    x = _mm256_broadcast_ss(a + 4 * lda + p);
-    c40 = _mm256_fmadd_ps(x, b0, c40), c41 = _mm256_fmadd_ps(x, b1, c41);
-    x = _mm256_broadcast_ss(a + 5 * lda + p);
-    c50 = _mm256_fmadd_ps(x, b0, c50), c51 = _mm256_fmadd_ps(x, b1, c51);
-  }
-  _mm256_storeu_ps(c, c00), _mm256_storeu_ps(c + 8, c01);
-  _mm256_storeu_ps(c + ldc, c10), _mm256_storeu_ps(c + ldc + 8, c11);
-  _mm256_storeu_ps(c + 2 * ldc, c20), _mm256_storeu_ps(c + 2 * ldc + 8, c21);
-  _mm256_storeu_ps(c + 3 * ldc, c30), _mm256_storeu_ps(c + 3 * ldc + 8, c31);
-  _mm256_storeu_ps(c + 4 * ldc, c40), _mm256_storeu_ps(c + 4 * ldc + 8, c41);
-  _mm256_storeu_ps(c + 5 * ldc, c50), _mm256_storeu_ps(c + 5 * ldc + 8, c51);
-}
 
 }  // namespace
 
@@ -181,7 +156,7 @@ void conv2_chunks(const SmallCnnWeights& weights, const float* pooled, int n, in
       const float* up = weights.winograd.data() + static_cast<std::size_t>(pos) * c1 * c2;
       float* mp = m.data() + static_cast<std::size_t>(pos) * kChunkTiles * c2;
       for (int t = 0; t < count; t += kTileRows)
-        for (int o = 0; o < c2; o += 16) kernel_6x16(vp + t * c1, c1, up + o, c2, c1, mp + t * c2 + o, c2);
+        for (int o = 0; o < c2; o += 16) kernel_rx16<kTileRows>(vp + t * c1, c1, up + o, c2, c1, mp + t * c2 + o, c2, false);
     }
     // Output transform Y = A^T M A, A^T = [1 1 1 0; 0 1 -1 -1], then pool, bias, ReLU.
     for (int t = 0; t < count; ++t) {
