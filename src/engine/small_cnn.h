@@ -2,10 +2,10 @@
 // engine; the oneDNN path serves other machines and architectures):
 //   conv1 (1 -> c1, 3x3) + bias + 2x2 max pool + ReLU in one pass (no full-size activation is
 //   ever written), and
-//   conv2 (c1 -> c2, 3x3) by Winograd F(2x2, 3x3) (2.25x fewer multiplications), whose 2x2 output
-//   tiles are exactly the pooling windows: bias, max pool and ReLU happen in the output
-//   transform, which writes the dense layer's input rows directly.
-// Only the conv outputs that pooling keeps are computed (an odd last row or column is skipped).
+//   conv2 (c1 -> c2, 3x3) by Winograd F(4x4, 3x3) (4x fewer multiplications than direct), whose
+//   4x4 output tiles are four whole pooling windows: bias, max pool and ReLU happen in the
+//   output transform, which writes the dense layer's input rows directly.
+// Only the conv outputs that pooling keeps are written (an odd last row or column is skipped).
 #pragma once
 
 #include <vector>
@@ -16,7 +16,7 @@ struct SmallCnnWeights {
   int c1 = 0, c2 = 0;
   std::vector<float> conv1;     // 9 taps x c1
   std::vector<float> bias1;     // c1
-  std::vector<float> winograd;  // 16 positions x c1 x c2: G g G^T of each 3x3 kernel
+  std::vector<float> winograd;  // 36 positions x c1 x c2: G g G^T of each 3x3 kernel
   std::vector<float> bias2;     // c2
 };
 
