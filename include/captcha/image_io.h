@@ -1,8 +1,8 @@
 // Image files without OpenCV's imgcodecs, which loads GDAL and about 120 shared libraries: some
 // 120 ms at every process start on this project's machine, more than the whole reading of an
 // image. Decoding: JPEG through libjpeg-turbo (the decoder OpenCV uses, so the pixels are the
-// same), WebP through libwebp, PNG, BMP, GIF (first frame), TGA and PNM through stb_image. Encoding: PNG and JPEG
-// through stb_image_write. Images are 8-bit, colour channels in OpenCV's BGR(A) order.
+// same), WebP through libwebp, PNG, BMP, GIF (first frame), TGA and PNM through stb_image.
+// Encoding: PNG and JPEG through stb_image_write. Images are 8-bit, colour channels in OpenCV's BGR(A) order.
 #pragma once
 
 #include <cstdint>

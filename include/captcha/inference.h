@@ -1,6 +1,7 @@
 // The inference engine: runs a model file's network without LibTorch, on oneDNN (convolutions,
-// pooling, inner products) and its own AVX2 kernels (the small network's convolutions, the
-// dense, LSTM and GRU layers). Batch norm is folded into the convolutions at load. The LibTorch forward pass (captcha_torch) is its reference in tests.
+// pooling) and its own kernels (the small network's convolutions on AVX2; the fully connected,
+// LSTM and GRU layers). Batch norm is folded into the convolutions at load. The LibTorch
+// forward pass (captcha_torch) is its reference in tests.
 //
 //   captcha::InferenceNetwork network(captcha::load_model("m.safetensors"), "m.safetensors");
 //   std::vector<float> logits = network.forward(images, batch, width);  // batch x steps x classes

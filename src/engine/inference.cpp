@@ -1,8 +1,8 @@
 // The inference engine on oneDNN and its own kernels. At load, the model file's weights are
 // checked against the architecture and put into the layouts the steps use (batch norm folded
-// into the convolutions, RNN and dense matrices transposed and packed). Per input shape an execution plan is built: the chain of
-// primitives with their buffers and the weights reordered into the layouts those primitives
-// prefer. Plans are pooled, so concurrent calls each run a plan of their own.
+// into the convolutions, RNN and fully connected matrices transposed and packed). Per input
+// shape an execution plan is built: the chain of steps with their buffers and the convolution
+// weights reordered into the layouts oneDNN's primitives prefer. Plans are pooled, so concurrent calls each run a plan of their own.
 #include "captcha/inference.h"
 
 #include <omp.h>
@@ -39,11 +39,6 @@ struct ConvLayer {
   int out = 0, in = 0, kernel = 0;
   memory::dims stride{1, 1}, padding{0, 0};
   std::vector<float> weight, bias;
-};
-
-struct LinearLayer {
-  int out = 0, in = 0;
-  std::vector<float> weight, bias;  // weight O x I
 };
 
 struct ResidualBlock {
@@ -103,8 +98,9 @@ class TensorSource {
     return layer;
   }
 
-  LinearLayer linear(const std::string& name, int in, int out) const {
-    return {out, in, values(name + ".weight", {out, in}), values(name + ".bias", {out})};
+  // A fully connected layer for the engine's kernel (LibTorch's weight: out x in).
+  engine::DenseWeights linear(const std::string& name, int in, int out) const {
+    return engine::prepare_dense(values(name + ".weight", {out, in}), values(name + ".bias", {out}), in, out);
   }
 
   // A bidirectional LSTM/GRU layer (LibTorch's names: weight_ih_l0, ..., *_reverse).
@@ -151,18 +147,18 @@ struct InferenceNetwork::Impl {
   int height = 0, classes = 0;
   // small
   ConvLayer conv1, conv2;
-  LinearLayer dense;
-  // small, on AVX2 machines: the fused convolution kernels, and the dense layer with its input
-  // columns in their output order (height major instead of channel major).
+  // With fast_cnn, its input columns in the fused kernels' output order (height major instead
+  // of channel major).
+  engine::DenseWeights dense;
+  // small, on AVX2 machines: the fused convolution kernels.
   std::optional<engine::SmallCnnWeights> fast_cnn;
-  engine::DenseWeights fast_dense, fast_classifier;
   // resnet
   ConvLayer stem;
   std::vector<ResidualBlock> blocks;
-  LinearLayer project;
+  engine::DenseWeights project;
   // shared
   std::vector<engine::BiRnnWeights> rnns;
-  LinearLayer classifier;
+  engine::DenseWeights classifier;
 
   dnnl::engine engine{dnnl::engine::kind::cpu, 0};
 
@@ -265,23 +261,6 @@ class InferenceNetwork::Impl::PlanBuilder {
     return memory(memory::desc({d[0] * d[3], d[1]}, kF32, Tag::nc), net_.engine, dst.get_data_handle());
   }
 
-  // Rows x in -> rows x out (plain row-major).
-  memory linear(const memory& src, const LinearLayer& layer, bool relu) {
-    const auto rows = dims_of(src)[0];
-    const memory::desc weights_md({layer.out, layer.in}, kF32, Tag::any);
-    const memory::desc bias_md({layer.out}, kF32, Tag::x);
-    const memory::desc dst_md({rows, layer.out}, kF32, Tag::nc);
-    dnnl::post_ops ops;
-    if (relu) ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_relu, 0.0f, 0.0f);
-    const dnnl::inner_product_forward::primitive_desc pd(
-        {dnnl::prop_kind::forward_inference, src.get_desc(), weights_md, bias_md, dst_md},
-        attributes(ops), net_.engine);
-    const memory weights = imported(layer.weight, {layer.out, layer.in}, Tag::oi, pd.weights_desc());
-    const memory dst(pd.dst_desc(), net_.engine);
-    add(dnnl::inner_product_forward(pd), {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, weights}, {DNNL_ARG_BIAS, constant(layer.bias, bias_md)}, {DNNL_ARG_DST, dst}}, pd.scratchpad_desc());
-    return dst;
-  }
-
   // Rows (n, t) x input -> rows (n, t) x 2 hidden: both directions, concatenated.
   memory birnn(const memory& src, const engine::BiRnnWeights& layer, int batch, int steps) {
     const memory dst = buffer({static_cast<memory::dim>(batch) * steps, 2 * layer.hidden});
@@ -380,11 +359,11 @@ std::unique_ptr<InferenceNetwork::Impl::Plan> InferenceNetwork::Impl::build_plan
   plan->input = memory(memory::desc({batch, 1, height, width}, kF32, Tag::nchw), engine);
   memory rows;
   if (fast_cnn) {
-    rows = build.dense(build.fast_small_features(plan->input, *fast_cnn), fast_dense, /*relu=*/true);
+    rows = build.dense(build.fast_small_features(plan->input, *fast_cnn), dense, /*relu=*/true);
   } else if (config.arch == "small") {
     auto x = build.max_pool(build.convolution(plan->input, conv1, /*relu=*/true));
     x = build.max_pool(build.convolution(x, conv2, /*relu=*/true));
-    rows = build.linear(build.columns_as_rows(x), dense, /*relu=*/true);
+    rows = build.dense(build.columns_as_rows(x), dense, /*relu=*/true);
   } else {
     auto x = build.convolution(plan->input, stem, /*relu=*/true);
     for (const auto& block : blocks) {
@@ -393,10 +372,10 @@ std::unique_ptr<InferenceNetwork::Impl::Plan> InferenceNetwork::Impl::build_plan
       const memory out = block.shortcut ? build.convolution(x, *block.shortcut, /*relu=*/false) : x;
       x = build.convolution(y, block.conv2, /*relu=*/true, &out);
     }
-    rows = build.linear(build.height_mean_as_rows(x), project, /*relu=*/true);
+    rows = build.dense(build.height_mean_as_rows(x), project, /*relu=*/true);
   }
   for (const auto& rnn : rnns) rows = build.birnn(rows, rnn, batch, plan->steps);
-  plan->logits = fast_cnn ? build.dense(rows, fast_classifier, /*relu=*/false) : build.linear(rows, classifier, /*relu=*/false);
+  plan->logits = build.dense(rows, classifier, /*relu=*/false);
   return plan;
 }
 
@@ -414,22 +393,23 @@ InferenceNetwork::InferenceNetwork(const ModelFile& model, const std::string& pa
     const std::string bn1 = c.batch_norm ? "bn1" : "", bn2 = c.batch_norm ? "bn2" : "";
     net.conv1 = source.conv("conv1", 1, c.conv_channels[0], 3, {1, 1}, !c.batch_norm, bn1);
     net.conv2 = source.conv("conv2", c.conv_channels[0], c.conv_channels[1], 3, {1, 1}, !c.batch_norm, bn2);
-    net.dense = source.linear("dense", c.conv_channels[1] * (net.height / 4), c.dense);
+    const int c2 = c.conv_channels[1], h2 = net.height / 4, dense_in = c2 * h2;
+    std::vector<float> dense_weight = source.values("dense.weight", {c.dense, dense_in});
     used += c.batch_norm ? 2 * 5 + 2 + 2 : 4 + 2;
     features = c.dense;
-    if (engine::small_cnn_supported(c.conv_channels[0], c.conv_channels[1]) && net.height >= 4) {
+    if (engine::small_cnn_supported(c.conv_channels[0], c2) && net.height >= 4) {
       net.fast_cnn = engine::prepare_small_cnn(net.conv1.weight, net.conv1.bias, net.conv2.weight, net.conv2.bias,
-                                               c.conv_channels[0], c.conv_channels[1]);
+                                               c.conv_channels[0], c2);
       // Dense input column c * h2 + y (LibTorch's flatten) becomes y * c2 + c.
-      const int c2 = c.conv_channels[1], h2 = net.height / 4;
-      std::vector<float> permuted(net.dense.weight.size());
-      for (int o = 0; o < net.dense.out; ++o)
+      std::vector<float> permuted(dense_weight.size());
+      for (int o = 0; o < c.dense; ++o)
         for (int ch = 0; ch < c2; ++ch)
           for (int y = 0; y < h2; ++y)
-            permuted[static_cast<std::size_t>(o) * net.dense.in + y * c2 + ch] =
-                net.dense.weight[static_cast<std::size_t>(o) * net.dense.in + ch * h2 + y];
-      net.fast_dense = engine::prepare_dense(permuted, net.dense.bias, net.dense.in, net.dense.out);
+            permuted[static_cast<std::size_t>(o) * dense_in + y * c2 + ch] =
+                dense_weight[static_cast<std::size_t>(o) * dense_in + ch * h2 + y];
+      dense_weight = std::move(permuted);
     }
+    net.dense = engine::prepare_dense(dense_weight, source.values("dense.bias", {c.dense}), dense_in, c.dense);
   } else {
     net.stem = source.conv("stem.0", 1, kResnetChannels[0], 3, {1, 1}, false, "stem.1");
     used += 1 + 5;
@@ -461,7 +441,6 @@ InferenceNetwork::InferenceNetwork(const ModelFile& model, const std::string& pa
     used += 8;
   }
   net.classifier = source.linear("classifier", features, net.classes);
-  if (net.fast_cnn) net.fast_classifier = engine::prepare_dense(net.classifier.weight, net.classifier.bias, features, net.classes);
   used += 2;
   if (source.weight_count() != used)
     throw ModelFileError(path + ": holds " + std::to_string(source.weight_count()) +
