@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 #include "captcha/errors.h"
 #include "captcha/model_file.h"
 #include "captcha/recogniser.h"
@@ -39,6 +41,21 @@ TEST(Crnn, DefaultModelMatchesTheKerasCaptchaModel) {
   // Batch norm trades the two convolution biases (96) for a scale and shift per channel (192).
   Crnn with_batch_norm(ModelConfig{}, 20, 50);
   EXPECT_EQ(parameter_count(with_batch_norm), 432596 + 1536 + 96);
+}
+
+TEST(Crnn, BlankShareSetsTheStartingBlankProbability) {
+  Crnn net(ModelConfig{}, /*num_classes=*/20, /*input_height=*/50);
+  net->set_blank_share(0.9);
+  const auto weights = export_weights(net);
+  const Tensor& bias = weights.at("classifier.bias");
+  ASSERT_EQ(bias.shape, std::vector<std::int64_t>{20});
+  const float* b = reinterpret_cast<const float*>(bias.bytes.data());
+  double sum = 0;
+  for (int i = 0; i < 20; ++i) sum += std::exp(b[i]);
+  EXPECT_NEAR(std::exp(b[Charset::kBlank]) / sum, 0.9, 1e-6);
+  for (int i = 1; i < 20; ++i) EXPECT_EQ(b[i], 0.0f);
+  EXPECT_THROW(net->set_blank_share(0), ConfigError);
+  EXPECT_THROW(net->set_blank_share(1), ConfigError);
 }
 
 struct ArchCase {

@@ -230,6 +230,26 @@ TEST(Trainer, InitFromAnotherModelMapsTheCharset) {
   for (int c = 0; c < 5; ++c) EXPECT_NEAR(old_bias[c], new_bias[c], 1e-4) << c;
 }
 
+TEST(Trainer, TimeLimitEndsTheRunAfterTheEpochsThatFit) {
+  TempDir dir("time-limit");
+  testing::write_dataset(dir / "data", 16, "0123", 3, 19);
+  TrainOptions o = tiny_options(dir / "data", dir / "run");
+  o.epochs = 50;
+  o.time_limit_minutes = 1e-6;  // spent by the first epoch
+  std::ostringstream log;
+  const TrainSummary s = train(o, log);
+  EXPECT_FALSE(s.interrupted);
+  EXPECT_EQ(s.epochs_completed, 1);
+  EXPECT_TRUE(fs::exists(dir / "run/final.safetensors"));
+  EXPECT_NE(log.str().find("time limit"), std::string::npos) << log.str();
+  EXPECT_EQ(options_from_checkpoint(dir / "run").time_limit_minutes, 1e-6);
+  // A limit that is not reached leaves --epochs in charge.
+  TrainOptions roomy = tiny_options(dir / "data", dir / "roomy");
+  roomy.epochs = 2;
+  roomy.time_limit_minutes = 600;
+  EXPECT_EQ(train(roomy, log).epochs_completed, 2);
+}
+
 TEST(Trainer, SkipsAFileNameThatIsNotUtf8) {
   TempDir dir("utf8");
   testing::write_dataset(dir / "data", 8, "0123", 3, 18);

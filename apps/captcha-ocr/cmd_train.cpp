@@ -43,6 +43,9 @@ void register_train(CLI::App& app, Action& run) {
   cmd->add_option("--epochs", o.epochs, "Maximum epochs")->capture_default_str()->check(CLI::PositiveNumber);
   cmd->add_option("--batch-size", o.batch_size, "Images per step")->capture_default_str()->check(CLI::PositiveNumber);
   cmd->add_option("--lr", o.learning_rate, "Learning rate")->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_option("--time-limit", o.time_limit_minutes,
+                  "Minutes of training at most: after each epoch the schedule is fitted to the epochs that still fit")
+      ->check(CLI::NonNegativeNumber);
   cmd->add_option("--patience", o.patience, "Early stopping: epochs without a better validation score")
       ->capture_default_str()->check(CLI::PositiveNumber);
   cmd->add_option("--schedule", o.schedule, "cosine (warm-up, then cosine decay over --epochs) or plateau (halve the rate when validation loss stalls)")
@@ -89,6 +92,7 @@ void register_train(CLI::App& app, Action& run) {
         // The run continues with the settings it started with; --epochs and --threads may change.
         TrainOptions stored = options_from_checkpoint(o.resume_dir);
         if (cmd->count("--epochs")) stored.epochs = o.epochs;
+        if (cmd->count("--time-limit")) stored.time_limit_minutes = o.time_limit_minutes;
         stored.threads = o.threads;
         stored.quiet = o.quiet;
         o = stored;

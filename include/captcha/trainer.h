@@ -36,7 +36,7 @@ struct TrainOptions {
   // Optimisation
   int epochs = 50;
   int batch_size = 16;
-  double learning_rate = 1e-3;
+  double learning_rate = 2e-3;
   std::string optimizer = "adam";  // "adam" or "sgd" (momentum 0.9, Nesterov)
   double momentum = 0.9;
   double weight_decay = 0;
@@ -47,7 +47,7 @@ struct TrainOptions {
   // step) or "plateau" (multiply by lr_factor after lr_patience epochs without a lower
   // validation loss).
   std::string schedule = "cosine";
-  double warmup_epochs = 3;
+  double warmup_epochs = 1;
   static constexpr std::int64_t kMaxWarmupSteps = 500;
   int lr_patience = 6;
   double lr_factor = 0.5;
@@ -60,6 +60,10 @@ struct TrainOptions {
   // begun to read: jitter before that only lengthens the CTC plateau); >= 1, or with init_model,
   // from the first batch.
   double augment_after_cer = 0.5;
+  // Wall time for the whole run in minutes (0: none). After each epoch the schedule is fitted to
+  // the epochs that still fit at the mean epoch time so far, and the run ends with the last of
+  // them: the learning rate has decayed by then, unlike a run cut off by a signal.
+  double time_limit_minutes = 0;
   std::uint64_t seed = 1;
   int threads = 0;                 // 0: every core (process-wide: LibTorch's thread count)
   // Starting points

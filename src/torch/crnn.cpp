@@ -5,6 +5,7 @@
 
 #include <malloc.h>
 
+#include <cmath>
 #include <cstring>
 #include <limits>
 #include <thread>
@@ -124,6 +125,15 @@ void CrnnImpl::initialise_like_keras() {
   };
   for (std::size_t i = 0; i < lstms_.size(); ++i) init_rnn(*lstms_[i], 4, config_.rnn_hidden[i]);
   for (std::size_t i = 0; i < grus_.size(); ++i) init_rnn(*grus_[i], 3, config_.rnn_hidden[i]);
+}
+
+void CrnnImpl::set_blank_share(double share) {
+  torch::NoGradGuard no_grad;
+  const auto others = classifier_->bias.size(0) - 1;
+  if (!(share > 0 && share < 1) || others < 1) throw ConfigError("blank share must be between 0 and 1");
+  classifier_->bias.zero_();
+  // softmax(b)[blank] = e^b / (e^b + others) = share.
+  classifier_->bias[Charset::kBlank].fill_(std::log(share * others / (1 - share)));
 }
 
 namespace {

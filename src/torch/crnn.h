@@ -21,6 +21,12 @@ class CrnnImpl : public torch::nn::Module {
  public:
   CrnnImpl(const ModelConfig& config, int num_classes, int input_height);
   torch::Tensor forward(torch::Tensor images);
+  // Sets the classifier's bias so that, before any training, the blank takes `share` of the
+  // probability at every time step and the other symbols split the rest evenly (0 < share < 1).
+  // A fresh network otherwise predicts every symbol equally; CTC's first steps then only teach
+  // it to predict blanks, with large gradients through every layer, and the plateau that
+  // follows lasts longer.
+  void set_blank_share(double share);
 
  private:
   torch::Tensor small_features(torch::Tensor x);

@@ -175,6 +175,9 @@ struct TrainerState {
   int plateau_epochs = 0;
   double elapsed_seconds = 0;
   bool augmenting = false;
+  // Epochs the schedule spans and the run may reach: the options' epochs, or fewer under a time
+  // limit (0: not set yet).
+  int planned_epochs = 0;
   std::vector<std::string> metrics_rows;
 };
 
@@ -187,7 +190,8 @@ nlohmann::json state_to_json(const TrainerState& s) {
           {"plateau_loss", s.plateau_loss},
           {"plateau_epochs", s.plateau_epochs},
           {"elapsed_seconds", s.elapsed_seconds},
-          {"augmenting", s.augmenting}};
+          {"augmenting", s.augmenting},
+          {"planned_epochs", s.planned_epochs}};
 }
 
 TrainerState state_from_json(const nlohmann::json& j) {
@@ -202,6 +206,7 @@ TrainerState state_from_json(const nlohmann::json& j) {
   s.plateau_epochs = j.at("plateau_epochs");
   s.elapsed_seconds = j.at("elapsed_seconds");
   s.augmenting = j.value("augmenting", true);  // runs saved before the setting augmented throughout
+  s.planned_epochs = j.value("planned_epochs", 0);
   return s;
 }
 
@@ -215,6 +220,23 @@ std::vector<std::string> read_metrics_rows(const fs::path& path, int epochs) {
   std::getline(in, line);  // header
   while (std::getline(in, line) && static_cast<int>(rows.size()) < epochs) rows.push_back(line);
   return rows;
+}
+
+// Under a time limit: after each epoch, the number of epochs that still fit in the limit at the
+// run's mean epoch time (between the epoch just completed and --epochs) becomes the schedule's
+// length, so the cosine decay ends when the time does.
+void fit_schedule_to_time_limit(const TrainOptions& o, int epoch, double seconds_per_epoch, double elapsed,
+                                TrainerState& state, std::ostream& log) {
+  const double left = o.time_limit_minutes * 60 - elapsed;
+  const double more = std::floor(std::max(0.0, left) / std::max(seconds_per_epoch, 1e-9));
+  const int fit = static_cast<int>(std::min<double>(o.epochs, epoch + more));
+  if (fit == state.planned_epochs) return;
+  if (fit <= epoch)
+    log << "time limit: " << format_duration(o.time_limit_minutes * 60) << " reached or too close for another epoch\n";
+  else if (!o.quiet)
+    log << "time limit: " << fit << " epochs fit in " << format_duration(o.time_limit_minutes * 60)
+        << "; the schedule now ends at epoch " << fit << "\n";
+  state.planned_epochs = fit;
 }
 
 std::unique_ptr<torch::optim::Optimizer> make_optimizer(const TrainOptions& o, Crnn& network) {
@@ -232,13 +254,13 @@ void set_learning_rate(torch::optim::Optimizer& optimizer, double lr) {
   for (auto& group : optimizer.param_groups()) group.options().set_lr(lr);
 }
 
-// The cosine schedule's rate for 0-based optimizer step `step`.
-double cosine_learning_rate(const TrainOptions& o, std::int64_t step, std::int64_t steps_per_epoch) {
+// The cosine schedule's rate for 0-based optimizer step `step` of a run of `epochs` epochs.
+double cosine_learning_rate(const TrainOptions& o, int epochs, std::int64_t step, std::int64_t steps_per_epoch) {
   const auto warmup = std::min<std::int64_t>(TrainOptions::kMaxWarmupSteps,
                                              std::llround(o.warmup_epochs * steps_per_epoch));
   if (step < warmup) return o.learning_rate * (step + 1) / warmup;
   // The last step of the last epoch runs at the floor.
-  const std::int64_t decay_steps = std::max<std::int64_t>(1, o.epochs * steps_per_epoch - warmup - 1);
+  const std::int64_t decay_steps = std::max<std::int64_t>(1, epochs * steps_per_epoch - warmup - 1);
   const double progress = std::min(1.0, static_cast<double>(step - warmup) / decay_steps);
   const double floor = std::min(o.min_learning_rate, o.learning_rate);
   return floor + (o.learning_rate - floor) * 0.5 * (1 + std::cos(M_PI * progress));
@@ -323,7 +345,9 @@ void print_settings(std::ostream& log, const TrainOptions& o, const Charset& cha
   if (o.augment && !augmenting) optimisation << ", augment once val CER < " << o.augment_after_cer;
   row("optimisation", optimisation.str());
   std::ostringstream schedule;
-  schedule << "max " << o.epochs << " epochs, early stop after " << o.patience << ", ";
+  schedule << "max " << o.epochs << " epochs";
+  if (o.time_limit_minutes > 0) schedule << " or " << format_duration(o.time_limit_minutes * 60);
+  schedule << ", early stop after " << o.patience << ", ";
   if (o.schedule == "cosine")
     schedule << o.warmup_epochs << " warm-up epochs then cosine to " << o.min_learning_rate;
   else
@@ -377,7 +401,7 @@ void to_json(nlohmann::json& j, const TrainOptions& o) {
        {"lr_patience", o.lr_patience}, {"lr_factor", o.lr_factor},
        {"min_learning_rate", o.min_learning_rate}, {"ema_decay", o.ema_decay}, {"augment", o.augment},
        {"augment_after_cer", o.augment_after_cer}, {"seed", o.seed},
-       {"init_model", o.init_model}};
+       {"init_model", o.init_model}, {"time_limit_minutes", o.time_limit_minutes}};
 }
 
 void from_json(const nlohmann::json& j, TrainOptions& o) {
@@ -409,6 +433,7 @@ void from_json(const nlohmann::json& j, TrainOptions& o) {
   o.augment_after_cer = j.value("augment_after_cer", 1.0);  // older runs augmented from the start
   o.seed = j.value("seed", o.seed);
   o.init_model = j.value("init_model", o.init_model);
+  o.time_limit_minutes = j.value("time_limit_minutes", o.time_limit_minutes);
 }
 
 TrainOptions options_from_checkpoint(const std::string& run_dir) {
@@ -438,6 +463,7 @@ TrainSummary train(const TrainOptions& input_options, std::ostream& log) {
   if (!(o.warmup_epochs >= 0)) throw ConfigError("--warmup must not be negative");
   if (!(o.ema_decay >= 0 && o.ema_decay < 1)) throw ConfigError("--ema must be in [0, 1)");
   if (!(o.augment_after_cer >= 0)) throw ConfigError("--augment-after-cer must not be negative");
+  if (!(o.time_limit_minutes >= 0)) throw ConfigError("--time-limit must not be negative");
   if (o.out_dir.empty()) throw ConfigError("an output folder (--out) is needed");
 
   // Starting points fix the charset, preprocessing and architecture.
@@ -518,6 +544,13 @@ TrainSummary train(const TrainOptions& input_options, std::ostream& log) {
     import_weights(network, resume_from.tensors, resume_path);
   } else if (!o.init_model.empty()) {
     initialise_from(network, init_from, charset, o.init_model);
+  } else {
+    // Before training, the blank gets the share of the time steps it takes in an alignment of
+    // an average label: the network starts where CTC's first hundred steps would take it.
+    double symbols = 0;
+    for (const auto& target : train_set.targets) symbols += static_cast<double>(target.size());
+    const double mean_length = symbols / static_cast<double>(train_set.targets.size());
+    network->set_blank_share(std::max(0.05, 1 - mean_length / time_steps));
   }
   network->train();
   std::optional<WeightAverage> average;
@@ -607,7 +640,11 @@ TrainSummary train(const TrainOptions& input_options, std::ostream& log) {
   int epochs_this_run = 0;
   const auto batches_per_epoch = (train_set.size() + o.batch_size - 1) / o.batch_size;
 
-  for (int epoch = state.epochs_completed + 1; epoch <= o.epochs; ++epoch) {
+  // A resumed run keeps the schedule it had, unless --epochs now asks for fewer epochs or the
+  // time limit is gone.
+  if (state.planned_epochs == 0 || o.time_limit_minutes == 0) state.planned_epochs = o.epochs;
+  state.planned_epochs = std::min(state.planned_epochs, o.epochs);
+  for (int epoch = state.epochs_completed + 1; epoch <= state.planned_epochs; ++epoch) {
     const auto epoch_start = Clock::now();
     std::mt19937_64 rng(o.seed * 1000003ULL + static_cast<std::uint64_t>(epoch));
     torch::manual_seed(o.seed * 1000003ULL + static_cast<std::uint64_t>(epoch));
@@ -623,7 +660,7 @@ TrainSummary train(const TrainOptions& input_options, std::ostream& log) {
       const Batch batch = make_batch(train_set, order, start, count, o.preprocess, state.augmenting ? &rng : nullptr);
       const auto step = static_cast<std::int64_t>((epoch - 1) * batches_per_epoch + b);
       if (o.schedule == "cosine") {
-        state.learning_rate = cosine_learning_rate(o, step, batches_per_epoch);
+        state.learning_rate = cosine_learning_rate(o, state.planned_epochs, step, batches_per_epoch);
         set_learning_rate(*optimizer, state.learning_rate);
       }
       optimizer->zero_grad();
@@ -690,9 +727,10 @@ TrainSummary train(const TrainOptions& input_options, std::ostream& log) {
     write_file_atomically((out_dir / "metrics.csv").string(), csv);
     write_png((out_dir / "curves.png").string(), draw_training_curves(parse_metrics_rows(state.metrics_rows)));
 
-    const double eta = (o.epochs - epoch) * epoch_seconds_sum / epochs_this_run;
+    if (o.time_limit_minutes > 0) fit_schedule_to_time_limit(o, epoch, epoch_seconds_sum / epochs_this_run, elapsed, state, log);
+    const double eta = (state.planned_epochs - epoch) * epoch_seconds_sum / epochs_this_run;
     if (!o.quiet) {
-      log << std::right << "epoch " << std::setw(3) << epoch << "/" << o.epochs << std::fixed << std::setprecision(4)
+      log << std::right << "epoch " << std::setw(3) << epoch << "/" << state.planned_epochs << std::fixed << std::setprecision(4)
           << " | train loss " << std::setw(8) << loss_sum / seen << " | val loss " << std::setw(8) << v.loss
           << std::setprecision(2) << " | val exact " << std::setw(6) << 100 * v.exact_match << "% | val CER "
           << std::setw(6) << 100 * v.cer << "% | lr " << std::scientific << std::setprecision(1) << lr_used
