@@ -84,6 +84,19 @@ TEST(Decode, HoldsReadingsToTheLengthRange) {
   EXPECT_EQ(decode(q.data(), 4, 4, kAbc, 0, {9, 9}).text, "ab");
 }
 
+TEST(Decode, SurvivesAFrameThatOnlyALongerReadingCouldTake) {
+  // Three certain symbols, no blank probability at all, readings held to two symbols: no
+  // continuation of a full-length prefix fits the third frame. This crashed during a training
+  // run's validation (the beam emptied).
+  const float tiny = 1e-8f;  // under the search's pruning threshold (1e-6)
+  const std::vector<float> p = {tiny, 1, 0, 0,   // a
+                                tiny, 0, 1, 0,   // b
+                                tiny, 0, 0, 1};  // c
+  EXPECT_EQ(decode(p.data(), 3, 4, kAbc, 0).text, "abc");
+  EXPECT_EQ(decode(p.data(), 3, 4, kAbc, 0, {2, 2}).text, "ab");
+  EXPECT_EQ(beam_decode(p.data(), 3, 4, kAbc, 8, {0, 2}).text, "ab");
+}
+
 TEST(Softmax, MaskRemovesDisallowedClasses) {
   std::vector<float> logits = {0.0f, 5.0f, 1.0f, 0.0f};  // 'a' would win
   softmax_rows(logits, 1, 4, allowed_mask(kAbc, "bc"));

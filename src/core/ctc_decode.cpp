@@ -107,7 +107,10 @@ DecodedText beam_decode(const float* probabilities, int time_steps, int num_clas
     for (const auto& [prefix, beam] : beams) {
       for (int c = 0; c < num_classes; ++c) {
         const double p = row[c];
-        if (p < 1e-6) continue;
+        // The blank is always followed, however improbable, so that every prefix has a
+        // continuation: under a length limit, a frame that only longer prefixes could take
+        // would otherwise leave no beam at all.
+        if (p < 1e-6 && c != Charset::kBlank) continue;
         if (c == Charset::kBlank) {
           Beam& same = next[prefix];
           if (same.char_probabilities.empty()) same.char_probabilities = beam.char_probabilities;
