@@ -2,9 +2,9 @@
 // model-file round trip rebuilding a network with identical outputs, for every architecture.
 #include "torch/crnn.h"
 
-#include <gtest/gtest.h>
-
 #include <cmath>
+
+#include <gtest/gtest.h>
 
 #include "captcha/errors.h"
 #include "captcha/model_file.h"

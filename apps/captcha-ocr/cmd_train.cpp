@@ -89,7 +89,8 @@ void register_train(CLI::App& app, Action& run) {
     run = [cmd, options, keep_aspect, no_auto_crop, no_auto_invert, no_batch_norm, rnn_hidden]() -> int {
       TrainOptions o = *options;
       if (!o.resume_dir.empty()) {
-        // The run continues with the settings it started with; --epochs and --threads may change.
+        // The run continues with the settings it started with; --epochs, --time-limit and --threads
+        // may change.
         TrainOptions stored = options_from_checkpoint(o.resume_dir);
         if (cmd->count("--epochs")) stored.epochs = o.epochs;
         if (cmd->count("--time-limit")) stored.time_limit_minutes = o.time_limit_minutes;

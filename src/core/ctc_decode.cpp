@@ -107,16 +107,16 @@ DecodedText beam_decode(const float* probabilities, int time_steps, int num_clas
     for (const auto& [prefix, beam] : beams) {
       for (int c = 0; c < num_classes; ++c) {
         const double p = row[c];
-        // The blank is always followed, however improbable, so that every prefix has a
-        // continuation: under a length limit, a frame that only longer prefixes could take
-        // would otherwise leave no beam at all.
-        if (p < 1e-6 && c != Charset::kBlank) continue;
+        // The blank is followed however improbable, so that every prefix has a continuation:
+        // under a length limit, a frame that only longer prefixes could take would otherwise
+        // leave no beam at all.
         if (c == Charset::kBlank) {
           Beam& same = next[prefix];
           if (same.char_probabilities.empty()) same.char_probabilities = beam.char_probabilities;
           same.blank += beam.total() * p;
           continue;
         }
+        if (p < 1e-6) continue;
         const bool repeat = !prefix.empty() && prefix.back() == c;
         if (repeat) {  // without a blank between, the repeat collapses into the same prefix
           Beam& same = next[prefix];

@@ -530,9 +530,12 @@ TrainSummary train(const TrainOptions& input_options, std::ostream& log) {
   const LoadedDataset val_set =
       load_dataset(val_samples, charset, o.preprocess, load_options, o.val_dir.empty() ? o.train_dir + " (validation part)" : o.val_dir);
 
-  // Readings are held to the label lengths seen in training, as the recogniser does.
+  // Readings are held to the label lengths seen in training, as the recogniser does; the mean
+  // length sets the blank's starting share below.
   LengthRange label_lengths{1 << 30, 0};
+  std::size_t label_symbols = 0;
   for (const auto& target : train_set.targets) {
+    label_symbols += target.size();
     label_lengths.min = std::min(label_lengths.min, static_cast<int>(target.size()));
     label_lengths.max = std::max(label_lengths.max, static_cast<int>(target.size()));
   }
@@ -547,9 +550,7 @@ TrainSummary train(const TrainOptions& input_options, std::ostream& log) {
   } else {
     // Before training, the blank gets the share of the time steps it takes in an alignment of
     // an average label: the network starts where CTC's first hundred steps would take it.
-    double symbols = 0;
-    for (const auto& target : train_set.targets) symbols += static_cast<double>(target.size());
-    const double mean_length = symbols / static_cast<double>(train_set.targets.size());
+    const double mean_length = static_cast<double>(label_symbols) / static_cast<double>(train_set.targets.size());
     network->set_blank_share(std::max(0.05, 1 - mean_length / time_steps));
   }
   network->train();
@@ -640,10 +641,9 @@ TrainSummary train(const TrainOptions& input_options, std::ostream& log) {
   int epochs_this_run = 0;
   const auto batches_per_epoch = (train_set.size() + o.batch_size - 1) / o.batch_size;
 
-  // A resumed run keeps the schedule it had, unless --epochs now asks for fewer epochs or the
-  // time limit is gone.
-  if (state.planned_epochs == 0 || o.time_limit_minutes == 0) state.planned_epochs = o.epochs;
-  state.planned_epochs = std::min(state.planned_epochs, o.epochs);
+  // A run resumed under a time limit keeps the schedule it had (at most --epochs).
+  state.planned_epochs = o.time_limit_minutes > 0 && state.planned_epochs > 0 ? std::min(state.planned_epochs, o.epochs)
+                                                                              : o.epochs;
   for (int epoch = state.epochs_completed + 1; epoch <= state.planned_epochs; ++epoch) {
     const auto epoch_start = Clock::now();
     std::mt19937_64 rng(o.seed * 1000003ULL + static_cast<std::uint64_t>(epoch));
