@@ -77,6 +77,21 @@ TEST(Split, DeterministicDisjointAndComplete) {
   EXPECT_THROW(split_samples(all, 1.5, 1, a1, b1), ConfigError);
 }
 
+TEST(MedianImageSize, OfTheReadableImages) {
+  TempDir dir("median-size");
+  testing::write_dataset(dir / "small", 2, "01", 3, 1, 150, 40);
+  testing::write_dataset(dir / "large", 1, "23", 3, 2, 300, 80);
+  std::vector<Sample> samples = scan_folder(dir / "small");
+  const auto large = scan_folder(dir / "large");
+  samples.insert(samples.end(), large.begin(), large.end());
+  testing::write_file(dir / "small/broken.png", "not an image");
+  samples.push_back({dir / "small/broken.png", "broken"});
+  const cv::Size size = median_image_size(samples);
+  EXPECT_EQ(size.width, 150);
+  EXPECT_EQ(size.height, 40);
+  EXPECT_EQ(median_image_size({{dir / "small/broken.png", "broken"}}).width, 0);
+}
+
 TEST(LoadDataset, SkipsAndCountsBadSamples) {
   TempDir dir("bad");
   testing::write_dataset(dir.path(), 6, "abc", 4, 2);  // 4-symbol names: no clash below

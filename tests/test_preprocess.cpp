@@ -137,6 +137,20 @@ TEST(Preprocess, NormaliseMapsToMeanStd) {
   EXPECT_NEAR(out[2], -0.6f, 1e-6);
 }
 
+TEST(PreprocessOptions, InputSizeShrinksToSmallerImagesOnly) {
+  const auto fitted = [](int width, int height) {
+    PreprocessOptions options;  // 200x50
+    fit_input_size(options, {width, height});
+    return std::to_string(options.width) + "x" + std::to_string(options.height);
+  };
+  EXPECT_EQ(fitted(150, 40), "152x40");  // Gregwar/Captcha's size: scale 0.75, sides rounded up to 4
+  EXPECT_EQ(fitted(180, 60), "180x48");  // the narrower side sets the scale
+  EXPECT_EQ(fitted(200, 50), "200x50");
+  EXPECT_EQ(fitted(215, 80), "200x50");  // larger images are shrunk by the preprocessing, as before
+  EXPECT_EQ(fitted(60, 20), "128x32");   // no smaller than kMinInputScale of the size
+  EXPECT_EQ(fitted(0, 0), "200x50");     // no readable image: unchanged
+}
+
 TEST(PreprocessOptions, JsonRoundTripAndValidation) {
   PreprocessOptions options;
   options.width = 320, options.resize = ResizeMode::kKeepAspect, options.strong = true;

@@ -263,6 +263,27 @@ TEST(Trainer, SkipsAFileNameThatIsNotUtf8) {
   EXPECT_EQ(load_model(dir / "run/final.safetensors").charset.symbols_utf8(), "0123");
 }
 
+TEST(Trainer, FitsTheInputSizeToSmallerImages) {
+  TempDir dir("fit-size");
+  testing::write_dataset(dir / "data", 8, "0123", 3, 21, 160, 40);
+  TrainOptions o = tiny_options(dir / "data", dir / "run");
+  o.preprocess = PreprocessOptions{};  // 200x50
+  o.fit_input_size = true;
+  o.epochs = 1;
+  std::ostringstream log;
+  train(o, log);
+  const ModelFile model = load_model(dir / "run/final.safetensors");
+  EXPECT_EQ(model.preprocess.width, 160);
+  EXPECT_EQ(model.preprocess.height, 40);
+  // Fine-tuning keeps the starting model's size.
+  testing::write_dataset(dir / "wide", 8, "0123", 3, 22, 120, 32);
+  o.train_dir = o.val_dir = dir / "wide";
+  o.out_dir = dir / "tuned";
+  o.init_model = dir / "run/final.safetensors";
+  train(o, log);
+  EXPECT_EQ(load_model(dir / "tuned/final.safetensors").preprocess.width, 160);
+}
+
 TEST(Trainer, RefusesLabelsTheModelCannotEmit) {
   TempDir dir("too-long");
   testing::write_dataset(dir / "data", 8, "0123456789", 6, 15, 96, 32);

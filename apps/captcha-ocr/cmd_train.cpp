@@ -65,8 +65,12 @@ void register_train(CLI::App& app, Action& run) {
   cmd->add_option("--dropout", o.model.dropout, "Dropout")->capture_default_str()->check(CLI::Range(0.0, 0.95));
   cmd->add_option("--charset", o.charset, "digits, lower, upper, alnum, alnum-lower or literal symbols (default: from the labels)");
   cmd->add_flag("--fold-case", o.fold_case, "Lower-case every label (read case-insensitively)");
-  cmd->add_option("--width", o.preprocess.width, "Model input width")->capture_default_str()->check(CLI::Range(8, 4096));
-  cmd->add_option("--height", o.preprocess.height, "Model input height")->capture_default_str()->check(CLI::Range(8, 1024));
+  cmd->add_option("--width", o.preprocess.width,
+                  "Model input width (default: 200; see --height)")
+      ->check(CLI::Range(8, 4096));
+  cmd->add_option("--height", o.preprocess.height,
+                  "Model input height (default: 50). Without --width and --height, 200x50 shrinks to the training images' median size when they are smaller (to 128x32 at the least)")
+      ->check(CLI::Range(8, 1024));
   cmd->add_flag("--keep-aspect", *keep_aspect, "Keep the aspect ratio and pad, instead of stretching");
   cmd->add_flag("--no-auto-crop", *no_auto_crop, "Do not crop images to the text");
   cmd->add_flag("--no-auto-invert", *no_auto_invert, "Do not invert light-on-dark images");
@@ -110,6 +114,7 @@ void register_train(CLI::App& app, Action& run) {
         if (*no_auto_crop) o.preprocess.auto_crop = false;
         if (*no_auto_invert) o.preprocess.auto_invert = false;
         if (*no_batch_norm) o.model.batch_norm = false;
+        o.fit_input_size = !cmd->count("--width") && !cmd->count("--height");
       }
       install_interrupt_handler();
       const TrainSummary summary = train(o, std::cerr);

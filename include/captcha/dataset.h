@@ -29,6 +29,10 @@ std::vector<Sample> scan_folder(const std::string& folder);
 // scanned (not recursively), sorted. Throws DatasetError for a missing path.
 std::vector<std::string> list_images(const std::vector<std::string>& paths);
 
+// The median width and height of up to `max_images` of `samples`, evenly spaced through the
+// list; unreadable files are passed over. {0, 0} when none can be read.
+cv::Size median_image_size(const std::vector<Sample>& samples, std::size_t max_images = 101);
+
 // Deterministic split: shuffles with `seed` and moves round(fraction * n) samples to the second.
 void split_samples(std::vector<Sample> all, double fraction, std::uint64_t seed,
                    std::vector<Sample>& kept, std::vector<Sample>& held_out);

@@ -35,6 +35,13 @@ void to_json(nlohmann::json& out, const PreprocessOptions& options);
 // Missing keys keep their defaults. Throws ConfigError on a bad value.
 void from_json(const nlohmann::json& in, PreprocessOptions& options);
 
+// Fits the input size to images typically `image_size`: when they are smaller than
+// `options`' width x height, the input shrinks to their scale (keeping its own shape, down to
+// kMinInputScale of it) instead of enlarging them, which adds no detail, only compute; each side
+// of a shrunk size is rounded up to a multiple of 4. Larger images leave the size as it is.
+constexpr double kMinInputScale = 0.64;
+void fit_input_size(PreprocessOptions& options, cv::Size image_size);
+
 // Decodes image bytes (png, jpg, bmp, ...) to 8-bit grey; transparent pixels are composited on
 // white. `name` is used in the error message. Throws ImageError.
 cv::Mat decode_image(const std::vector<std::uint8_t>& bytes, const std::string& name);

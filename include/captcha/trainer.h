@@ -33,6 +33,9 @@ struct TrainOptions {
   // Model
   ModelConfig model;
   PreprocessOptions preprocess;
+  // Shrink preprocess's input size to the training images' median size when they are smaller
+  // (fit_input_size); ignored when fine-tuning or resuming, which keep their model's size.
+  bool fit_input_size = false;
   // Optimisation
   int epochs = 50;
   int batch_size = 16;

@@ -90,6 +90,26 @@ std::vector<std::string> list_images(const std::vector<std::string>& paths) {
   return files;
 }
 
+cv::Size median_image_size(const std::vector<Sample>& samples, std::size_t max_images) {
+  std::vector<int> widths, heights;
+  const std::size_t count = std::min(samples.size(), max_images);
+  for (std::size_t i = 0; i < count; ++i) {
+    try {
+      const cv::Mat image = load_image(samples[i * samples.size() / count].path);
+      widths.push_back(image.cols);
+      heights.push_back(image.rows);
+    } catch (const ImageError&) {
+      // load_dataset reports unreadable files.
+    }
+  }
+  if (widths.empty()) return {0, 0};
+  const auto median = [](std::vector<int>& values) {
+    std::nth_element(values.begin(), values.begin() + values.size() / 2, values.end());
+    return values[values.size() / 2];
+  };
+  return {median(widths), median(heights)};
+}
+
 void split_samples(std::vector<Sample> all, double fraction, std::uint64_t seed,
                    std::vector<Sample>& kept, std::vector<Sample>& held_out) {
   if (fraction <= 0 || fraction >= 1) throw ConfigError("validation fraction must be in (0, 1)");

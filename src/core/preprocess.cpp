@@ -2,6 +2,7 @@
 #include "captcha/preprocess.h"
 
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 
@@ -143,6 +144,16 @@ cv::Rect text_box(const cv::Mat& grey) {
 }
 
 }  // namespace
+
+void fit_input_size(PreprocessOptions& options, cv::Size image_size) {
+  if (image_size.width <= 0 || image_size.height <= 0) return;
+  const double scale = std::max(kMinInputScale, std::min({1.0, static_cast<double>(image_size.width) / options.width,
+                                                         static_cast<double>(image_size.height) / options.height}));
+  if (scale >= 1) return;
+  const auto round_up_to_4 = [scale](int side) { return 4 * static_cast<int>(std::ceil(side * scale / 4 - 1e-9)); };
+  options.width = round_up_to_4(options.width);
+  options.height = round_up_to_4(options.height);
+}
 
 cv::Mat preprocess(const cv::Mat& input, const PreprocessOptions& options) {
   if (input.empty() || input.type() != CV_8UC1)

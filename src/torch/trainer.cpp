@@ -336,7 +336,8 @@ void print_settings(std::ostream& log, const TrainOptions& o, const Charset& cha
   row("input", std::to_string(o.preprocess.width) + "x" + std::to_string(o.preprocess.height) +
                    (o.preprocess.resize == ResizeMode::kStretch ? " stretch" : " keep-aspect") +
                    (o.preprocess.auto_crop ? ", auto-crop" : "") + (o.preprocess.strong ? ", strong" : "") +
-                   ", " + std::to_string(time_steps) + " time steps");
+                   ", " + std::to_string(time_steps) + " time steps" +
+                   (o.fit_input_size ? ", size fitted to the training images" : ""));
   row("model", o.model.arch + " + " + o.model.rnn + " (" + hidden.str() + "), " + std::to_string(parameters) + " parameters");
   std::ostringstream optimisation;
   optimisation << o.optimizer << " lr " << o.learning_rate << ", batch " << o.batch_size << ", clip " << o.clip_grad_norm
@@ -394,7 +395,7 @@ void request_stop() { g_stop_requested = true; }
 void to_json(nlohmann::json& j, const TrainOptions& o) {
   j = {{"train_dir", o.train_dir}, {"val_dir", o.val_dir}, {"val_fraction", o.val_fraction},
        {"charset", o.charset}, {"fold_case", o.fold_case}, {"out_dir", o.out_dir},
-       {"model", o.model}, {"preprocess", o.preprocess}, {"epochs", o.epochs},
+       {"model", o.model}, {"preprocess", o.preprocess}, {"fit_input_size", o.fit_input_size}, {"epochs", o.epochs},
        {"batch_size", o.batch_size}, {"learning_rate", o.learning_rate}, {"optimizer", o.optimizer},
        {"momentum", o.momentum}, {"weight_decay", o.weight_decay}, {"clip_grad_norm", o.clip_grad_norm},
        {"patience", o.patience}, {"schedule", o.schedule}, {"warmup_epochs", o.warmup_epochs},
@@ -414,6 +415,7 @@ void from_json(const nlohmann::json& j, TrainOptions& o) {
   o.out_dir = j.value("out_dir", o.out_dir);
   if (j.contains("model")) o.model = j.at("model").get<ModelConfig>();
   if (j.contains("preprocess")) o.preprocess = j.at("preprocess").get<PreprocessOptions>();
+  o.fit_input_size = j.value("fit_input_size", o.fit_input_size);
   o.epochs = j.value("epochs", o.epochs);
   o.batch_size = j.value("batch_size", o.batch_size);
   o.learning_rate = j.value("learning_rate", o.learning_rate);
@@ -506,6 +508,11 @@ TrainSummary train(const TrainOptions& input_options, std::ostream& log) {
     std::vector<Sample> kept;
     split_samples(train_samples, o.val_fraction, o.seed, kept, val_samples);
     train_samples = std::move(kept);
+  }
+  if (!resuming && o.init_model.empty() && o.fit_input_size) {
+    fit_input_size(o.preprocess, median_image_size(train_samples));
+  } else {
+    o.fit_input_size = false;
   }
   Charset charset;
   if (resuming) {
