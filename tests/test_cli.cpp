@@ -83,6 +83,25 @@ TEST_F(Cli, TrainWritesTheRunFolderAndTheSettingsTable) {
   EXPECT_NE(r.output.find("img/s"), std::string::npos);
 }
 
+TEST_F(Cli, TrainSizesTheSmallNetworkAndBothBuildsReadIt) {
+  const std::string out = path("sized");
+  Result r = run("train --train " + data() + " --val " + data() + " --out " + out +
+                 " --epochs 1 --width 96 --height 32 --conv-channels 8,16 --features 24 --rnn-hidden 12 --threads 1");
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("small (conv 8,16), 24 features + lstm (12)"), std::string::npos) << r.output;
+  const std::string model = out + "/best.safetensors";
+  const Result full = run("predict --model " + model + " --json " + data(), false);
+  const Result reader = run_reader("predict --model " + model + " --json " + data(), false);
+  ASSERT_EQ(full.code, 0) << full.output;
+  EXPECT_EQ(reader.output, full.output);
+  // One channel count, or channels for the resnet (whose widths are fixed), is bad usage.
+  for (const char* bad : {" --conv-channels 8", " --arch resnet --conv-channels 8,16", " --features 0"}) {
+    r = run("train --train " + data() + " --out " + path("bad-size") + bad);
+    EXPECT_EQ(r.code, 2) << bad << ": " << r.output;
+    EXPECT_FALSE(fs::exists(path("bad-size"))) << bad;
+  }
+}
+
 TEST_F(Cli, TrainOnEmptyOrMissingDataFailsClearly) {
   fs::create_directories(path("empty"));
   Result r = run("train --train " + path("empty") + " --out " + path("x"));

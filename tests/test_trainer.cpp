@@ -284,6 +284,25 @@ TEST(Trainer, FitsTheInputSizeToSmallerImages) {
   EXPECT_EQ(load_model(dir / "tuned/final.safetensors").preprocess.width, 160);
 }
 
+TEST(Trainer, WidensTheFeaturesForLargeTrainingSets) {
+  EXPECT_EQ(fitted_features(kWideTrainingSet - 1), ModelConfig{}.dense);
+  EXPECT_EQ(fitted_features(kWideTrainingSet), kWideFeatures);
+  TempDir dir("fit-features");
+  testing::write_dataset(dir / "data", 8, "0123", 3, 23);
+  TrainOptions o = tiny_options(dir / "data", dir / "run");  // 32 features
+  o.fit_features = true;
+  o.epochs = 1;
+  std::ostringstream log;
+  train(o, log);
+  EXPECT_EQ(load_model(dir / "run/final.safetensors").config.dense, fitted_features(8));
+  // Fine-tuning keeps the starting model's width.
+  o.out_dir = dir / "tuned";
+  o.init_model = dir / "run/final.safetensors";
+  o.model.dense = 16;
+  train(o, log);
+  EXPECT_EQ(load_model(dir / "tuned/final.safetensors").config.dense, fitted_features(8));
+}
+
 TEST(Trainer, RefusesLabelsTheModelCannotEmit) {
   TempDir dir("too-long");
   testing::write_dataset(dir / "data", 8, "0123456789", 6, 15, 96, 32);

@@ -1,6 +1,7 @@
 // captcha-ocr train: trains a CRNN on a labelled folder and writes the run folder.
 #include <csignal>
 #include <iostream>
+#include <vector>
 
 #include "captcha/errors.h"
 #include "captcha/trainer.h"
@@ -21,16 +22,23 @@ void install_interrupt_handler() {
   sigaction(SIGTERM, &action, nullptr);
 }
 
+// Settings given as flags that TrainOptions holds in another form, applied after parsing.
+struct FlagSettings {
+  bool keep_aspect = false;
+  bool no_auto_crop = false;
+  bool no_auto_invert = false;
+  bool no_batch_norm = false;
+  std::vector<int> rnn_hidden;
+  std::vector<int> conv_channels;
+  int features = 0;
+};
+
 }  // namespace
 
 void register_train(CLI::App& app, Action& run) {
   auto* cmd = app.add_subcommand("train", "Train a model on a folder of labelled images");
   auto options = std::make_shared<TrainOptions>();
-  auto keep_aspect = std::make_shared<bool>(false);
-  auto no_auto_crop = std::make_shared<bool>(false);
-  auto no_auto_invert = std::make_shared<bool>(false);
-  auto no_batch_norm = std::make_shared<bool>(false);
-  auto rnn_hidden = std::make_shared<std::vector<int>>();
+  auto flags = std::make_shared<FlagSettings>();
   TrainOptions& o = *options;
 
   cmd->add_option("--train", o.train_dir, "Folder of training images (label = file name or labels.tsv)")
@@ -59,9 +67,13 @@ void register_train(CLI::App& app, Action& run) {
   cmd->add_option("--arch", o.model.arch, "small (Keras-style CNN, ~432k parameters) or resnet")
       ->capture_default_str()->check(CLI::IsMember({"small", "resnet"}));
   cmd->add_option("--rnn", o.model.rnn, "lstm or gru (resnet defaults to gru)")->check(CLI::IsMember({"lstm", "gru"}));
-  cmd->add_option("--rnn-hidden", *rnn_hidden, "Hidden size per direction of each BiRNN layer, e.g. 128,64")
+  cmd->add_option("--rnn-hidden", flags->rnn_hidden, "Hidden size per direction of each BiRNN layer, e.g. 128,64")
       ->delimiter(',')->check(CLI::PositiveNumber);
-  cmd->add_flag("--no-batch-norm", *no_batch_norm, "small: no batch norm after the convolutions (the exact Keras model)");
+  cmd->add_option("--conv-channels", flags->conv_channels, "small: channels of its two convolutions (default 32,64)")
+      ->delimiter(',')->expected(2)->check(CLI::PositiveNumber);
+  cmd->add_option("--features", flags->features, "Features per time step fed to the first BiRNN layer (small: 64, or 256 from 10,000 training images; resnet: 256)")
+      ->check(CLI::PositiveNumber);
+  cmd->add_flag("--no-batch-norm", flags->no_batch_norm, "small: no batch norm after the convolutions (the exact Keras model)");
   cmd->add_option("--dropout", o.model.dropout, "Dropout")->capture_default_str()->check(CLI::Range(0.0, 0.95));
   cmd->add_option("--charset", o.charset, "digits, lower, upper, alnum, alnum-lower or literal symbols (default: from the labels)");
   cmd->add_flag("--fold-case", o.fold_case, "Lower-case every label (read case-insensitively)");
@@ -71,9 +83,9 @@ void register_train(CLI::App& app, Action& run) {
   cmd->add_option("--height", o.preprocess.height,
                   "Model input height (default: 50). Without --width and --height, 200x50 shrinks to the training images' median size when they are smaller (to 128x32 at the least)")
       ->check(CLI::Range(8, 1024));
-  cmd->add_flag("--keep-aspect", *keep_aspect, "Keep the aspect ratio and pad, instead of stretching");
-  cmd->add_flag("--no-auto-crop", *no_auto_crop, "Do not crop images to the text");
-  cmd->add_flag("--no-auto-invert", *no_auto_invert, "Do not invert light-on-dark images");
+  cmd->add_flag("--keep-aspect", flags->keep_aspect, "Keep the aspect ratio and pad, instead of stretching");
+  cmd->add_flag("--no-auto-crop", flags->no_auto_crop, "Do not crop images to the text");
+  cmd->add_flag("--no-auto-invert", flags->no_auto_invert, "Do not invert light-on-dark images");
   cmd->add_flag("--force-invert", o.preprocess.force_invert, "Invert every image");
   cmd->add_flag("--no-clahe", [&o](std::int64_t) { o.preprocess.clahe = false; }, "No CLAHE contrast equalisation");
   cmd->add_flag("--strong", o.preprocess.strong, "Stronger preprocessing for thin strokes");
@@ -89,8 +101,8 @@ void register_train(CLI::App& app, Action& run) {
   cmd->add_option("--resume", o.resume_dir, "Continue the interrupted run in this folder")->check(CLI::ExistingDirectory);
   cmd->add_flag("--quiet", o.quiet, "No per-epoch lines");
 
-  cmd->callback([&run, cmd, options, keep_aspect, no_auto_crop, no_auto_invert, no_batch_norm, rnn_hidden] {
-    run = [cmd, options, keep_aspect, no_auto_crop, no_auto_invert, no_batch_norm, rnn_hidden]() -> int {
+  cmd->callback([&run, cmd, options, flags] {
+    run = [cmd, options, flags]() -> int {
       TrainOptions o = *options;
       if (!o.resume_dir.empty()) {
         // The run continues with the settings it started with; --epochs, --time-limit and --threads
@@ -109,12 +121,18 @@ void register_train(CLI::App& app, Action& run) {
           o.model.dense = 256;
           o.model.rnn_hidden = {128, 128};
         }
-        if (!rnn_hidden->empty()) o.model.rnn_hidden = *rnn_hidden;
-        if (*keep_aspect) o.preprocess.resize = ResizeMode::kKeepAspect;
-        if (*no_auto_crop) o.preprocess.auto_crop = false;
-        if (*no_auto_invert) o.preprocess.auto_invert = false;
-        if (*no_batch_norm) o.model.batch_norm = false;
+        if (!flags->rnn_hidden.empty()) o.model.rnn_hidden = flags->rnn_hidden;
+        if (!flags->conv_channels.empty()) {
+          if (o.model.arch != "small") throw ConfigError("--conv-channels is for --arch small only");
+          o.model.conv_channels = flags->conv_channels;
+        }
+        if (flags->features > 0) o.model.dense = flags->features;
+        if (flags->keep_aspect) o.preprocess.resize = ResizeMode::kKeepAspect;
+        if (flags->no_auto_crop) o.preprocess.auto_crop = false;
+        if (flags->no_auto_invert) o.preprocess.auto_invert = false;
+        if (flags->no_batch_norm) o.model.batch_norm = false;
         o.fit_input_size = !cmd->count("--width") && !cmd->count("--height");
+        o.fit_features = flags->features == 0;
       }
       install_interrupt_handler();
       const TrainSummary summary = train(o, std::cerr);

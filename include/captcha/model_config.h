@@ -2,6 +2,7 @@
 // exact network that was trained.
 #pragma once
 
+#include <cstddef>
 #include <string>
 #include <vector>
 
@@ -33,6 +34,14 @@ void from_json(const nlohmann::json& in, ModelConfig& config);
 // width) stride of each stage's first block: the width halves twice, the height four times.
 inline constexpr int kResnetChannels[4] = {64, 128, 256, 256};
 inline constexpr int kResnetStrides[4][2] = {{2, 2}, {2, 2}, {2, 1}, {2, 1}};
+
+// The small network's features per time step (ModelConfig::dense) fitted to a training set of
+// `training_images` images: the Keras model's 64 below kWideTrainingSet images, kWideFeatures
+// from there (on 20,000 Gregwar images, 256 learnt more per minute: a 64-wide layer is the
+// network's narrowest point).
+inline constexpr int kWideFeatures = 256;
+inline constexpr std::size_t kWideTrainingSet = 10000;
+int fitted_features(std::size_t training_images);
 
 // Time steps the network emits for an input `width` pixels wide.
 int output_time_steps(const ModelConfig& config, int width);

@@ -36,6 +36,9 @@ struct TrainOptions {
   // Shrink preprocess's input size to the training images' median size when they are smaller
   // (fit_input_size); ignored when fine-tuning or resuming, which keep their model's size.
   bool fit_input_size = false;
+  // Set the small network's features (model.dense) to fitted_features(training images); ignored
+  // when fine-tuning or resuming.
+  bool fit_features = false;
   // Optimisation
   int epochs = 50;
   int batch_size = 16;

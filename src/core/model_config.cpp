@@ -40,6 +40,10 @@ void from_json(const nlohmann::json& in, ModelConfig& c) {
   c.validate();
 }
 
+int fitted_features(std::size_t training_images) {
+  return training_images >= kWideTrainingSet ? kWideFeatures : ModelConfig{}.dense;
+}
+
 int output_time_steps(const ModelConfig& config, int width) {
   // small: two 2x2 max pools (floor); resnet: two stride-2 3x3 convolutions with padding 1 (ceil).
   if (config.arch == "resnet") return ((width + 1) / 2 + 1) / 2;

@@ -338,7 +338,12 @@ void print_settings(std::ostream& log, const TrainOptions& o, const Charset& cha
                    (o.preprocess.auto_crop ? ", auto-crop" : "") + (o.preprocess.strong ? ", strong" : "") +
                    ", " + std::to_string(time_steps) + " time steps" +
                    (o.fit_input_size ? ", size fitted to the training images" : ""));
-  row("model", o.model.arch + " + " + o.model.rnn + " (" + hidden.str() + "), " + std::to_string(parameters) + " parameters");
+  const std::string backbone = o.model.arch == "small" ? "small (conv " + std::to_string(o.model.conv_channels[0]) + "," +
+                                                              std::to_string(o.model.conv_channels[1]) + ")"
+                                                        : o.model.arch;
+  row("model", backbone + ", " + std::to_string(o.model.dense) + " features" +
+                   (o.fit_features ? " (fitted to the training set)" : "") + " + " + o.model.rnn + " (" + hidden.str() +
+                   "), " + std::to_string(parameters) + " parameters");
   std::ostringstream optimisation;
   optimisation << o.optimizer << " lr " << o.learning_rate << ", batch " << o.batch_size << ", clip " << o.clip_grad_norm
 ;
@@ -395,7 +400,8 @@ void request_stop() { g_stop_requested = true; }
 void to_json(nlohmann::json& j, const TrainOptions& o) {
   j = {{"train_dir", o.train_dir}, {"val_dir", o.val_dir}, {"val_fraction", o.val_fraction},
        {"charset", o.charset}, {"fold_case", o.fold_case}, {"out_dir", o.out_dir},
-       {"model", o.model}, {"preprocess", o.preprocess}, {"fit_input_size", o.fit_input_size}, {"epochs", o.epochs},
+       {"model", o.model}, {"preprocess", o.preprocess}, {"fit_input_size", o.fit_input_size},
+       {"fit_features", o.fit_features}, {"epochs", o.epochs},
        {"batch_size", o.batch_size}, {"learning_rate", o.learning_rate}, {"optimizer", o.optimizer},
        {"momentum", o.momentum}, {"weight_decay", o.weight_decay}, {"clip_grad_norm", o.clip_grad_norm},
        {"patience", o.patience}, {"schedule", o.schedule}, {"warmup_epochs", o.warmup_epochs},
@@ -416,6 +422,7 @@ void from_json(const nlohmann::json& j, TrainOptions& o) {
   if (j.contains("model")) o.model = j.at("model").get<ModelConfig>();
   if (j.contains("preprocess")) o.preprocess = j.at("preprocess").get<PreprocessOptions>();
   o.fit_input_size = j.value("fit_input_size", o.fit_input_size);
+  o.fit_features = j.value("fit_features", o.fit_features);
   o.epochs = j.value("epochs", o.epochs);
   o.batch_size = j.value("batch_size", o.batch_size);
   o.learning_rate = j.value("learning_rate", o.learning_rate);
@@ -513,6 +520,11 @@ TrainSummary train(const TrainOptions& input_options, std::ostream& log) {
     fit_input_size(o.preprocess, median_image_size(train_samples));
   } else {
     o.fit_input_size = false;
+  }
+  if (!resuming && o.init_model.empty() && o.fit_features && o.model.arch == "small") {
+    o.model.dense = fitted_features(train_samples.size());
+  } else {
+    o.fit_features = false;
   }
   Charset charset;
   if (resuming) {
