@@ -64,7 +64,7 @@ void register_train(CLI::App& app, Action& run) {
       ->capture_default_str()->check(CLI::Range(0.0, 0.99999));
   cmd->add_option("--optimizer", o.optimizer, "adam, or sgd (momentum 0.9, Nesterov)")
       ->capture_default_str()->check(CLI::IsMember({"adam", "sgd"}));
-  cmd->add_option("--arch", o.model.arch, "small (Keras-style CNN, ~432k parameters) or resnet")
+  cmd->add_option("--arch", o.model.arch, "small (Keras-style CNN, ~432k parameters; wider from 10,000 training images, see --features) or resnet")
       ->capture_default_str()->check(CLI::IsMember({"small", "resnet"}));
   cmd->add_option("--rnn", o.model.rnn, "lstm or gru (resnet defaults to gru)")->check(CLI::IsMember({"lstm", "gru"}));
   cmd->add_option("--rnn-hidden", flags->rnn_hidden, "Hidden size per direction of each BiRNN layer, e.g. 128,64")
