@@ -132,7 +132,7 @@ void register_train(CLI::App& app, Action& run) {
         if (flags->no_auto_invert) o.preprocess.auto_invert = false;
         if (flags->no_batch_norm) o.model.batch_norm = false;
         o.fit_input_size = !cmd->count("--width") && !cmd->count("--height");
-        o.fit_features = flags->features == 0;
+        o.fit_features = !cmd->count("--features");
       }
       install_interrupt_handler();
       const TrainSummary summary = train(o, std::cerr);

@@ -326,8 +326,11 @@ void print_settings(std::ostream& log, const TrainOptions& o, const Charset& cha
   const auto row = [&](const std::string& key, const std::string& value) {
     log << "  " << std::left << std::setw(16) << key << value << std::right << "\n";
   };
-  std::ostringstream hidden;
-  for (std::size_t i = 0; i < o.model.rnn_hidden.size(); ++i) hidden << (i ? "," : "") << o.model.rnn_hidden[i];
+  const auto sizes = [](const std::vector<int>& values) {
+    std::string out;
+    for (int v : values) out += (out.empty() ? "" : ",") + std::to_string(v);
+    return out;
+  };
   log << "captcha-ocr train\n";
   row("train", (o.train_dir) + " (" + std::to_string(train_set.size()) + " images)");
   row("validation", (o.val_dir.empty() ? o.train_dir + " (held out " + std::to_string(std::lround(100 * o.val_fraction)) + "%)" : o.val_dir) +
@@ -338,12 +341,10 @@ void print_settings(std::ostream& log, const TrainOptions& o, const Charset& cha
                    (o.preprocess.auto_crop ? ", auto-crop" : "") + (o.preprocess.strong ? ", strong" : "") +
                    ", " + std::to_string(time_steps) + " time steps" +
                    (o.fit_input_size ? ", size fitted to the training images" : ""));
-  const std::string backbone = o.model.arch == "small" ? "small (conv " + std::to_string(o.model.conv_channels[0]) + "," +
-                                                              std::to_string(o.model.conv_channels[1]) + ")"
-                                                        : o.model.arch;
+  const std::string backbone = o.model.arch == "small" ? "small (conv " + sizes(o.model.conv_channels) + ")" : o.model.arch;
   row("model", backbone + ", " + std::to_string(o.model.dense) + " features" +
-                   (o.fit_features ? " (fitted to the training set)" : "") + " + " + o.model.rnn + " (" + hidden.str() +
-                   "), " + std::to_string(parameters) + " parameters");
+                   (o.fit_features ? " (fitted to the training set)" : "") + " + " + o.model.rnn + " (" +
+                   sizes(o.model.rnn_hidden) + "), " + std::to_string(parameters) + " parameters");
   std::ostringstream optimisation;
   optimisation << o.optimizer << " lr " << o.learning_rate << ", batch " << o.batch_size << ", clip " << o.clip_grad_norm
 ;
@@ -516,16 +517,12 @@ TrainSummary train(const TrainOptions& input_options, std::ostream& log) {
     split_samples(train_samples, o.val_fraction, o.seed, kept, val_samples);
     train_samples = std::move(kept);
   }
-  if (!resuming && o.init_model.empty() && o.fit_input_size) {
-    fit_input_size(o.preprocess, median_image_size(train_samples));
-  } else {
-    o.fit_input_size = false;
-  }
-  if (!resuming && o.init_model.empty() && o.fit_features && o.model.arch == "small") {
-    o.model.dense = fitted_features(train_samples.size());
-  } else {
-    o.fit_features = false;
-  }
+  // Sizes are fitted to the data only from scratch: fine-tuning and resuming keep their model's.
+  const bool from_scratch = !resuming && o.init_model.empty();
+  o.fit_input_size = o.fit_input_size && from_scratch;
+  o.fit_features = o.fit_features && from_scratch && o.model.arch == "small";
+  if (o.fit_input_size) fit_input_size(o.preprocess, median_image_size(train_samples));
+  if (o.fit_features) o.model.dense = fitted_features(train_samples.size());
   Charset charset;
   if (resuming) {
     charset = resume_from.charset;
