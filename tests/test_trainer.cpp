@@ -303,6 +303,46 @@ TEST(Trainer, WidensTheFeaturesForLargeTrainingSets) {
   EXPECT_EQ(load_model(dir / "tuned/final.safetensors").config.dense, fitted_features(8));
 }
 
+TEST(Trainer, WideningTheFeaturesKeepsWhatTheModelReads) {
+  TempDir dir("widen");
+  testing::write_dataset(dir / "data", 24, "0123", 3, 31);
+  TrainOptions o = tiny_options(dir / "data", dir / "base");  // 32 features
+  o.model.batch_norm = false;  // no running statistics to drift while the weights stay
+  o.epochs = 6;
+  std::ostringstream log;
+  train(o, log);
+  TrainOptions wide = tiny_options(dir / "data", dir / "wide");
+  wide.init_model = dir / "base/final.safetensors";
+  wide.widen_features = 48;
+  wide.epochs = 1;
+  wide.learning_rate = 1e-9;  // leave the weights (almost) as loaded
+  wide.augment = false;
+  train(wide, log);
+  const ModelFile base = load_model(dir / "base/final.safetensors");
+  const ModelFile widened = load_model(dir / "wide/final.safetensors");
+  EXPECT_EQ(widened.config.dense, 48);
+  const Tensor& input = widened.tensors.at("rnn0.weight_ih_l0");
+  ASSERT_EQ(input.shape[1], 48);
+  for (std::int64_t r = 0; r < input.shape[0]; ++r)
+    for (std::int64_t c = 32; c < 48; ++c) ASSERT_NEAR(input.f32()[r * 48 + c], 0, 1e-6) << r << "," << c;
+  EXPECT_NEAR(widened.tensors.at("dense.weight").f32()[5], base.tensors.at("dense.weight").f32()[5], 1e-5);
+  // Both read the same.
+  Recogniser before(dir / "base/final.safetensors", 1), after(dir / "wide/final.safetensors", 1);
+  for (const auto& s : scan_folder(dir / "data")) {
+    const cv::Mat image = load_image(s.path);
+    const Reading a = before.read(image), b = after.read(image);
+    EXPECT_EQ(a.text, b.text) << s.path;
+    EXPECT_NEAR(a.confidence, b.confidence, 0.02) << s.path;
+  }
+  // Growing needs a starting small model and cannot shrink.
+  wide.out_dir = dir / "narrow";
+  wide.widen_features = 16;
+  EXPECT_THROW(train(wide, log), ConfigError);
+  wide.init_model.clear();
+  wide.widen_features = 64;
+  EXPECT_THROW(train(wide, log), ConfigError);
+}
+
 TEST(Trainer, RefusesLabelsTheModelCannotEmit) {
   TempDir dir("too-long");
   testing::write_dataset(dir / "data", 8, "0123456789", 6, 15, 96, 32);

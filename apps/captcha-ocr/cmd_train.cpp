@@ -71,7 +71,7 @@ void register_train(CLI::App& app, Action& run) {
       ->delimiter(',')->check(CLI::PositiveNumber);
   cmd->add_option("--conv-channels", flags->conv_channels, "small: channels of its two convolutions (default 32,64)")
       ->delimiter(',')->expected(2)->check(CLI::PositiveNumber);
-  cmd->add_option("--features", flags->features, "Features per time step fed to the first BiRNN layer (small: 64, or 256 from 10,000 training images; resnet: 256)")
+  cmd->add_option("--features", flags->features, "Features per time step fed to the first BiRNN layer (small: 64, or 256 from 10,000 training images; resnet: 256); with --init, grows the starting small model's features to this many")
       ->check(CLI::PositiveNumber);
   cmd->add_flag("--no-batch-norm", flags->no_batch_norm, "small: no batch norm after the convolutions (the exact Keras model)");
   cmd->add_option("--dropout", o.model.dropout, "Dropout")->capture_default_str()->check(CLI::Range(0.0, 0.95));
@@ -127,6 +127,7 @@ void register_train(CLI::App& app, Action& run) {
           o.model.conv_channels = flags->conv_channels;
         }
         if (flags->features > 0) o.model.dense = flags->features;
+        if (flags->features > 0 && !o.init_model.empty()) o.widen_features = flags->features;
         if (flags->keep_aspect) o.preprocess.resize = ResizeMode::kKeepAspect;
         if (flags->no_auto_crop) o.preprocess.auto_crop = false;
         if (flags->no_auto_invert) o.preprocess.auto_invert = false;

@@ -74,6 +74,10 @@ struct TrainOptions {
   int threads = 0;                 // 0: every core (process-wide: LibTorch's thread count)
   // Starting points
   std::string init_model;  // start from this model's weights (fine-tuning)
+  // With init_model (small network): grow its features per time step to this many. The new
+  // features start with fresh weights that the first BiRNN layer does not read yet (zero
+  // input weights), so the widened network starts out reading exactly as the loaded one.
+  int widen_features = 0;
   std::string resume_dir;  // continue from resume_dir/last.safetensors
   bool quiet = false;      // no per-epoch output
 };

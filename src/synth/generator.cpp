@@ -90,6 +90,7 @@ struct Effects {
   bool invert = false;
   double rough = 0;             // ragged, fibrous glyph edges: noise amplitude near the ink
   int strokes = 0;              // thick curves drawn with the ink from left of the text to its right
+  bool scribble = false;        // a thick zig-zag from the first glyph to the right of the text
   double text_min = 0.5, text_max = 0.85;  // text height, share of the image height
   double glyph_luminance_max = 150;         // per-glyph colours: the lightest allowed
 };
@@ -128,6 +129,8 @@ void strike(Effects& e, Rng& r) {
   e.strokes = r.integer(1, 2);
   e.gradient = true;
   e.blur = std::max(e.blur, r.uniform(0.3, 1.0));
+  e.scribble = r.chance(0.5);
+  if (e.scribble) e.strokes -= 1;
 }
 
 // Small glyphs far apart, each its own colour, some of them light; thin lines across.
@@ -366,6 +369,29 @@ void draw_strokes(cv::Mat& image, int count, Rng& r, const cv::Rect& text_box, c
   }
 }
 
+// A thick polyline that starts with a few short zig-zags around the first glyph and then runs
+// to the right of the text: its start looks like a tick or a small letter (an r, a v, an l).
+void draw_scribble(cv::Mat& image, Rng& r, const cv::Rect& text_box, const cv::Scalar& ink) {
+  const auto clamp_to_image = [&image](cv::Point2d p) {
+    return cv::Point(static_cast<int>(std::lround(std::clamp(p.x, 0.0, image.cols - 1.0))),
+                     static_cast<int>(std::lround(std::clamp(p.y, 0.0, image.rows - 1.0))));
+  };
+  const double reach = image.rows * 0.45;
+  cv::Point2d p(r.uniform(text_box.x - reach / 2, text_box.x + text_box.width / 10.0),
+                r.uniform(text_box.y, text_box.br().y));
+  std::vector<cv::Point> path{clamp_to_image(p)};
+  for (int i = r.integer(2, 4); i > 0; --i) {
+    const double angle = r.uniform(0, 2 * CV_PI), length = r.uniform(0.25, 1.0) * reach;
+    p += cv::Point2d(std::cos(angle) * length, std::sin(angle) * length);
+    path.push_back(clamp_to_image(p));
+  }
+  if (r.chance(0.5))
+    path.push_back(clamp_to_image({r.uniform(p.x, text_box.br().x), r.uniform(text_box.y, text_box.br().y)}));
+  path.push_back(clamp_to_image({r.uniform(text_box.br().x, image.cols), r.uniform(0, image.rows)}));
+  const int thickness = r.integer(std::max(1, image.rows / 25), std::max(2, image.rows / 12));
+  cv::polylines(image, path, false, ink, thickness, cv::LINE_AA);
+}
+
 bool safe_file_name(const std::u32string& label) {
   if (label.empty() || label[0] == U'.' || label[0] == U'-') return false;
   for (char32_t c : label)
@@ -386,7 +412,7 @@ const std::vector<std::pair<std::string, std::string>>& generator_styles() {
       {"colour", "colour or gradient backgrounds with coloured glyphs"},
       {"hollow", "outlined glyphs"},
       {"inverted", "light text on a dark background"},
-      {"strike", "heavy ragged glyphs on a grey gradient, struck through by thick curves"},
+      {"strike", "heavy ragged glyphs on a grey gradient, struck through by thick curves and zig-zags"},
       {"spaced", "small glyphs far apart, each its own colour; thin lines"},
       {"mix", "each image draws its own combination of all the above (the default)"},
   };
@@ -550,6 +576,7 @@ cv::Mat CaptchaGenerator::Impl::draw(Renderer& renderer, const std::u32string& t
   }
   draw_lines(image, e.lines_through, e.arcs, r, text_box, ink, true);
   draw_strokes(image, e.strokes, r, text_box, ink);
+  if (e.scribble) draw_scribble(image, r, text_box, ink);
 
   if (e.dots > 0) {
     const int dots = static_cast<int>(e.dots * width * height / 100);

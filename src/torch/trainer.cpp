@@ -294,15 +294,45 @@ class WeightAverage {
   double decay_;
 };
 
-// Copies `source` weights into `network`; when the charsets differ, the classifier rows of the
-// symbols both share are copied and the others keep their fresh initialisation.
-void initialise_from(Crnn& network, const ModelFile& source, const Charset& charset, const std::string& path) {
-  if (source.charset.symbols() == charset.symbols()) {
-    import_weights(network, source.tensors, path);
-    return;
+// Copies the leading `rows` x `columns` block of a row-major float tensor (1-D: `rows` values)
+// into the same place of `into`, whose other values stay as they are.
+void copy_block(const Tensor& from, Tensor& into, std::int64_t rows, std::int64_t columns) {
+  const std::int64_t from_columns = from.shape.size() > 1 ? from.shape[1] : 1;
+  const std::int64_t into_columns = into.shape.size() > 1 ? into.shape[1] : 1;
+  auto* out = reinterpret_cast<float*>(into.bytes.data());
+  for (std::int64_t r = 0; r < rows; ++r)
+    std::copy_n(from.f32() + r * from_columns, columns, out + r * into_columns);
+}
+
+// The loaded small network's features per time step grown to `network`'s: the dense layer's
+// extra rows keep their fresh initialisation, the first BiRNN layer reads them with zero weights.
+void widen_features(std::map<std::string, Tensor>& tensors, const std::map<std::string, Tensor>& fresh) {
+  Tensor dense = fresh.at("dense.weight"), bias = fresh.at("dense.bias");
+  const std::int64_t features = tensors.at("dense.weight").shape[0];
+  copy_block(tensors.at("dense.weight"), dense, features, dense.shape[1]);
+  copy_block(tensors.at("dense.bias"), bias, features, 1);
+  tensors["dense.weight"] = std::move(dense);
+  tensors["dense.bias"] = std::move(bias);
+  for (const char* name : {"rnn0.weight_ih_l0", "rnn0.weight_ih_l0_reverse"}) {
+    Tensor input = fresh.at(name);
+    std::fill(input.bytes.begin(), input.bytes.end(), std::uint8_t{0});
+    copy_block(tensors.at(name), input, input.shape[0], features);
+    tensors[name] = std::move(input);
   }
+}
+
+// Copies `source` weights into `network`; when the charsets differ, the classifier rows of the
+// symbols both share are copied and the others keep their fresh initialisation. A wider
+// network (TrainOptions::widen_features) gets the loaded features and fresh, unread ones.
+void initialise_from(Crnn& network, const ModelFile& source, const Charset& charset, const std::string& path) {
   auto tensors = source.tensors;
   const auto fresh = export_weights(network);
+  if (source.config.arch == "small" && fresh.at("dense.weight").shape != tensors.at("dense.weight").shape)
+    widen_features(tensors, fresh);
+  if (source.charset.symbols() == charset.symbols()) {
+    import_weights(network, tensors, path);
+    return;
+  }
   for (const char* name : {"classifier.weight", "classifier.bias"}) {
     const Tensor& old_tensor = tensors.at(name);
     Tensor mapped = fresh.at(name);
@@ -492,6 +522,15 @@ TrainSummary train(const TrainOptions& input_options, std::ostream& log) {
     init_from = load_model(o.init_model);
     o.model = init_from.config;
     o.preprocess = init_from.preprocess;
+    if (o.widen_features > 0) {
+      if (o.model.arch != "small") throw ConfigError("widening the features is for the small network only");
+      if (o.widen_features < o.model.dense)
+        throw ConfigError(o.init_model + " has " + std::to_string(o.model.dense) +
+                          " features; they can grow, not shrink (asked for " + std::to_string(o.widen_features) + ")");
+      o.model.dense = o.widen_features;
+    }
+  } else if (o.widen_features > 0) {
+    throw ConfigError("widening the features needs a starting model (--init)");
   }
   if (!resuming) state.augmenting = o.augment && (o.augment_after_cer >= 1 || !o.init_model.empty());
   o.model.validate();
