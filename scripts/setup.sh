@@ -13,7 +13,7 @@ packages=(
   libtorch-dev libopenblas0-openmp
   libopencv-dev libcli11-dev nlohmann-json3-dev libgtest-dev
   libfreetype-dev                                   # captcha-ocr generate draws text with FreeType
-  libdnnl-dev                                       # the inference engine (oneDNN)
+  libdnnl-dev ocl-icd-opencl-dev                    # the inference engine (oneDNN; its CMake config needs OpenCL)
   libstb-dev libjpeg-dev libwebp-dev                # image files (OpenCV's imgcodecs loads ~120 libraries)
   fonts-dejavu-core fonts-dejavu-extra fonts-liberation2 fonts-freefont-ttf fonts-lato
   fonts-linuxlibertine fonts-cantarell fonts-quicksand                  # sans, serif, mono

@@ -306,9 +306,25 @@ void copy_block(const Tensor& from, Tensor& into, std::int64_t rows, std::int64_
 
 // The loaded small network's features per time step grown to `network`'s: the dense layer's
 // extra rows keep their fresh initialisation, the first BiRNN layer reads them with zero weights.
+// Tensors that do not fit that pattern are left for import_weights to report.
 void widen_features(std::map<std::string, Tensor>& tensors, const std::map<std::string, Tensor>& fresh) {
+  const char* names[] = {"dense.weight", "dense.bias", "rnn0.weight_ih_l0", "rnn0.weight_ih_l0_reverse"};
+  for (const char* name : names)
+    if (!tensors.count(name) || !fresh.count(name) || tensors.at(name).dtype != DType::kF32 ||
+        tensors.at(name).shape.size() != fresh.at(name).shape.size())
+      return;
+  const auto& old_dense = tensors.at("dense.weight").shape;
+  const std::int64_t features = old_dense.size() == 2 ? old_dense[0] : 0;
+  const auto grown = [&](const char* name, std::vector<std::int64_t> old_shape) {
+    return tensors.at(name).shape == old_shape && fresh.at(name).shape.back() >= old_shape.back();
+  };
+  const auto& new_dense = fresh.at("dense.weight").shape;
+  const std::int64_t gates = fresh.at("rnn0.weight_ih_l0").shape[0];
+  if (features < 1 || features > new_dense[0] || old_dense[1] != new_dense[1] ||
+      !grown("dense.bias", {features}) || !grown("rnn0.weight_ih_l0", {gates, features}) ||
+      !grown("rnn0.weight_ih_l0_reverse", {gates, features}))
+    return;
   Tensor dense = fresh.at("dense.weight"), bias = fresh.at("dense.bias");
-  const std::int64_t features = tensors.at("dense.weight").shape[0];
   copy_block(tensors.at("dense.weight"), dense, features, dense.shape[1]);
   copy_block(tensors.at("dense.bias"), bias, features, 1);
   tensors["dense.weight"] = std::move(dense);
@@ -327,7 +343,8 @@ void widen_features(std::map<std::string, Tensor>& tensors, const std::map<std::
 void initialise_from(Crnn& network, const ModelFile& source, const Charset& charset, const std::string& path) {
   auto tensors = source.tensors;
   const auto fresh = export_weights(network);
-  if (source.config.arch == "small" && fresh.at("dense.weight").shape != tensors.at("dense.weight").shape)
+  if (source.config.arch == "small" && fresh.count("dense.weight") &&
+      fresh.at("dense.weight").shape[0] != source.config.dense)
     widen_features(tensors, fresh);
   if (source.charset.symbols() == charset.symbols()) {
     import_weights(network, tensors, path);
