@@ -341,6 +341,22 @@ TEST(Trainer, WideningTheFeaturesKeepsWhatTheModelReads) {
   wide.init_model.clear();
   wide.widen_features = 64;
   EXPECT_THROW(train(wide, log), ConfigError);
+  // A file whose first BiLSTM does not read its features is reported, not widened.
+  ModelFile broken = base;
+  const std::vector<std::int64_t>& reads = base.tensors.at("rnn0.weight_ih_l0").shape;
+  const std::vector<float> zeros(static_cast<std::size_t>(reads[0] * (reads[1] - 1)));
+  broken.tensors["rnn0.weight_ih_l0"] = Tensor::from_f32({reads[0], reads[1] - 1}, zeros.data());
+  save_model(dir / "broken.safetensors", broken);
+  wide.init_model = dir / "broken.safetensors";
+  wide.out_dir = dir / "from-broken";
+  try {
+    train(wide, log);
+    FAIL() << "a misshapen tensor was widened";
+  } catch (const ModelFileError& e) {
+    const std::string message = e.what();
+    EXPECT_NE(message.find("broken.safetensors: tensor"), std::string::npos) << message;
+    EXPECT_NE(message.find("has the wrong shape"), std::string::npos) << message;
+  }
 }
 
 TEST(Trainer, RefusesLabelsTheModelCannotEmit) {
