@@ -3,6 +3,8 @@
 # ../shared/data/captcha-v2/train (validation and test folders as they are).
 #
 #   bench/fine_tune.sh [SIZES...]        (default: 100 300 832; 832 = the whole train folder)
+#   FINE_TUNE_ONLY=1 bench/fine_tune.sh  skips the from-scratch runs (about 30 minutes), e.g. to
+#                                        measure a new general model
 #
 # Subsets are deterministic (file names ordered by their MD5). Epoch budgets: from scratch
 # 20000 images seen or 50 epochs, whichever is more, without early stopping; fine-tuning a tenth
@@ -48,9 +50,11 @@ for n in "${sizes[@]}"; do
   scratch_epochs=$(( 20000 / n > 50 ? 20000 / n : 50 ))
   tune_epochs=$(( scratch_epochs / 10 > 10 ? scratch_epochs / 10 : 10 ))
   # No early stopping from scratch: a small set sits on the CTC plateau for many epochs.
-  "$bin" train --train "$train_dir" --val "$data/val" --out "$out/scratch-$n" --epochs "$scratch_epochs" \
-    --patience "$scratch_epochs" --quiet >/dev/null 2>&1
-  report "$n, from scratch" "$out/scratch-$n"
+  if [ -z "${FINE_TUNE_ONLY:-}" ]; then
+    "$bin" train --train "$train_dir" --val "$data/val" --out "$out/scratch-$n" --epochs "$scratch_epochs" \
+      --patience "$scratch_epochs" --quiet >/dev/null 2>&1
+    report "$n, from scratch" "$out/scratch-$n"
+  fi
   "$bin" train --init "$model" --train "$train_dir" --val "$data/val" --out "$out/tuned-$n" --epochs "$tune_epochs" --quiet >/dev/null 2>&1
   report "$n, --init $model" "$out/tuned-$n"
 done
