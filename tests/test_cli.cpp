@@ -102,6 +102,21 @@ TEST_F(Cli, TrainSizesTheSmallNetworkAndBothBuildsReadIt) {
   }
 }
 
+TEST_F(Cli, TrainPicksOpenBlasAvx2KernelsUnlessTheUserChoseOthers) {
+  const std::string train = "train --train " + data() + " --val " + data() + " --epochs 1 --width 96 --height 32" +
+                            " --rnn-hidden 16 --threads 1 --out ";
+  Result r = run_binary("env -u OPENBLAS_CORETYPE " CAPTCHA_OCR_BIN, train + path("blas-default"));
+  ASSERT_EQ(r.code, 0) << r.output;
+  if (r.output.find("not OpenBLAS") != std::string::npos) GTEST_SKIP() << "the system BLAS is not OpenBLAS";
+  ASSERT_NE(r.output.find("OpenBLAS "), std::string::npos) << r.output;
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+    EXPECT_EQ(r.output.find("Prescott kernels"), std::string::npos) << r.output;  // never the SSE3 fallback
+  r = run_binary("env OPENBLAS_CORETYPE=Prescott " CAPTCHA_OCR_BIN, train + path("blas-chosen"));
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("OpenBLAS Prescott kernels (OPENBLAS_CORETYPE=Prescott)"), std::string::npos) << r.output;
+}
+
 TEST_F(Cli, TrainOnEmptyOrMissingDataFailsClearly) {
   fs::create_directories(path("empty"));
   Result r = run("train --train " + path("empty") + " --out " + path("x"));

@@ -71,6 +71,7 @@ TEST(Trainer, LearnsToReadAFewDozenImages) {
   TrainOptions o = tiny_options(dir / "data", dir / "run");
   o.epochs = 80;
   o.patience = 80;
+  o.augment_after_cer = 0.5;
   std::ostringstream log;
   const TrainSummary s = train(o, log);
   EXPECT_FALSE(s.interrupted);
@@ -78,7 +79,7 @@ TEST(Trainer, LearnsToReadAFewDozenImages) {
     EXPECT_TRUE(fs::exists(dir / ("run/" + std::string(name)))) << name;
   EXPECT_GE(s.best_val_exact_match, 0.9) << log.str();
   EXPECT_GE(exact_match_on(s.best_model, dir / "data"), 0.9);
-  // Augmentation waits until the network reads (validation CER below 0.5), then starts.
+  // Augmentation waits until the network reads (here: validation CER below 0.5), then starts.
   EXPECT_NE(log.str().find("augmentation on from epoch"), std::string::npos) << log.str();
   // metrics.csv has a header and one row per epoch; curves.png shows them.
   EXPECT_EQ(column_of_metrics(dir / "run/metrics.csv", 0).size(), static_cast<std::size_t>(s.epochs_completed));

@@ -1,9 +1,13 @@
 // captcha-ocr: the command-line tool. Parses arguments, runs one subcommand, maps errors to
 // one line on stderr and a documented exit code.
 #include <iostream>
+#include <string>
 
 #include "captcha/errors.h"
 #include "common.h"
+#ifdef CAPTCHA_CLI_WITH_TRAIN
+#include "captcha/trainer.h"
+#endif
 
 #ifndef CAPTCHA_CLI_WITH_TRAIN
 namespace {
@@ -24,6 +28,9 @@ void register_train_unavailable(CLI::App& app, captcha::cli::Action& run) {
 
 int main(int argc, char** argv) {
   using namespace captcha::cli;
+#ifdef CAPTCHA_CLI_WITH_TRAIN
+  if (argc > 1 && std::string(argv[1]) == "train") captcha::restart_with_fast_blas(argv);
+#endif
   CLI::App app{"captcha-ocr: train, evaluate and read text CAPTCHAs (CRNN + CTC)", "captcha-ocr"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "captcha-ocr 0.1.0");

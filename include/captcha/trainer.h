@@ -62,10 +62,10 @@ struct TrainOptions {
   // per step (0: the raw weights).
   double ema_decay = 0.999;
   bool augment = true;             // light random rotation/scale/shift of the training images
-  // Augmentation starts after the first epoch whose validation CER is below this (the network has
-  // begun to read: jitter before that only lengthens the CTC plateau); >= 1, or with init_model,
-  // from the first batch.
-  double augment_after_cer = 0.5;
+  // Augmentation starts after the first epoch whose validation CER is below this (the network
+  // reads nearly everything: jitter before that only lengthens the CTC plateau and the climb
+  // after it); >= 1, or with init_model, from the first batch.
+  double augment_after_cer = 0.02;
   // Wall time for the whole run in minutes (0: none). After each epoch the schedule is fitted to
   // the epochs that still fit at the mean epoch time so far, and the run ends with the last of
   // them: the learning rate has decayed by then, unlike a run cut off by a signal.
@@ -107,5 +107,16 @@ TrainOptions options_from_checkpoint(const std::string& run_dir);
 
 // Asks a running train() to save its state and return at the next batch. Async-signal-safe.
 void request_stop();
+
+// Debian 12's OpenBLAS (0.3.21) falls back to its SSE3 "Prescott" kernels on CPUs newer than
+// itself (e.g. this project's Xeon, family 6 model 207), and training steps then take a third
+// longer. It reads its OPENBLAS_CORETYPE variable only when it is loaded, so this sets the
+// variable to its AVX2 kernels ("Haswell") and starts the program again with `argv`, when
+// OpenBLAS chose Prescott on a CPU with AVX2 and FMA and the variable was not set. Returns
+// (doing nothing) otherwise, or when the restart fails. Call it first in main().
+void restart_with_fast_blas(char** argv);
+
+// The BLAS kernels in use, for logs: "OpenBLAS Haswell kernels (OPENBLAS_CORETYPE=Haswell)".
+std::string blas_description();
 
 }  // namespace captcha

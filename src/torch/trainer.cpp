@@ -408,7 +408,8 @@ void print_settings(std::ostream& log, const TrainOptions& o, const Charset& cha
     schedule << "lr x" << o.lr_factor << " after " << o.lr_patience << " flat epochs";
   if (o.ema_decay > 0) schedule << ", weight average (EMA " << o.ema_decay << ")";
   row("schedule", schedule.str());
-  row("seed, threads", std::to_string(o.seed) + ", " + std::to_string(torch::get_num_threads()));
+  row("seed, threads", std::to_string(o.seed) + ", " + std::to_string(torch::get_num_threads()) + "; " +
+                           blas_description());
   row("output", o.out_dir);
   if (!train_set.skipped.summary().empty()) log << "  warning: train: " << train_set.skipped.summary() << "\n";
   if (!val_set.skipped.summary().empty()) log << "  warning: validation: " << val_set.skipped.summary() << "\n";
