@@ -18,6 +18,11 @@ packages=(
   fonts-dejavu-core fonts-dejavu-extra fonts-liberation2 fonts-freefont-ttf fonts-lato
   fonts-linuxlibertine fonts-cantarell fonts-quicksand                  # sans, serif, mono
   fonts-comic-neue fonts-dkg-handwriting fonts-breip fonts-dancingscript  # handwriting-like
+  fonts-apropal fonts-bebas-neue fonts-cabin fonts-dosis fonts-jura fonts-kaushanscript   # display faces
+  fonts-league-spartan fonts-lobster fonts-millimetre fonts-play fonts-radisnoir fonts-roboto-slab
+  fonts-beteckna fonts-cabinsketch fonts-comfortaa fonts-eurofurence fonts-fantasque-sans
+  fonts-humor-sans fonts-leckerli-one fonts-manrope fonts-monofur fonts-okolaks fonts-opendin
+  fonts-reggae fonts-routed-gothic fonts-staypuft fonts-tomsontalks fonts-train fonts-ubuntu-title
   php-cli php-gd php-mbstring php-gregwar-captcha   # ../shared/tools/gregwar-dataset
 )
 

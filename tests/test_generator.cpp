@@ -123,7 +123,34 @@ TEST(Generator, FontsCoverTheCharset) {
   o.charset = "digits";
   const CaptchaGenerator generator(o);
   EXPECT_GE(generator.font_files().size(), 5u);
-  o.charset = "\u4e2d\u6587";  // CJK: none of the Latin fonts has these glyphs
+  o.charset = "\u1c5a\u1c5b";  // Ol Chiki: none of the installed fonts has these glyphs
+  EXPECT_THROW(CaptchaGenerator{o}, ConfigError);
+}
+
+TEST(Generator, DisplayFontsWidenTheClassicSet) {
+  GenerateOptions o;
+  o.charset = "alnum";
+  o.font_set = "classic";
+  const CaptchaGenerator classic(o);
+  o.font_set = "all";
+  const CaptchaGenerator all(o);
+  const std::set<std::string> every(all.font_files().begin(), all.font_files().end());
+  for (const auto& file : classic.font_files()) EXPECT_TRUE(every.count(file)) << file;
+  EXPECT_GT(all.font_files().size(), classic.font_files().size() + 20) << "the display fonts are not installed";
+  o.font_set = "fancy";
+  EXPECT_THROW(CaptchaGenerator{o}, ConfigError);
+}
+
+// An all-caps face draws 'a' as 'A': unusable where the charset tells the cases apart, fine where
+// it does not.
+TEST(Generator, SingleCaseFontsOnlyForCharsetsWithoutBothCases) {
+  const std::string caps = "/usr/share/fonts/opentype/bebas-neue";
+  if (!fs::exists(caps)) GTEST_SKIP() << caps << " is absent (scripts/setup.sh installs fonts-bebas-neue)";
+  GenerateOptions o;
+  o.font_dirs = {caps};
+  o.charset = "upper";
+  EXPECT_GE(CaptchaGenerator(o).font_files().size(), 1u);
+  o.charset = "alnum";
   EXPECT_THROW(CaptchaGenerator{o}, ConfigError);
 }
 

@@ -86,6 +86,31 @@ TEST(Trainer, LearnsToReadAFewDozenImages) {
   EXPECT_FALSE(cv::imread(dir / "run/curves.png").empty());
 }
 
+// Augmentation also starts once the network learns its training images by heart (training loss
+// down to the validation loss), even where validation CER never gets low enough.
+TEST(Trainer, AugmentsOnceTheTrainingLossFallsToTheValidationLoss) {
+  TempDir dir("overfit");
+  testing::write_dataset(dir / "train", 16, "0123456789", 3, 21);
+  testing::write_dataset(dir / "val", 16, "0123456789", 3, 22);
+  TrainOptions o = tiny_options(dir / "train", dir / "run");
+  o.val_dir = dir / "val";
+  o.epochs = 40;
+  o.patience = 40;
+  o.augment_after_cer = 0;  // the CER trigger never fires
+  std::ostringstream log;
+  train(o, log);
+  const std::string text = log.str();
+  const auto note = text.find("augmentation on from epoch");
+  ASSERT_NE(note, std::string::npos) << text;
+  EXPECT_NE(text.find("<= validation loss", note), std::string::npos) << text;
+  const int epoch = std::stoi(text.substr(note + std::string("augmentation on from epoch ").size()));
+  const std::vector<double> train_loss = column_of_metrics(dir / "run/metrics.csv", 1);
+  const std::vector<double> val_loss = column_of_metrics(dir / "run/metrics.csv", 2);
+  ASSERT_GE(train_loss.size(), static_cast<std::size_t>(epoch - 1));
+  EXPECT_LE(train_loss[epoch - 2], val_loss[epoch - 2]);  // the epoch before: the gap closed
+  for (int e = 0; e < epoch - 2; ++e) EXPECT_GE(train_loss[e], val_loss[e]) << "epoch " << e + 1;
+}
+
 // The generator's labels match what it draws: a model trained on one generated set reads
 // another set drawn with a different seed.
 TEST(Trainer, LearnsToReadGeneratedImages) {

@@ -50,6 +50,11 @@ void register_generate(CLI::App& app, Action& run) {
   cmd->add_option("--threads", o.threads, "Threads (default: every core)");
   cmd->add_option("--fonts", o.font_dirs, "Font folders to use instead of the installed Debian fonts")
       ->check(CLI::ExistingDirectory);
+  cmd->add_option("--font-set", o.font_set,
+                  "all (classic and display faces) or classic (the sans, serif, mono and handwriting faces the "
+                  "bundled model's stages 1-5 were drawn with)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"all", "classic"}));
   cmd->callback([&run, options, length, size] {
     run = [options, length, size]() -> int {
       GenerateOptions o = *options;

@@ -91,7 +91,8 @@ void register_train(CLI::App& app, Action& run) {
   cmd->add_flag("--strong", o.preprocess.strong, "Stronger preprocessing for thin strokes");
   cmd->add_flag("--no-augment", [&o](std::int64_t) { o.augment = false; }, "No random rotation/scale/shift of training images");
   cmd->add_option("--augment-after-cer", o.augment_after_cer,
-                  "Augment once validation CER falls below this (1: from the first batch)")
+                  "Augment once validation CER falls below this or the training loss falls to the validation loss (1: from "
+                  "the first batch)")
       ->check(CLI::Range(0.0, 1.0))
       ->capture_default_str();
   cmd->add_option("--clip", o.clip_grad_norm, "Gradient norm clipping (0: off)")->capture_default_str();

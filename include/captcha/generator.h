@@ -34,6 +34,7 @@ struct GenerateOptions {
   std::uint64_t seed = 1;
   int threads = 0;                // 0: every core
   std::vector<std::string> font_dirs;  // empty: the Debian font packages scripts/setup.sh installs
+  std::string font_set = "all";        // without font_dirs: "all", or "classic" (the fonts of sessions 1-13)
 };
 
 // The style names with a one-line description each, `mix` last.

@@ -30,15 +30,34 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// Font folders of the Debian packages scripts/setup.sh installs: sans, serif, mono and
-// handwriting-like families.
-const char* const kDefaultFontDirs[] = {
+// Font folders of the Debian packages scripts/setup.sh installs. The classic set (sans, serif,
+// mono and handwriting-like families) is what every image was drawn with up to session 13; the
+// display set adds rounded, geometric, condensed, stencil-like, comic and brush faces, the kind
+// that web CAPTCHAs pick.
+const char* const kClassicFontDirs[] = {
     "/usr/share/fonts/truetype/dejavu",         "/usr/share/fonts/truetype/liberation2",
     "/usr/share/fonts/truetype/freefont",       "/usr/share/fonts/truetype/lato",
     "/usr/share/fonts/opentype/linux-libertine", "/usr/share/fonts/opentype/cantarell",
     "/usr/share/fonts/truetype/quicksand",      "/usr/share/fonts/opentype/comic-neue",
     "/usr/share/fonts/truetype/fifthhorseman",  "/usr/share/fonts/truetype/breip",
     "/usr/share/fonts/opentype/dancingscript",
+};
+const char* const kDisplayFontDirs[] = {
+    "/usr/share/fonts/opentype/apropal",       "/usr/share/fonts/opentype/bebas-neue",
+    "/usr/share/fonts/opentype/cabin",         "/usr/share/fonts/opentype/dosis",
+    "/usr/share/fonts/opentype/jura",          "/usr/share/fonts/opentype/kaushanscript",
+    "/usr/share/fonts/opentype/league-spartan", "/usr/share/fonts/opentype/lobster",
+    "/usr/share/fonts/opentype/millimetre",    "/usr/share/fonts/opentype/play",
+    "/usr/share/fonts/opentype/radisnoir",     "/usr/share/fonts/opentype/roboto/slab",
+    "/usr/share/fonts/truetype/beteckna",      "/usr/share/fonts/truetype/cabinsketch",
+    "/usr/share/fonts/truetype/comfortaa",     "/usr/share/fonts/truetype/eurofurence",
+    "/usr/share/fonts/truetype/fantasque-sans/Normal", "/usr/share/fonts/truetype/humor-sans",
+    "/usr/share/fonts/truetype/leckerli-one",  "/usr/share/fonts/truetype/manrope",
+    "/usr/share/fonts/truetype/monofur",       "/usr/share/fonts/truetype/okolaks",
+    "/usr/share/fonts/truetype/opendin",       "/usr/share/fonts/truetype/reggae",
+    "/usr/share/fonts/truetype/routed-gothic", "/usr/share/fonts/truetype/staypuft",
+    "/usr/share/fonts/truetype/tomsontalks",   "/usr/share/fonts/truetype/train",
+    "/usr/share/fonts/truetype/ubuntu-title",
 };
 
 // Weights too faint to read once shrunk, and fonts that are not text faces.
@@ -240,6 +259,20 @@ class Renderer {
     for (char32_t c : symbols)
       if (c != U' ' && FT_Get_Char_Index(faces_[font], c) == 0) return false;
     return true;
+  }
+
+  // True when the font draws the lower-case of at least a quarter of these x-height letters
+  // (a, c, e, m, ...) as tall as its capital: an all-caps or all-lowercase face, which would draw
+  // labels in a case they do not have.
+  bool draws_cases_alike(std::size_t font, const std::vector<std::pair<char32_t, char32_t>>& pairs) {
+    if (pairs.empty()) return false;
+    constexpr int kProbeSize = 48;
+    std::size_t alike = 0;
+    for (const auto& [lower, upper] : pairs) {
+      const Glyph a = glyph(font, lower, kProbeSize), b = glyph(font, upper, kProbeSize);
+      if (!a.mask.empty() && !b.mask.empty() && a.mask.rows >= 0.9 * b.mask.rows) ++alike;
+    }
+    return 4 * alike >= pairs.size();
   }
 
   Glyph glyph(std::size_t font, char32_t symbol, int pixel_size) {
@@ -600,8 +633,13 @@ CaptchaGenerator::CaptchaGenerator(const GenerateOptions& options) : impl_(std::
   impl_->options = options;
   if (options.charset.empty()) throw ConfigError("--charset is empty");
   impl_->charset = Charset::from_spec(options.charset);
+  if (options.font_set != "all" && options.font_set != "classic")
+    throw ConfigError("unknown font set '" + options.font_set + "' (expected all or classic)");
   std::vector<std::string> dirs = options.font_dirs;
-  if (dirs.empty()) dirs.assign(std::begin(kDefaultFontDirs), std::end(kDefaultFontDirs));
+  if (dirs.empty()) {
+    dirs.assign(std::begin(kClassicFontDirs), std::end(kClassicFontDirs));
+    if (options.font_set == "all") dirs.insert(dirs.end(), std::begin(kDisplayFontDirs), std::end(kDisplayFontDirs));
+  }
   std::vector<std::string> candidates;
   for (const auto& dir : dirs) {
     std::error_code ec;
@@ -617,9 +655,15 @@ CaptchaGenerator::CaptchaGenerator(const GenerateOptions& options) : impl_(std::
     std::ifstream in(path, std::ios::binary);
     bytes.emplace_back(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
   }
+  // The x-height letters whose two cases the charset tells apart.
+  const std::u32string& symbols = impl_->charset.symbols();
+  std::vector<std::pair<char32_t, char32_t>> case_pairs;
+  for (char32_t c : std::u32string(U"acemnorsuvwxz"))
+    if (symbols.find(c) != std::u32string::npos && symbols.find(c - U'a' + U'A') != std::u32string::npos)
+      case_pairs.emplace_back(c, c - U'a' + U'A');
   Renderer probe(bytes);
   for (std::size_t i = 0; i < candidates.size(); ++i) {
-    if (!probe.covers(i, impl_->charset.symbols())) continue;
+    if (!probe.covers(i, symbols) || probe.draws_cases_alike(i, case_pairs)) continue;
     impl_->font_files.push_back(candidates[i]);
     impl_->font_bytes.push_back(std::move(bytes[i]));
   }

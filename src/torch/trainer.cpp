@@ -396,7 +396,8 @@ void print_settings(std::ostream& log, const TrainOptions& o, const Charset& cha
   optimisation << o.optimizer << " lr " << o.learning_rate << ", batch " << o.batch_size << ", clip " << o.clip_grad_norm
 ;
   if (o.augment && augmenting) optimisation << ", augment";
-  if (o.augment && !augmenting) optimisation << ", augment once val CER < " << o.augment_after_cer;
+  if (o.augment && !augmenting)
+    optimisation << ", augment once val CER < " << o.augment_after_cer << " or train loss <= val loss";
   row("optimisation", optimisation.str());
   std::ostringstream schedule;
   schedule << "max " << o.epochs << " epochs";
@@ -761,11 +762,18 @@ TrainSummary train(const TrainOptions& input_options, std::ostream& log) {
     ++epochs_this_run;
     epoch_seconds_sum += seconds_since(epoch_start);
 
-    if (o.augment && !state.augmenting && v.cer < o.augment_after_cer) {
+    // Jitter once the network reads nearly everything, or once it has begun to learn the training
+    // images by heart: the epoch's training loss (taken with dropout, over the whole epoch) down
+    // to the validation loss.
+    const double train_loss = loss_sum / seen;
+    if (o.augment && !state.augmenting && (v.cer < o.augment_after_cer || train_loss <= v.loss)) {
       state.augmenting = true;
       std::ostringstream note;
-      note << "augmentation on from epoch " << epoch + 1 << " (validation CER " << std::fixed << std::setprecision(2)
-           << 100 * v.cer << "%)\n";
+      note << "augmentation on from epoch " << epoch + 1 << std::fixed << std::setprecision(2);
+      if (v.cer < o.augment_after_cer)
+        note << " (validation CER " << 100 * v.cer << "%)\n";
+      else
+        note << std::setprecision(3) << " (training loss " << train_loss << " <= validation loss " << v.loss << ")\n";
       log << note.str();
     }
     const bool improved = is_better(v, state.best);
