@@ -165,6 +165,40 @@ TEST(Trainer, ResumeContinuesExactlyWhereTheRunStopped) {
   for (const auto& [name, tensor] : a.tensors) EXPECT_EQ(tensor.bytes, b.tensors.at(name).bytes) << name;
 }
 
+// The CAPTCHA-style distortions draw from the run's seed alone: a run stopped and resumed
+// distorts the same images the same way as one straight run, and the style is kept.
+TEST(Trainer, CaptchaAugmentationIsSeededAndKeptOnResume) {
+  TempDir dir("captcha-augment");
+  testing::write_dataset(dir / "data", 24, "0123456789", 3, 13);
+  const auto options = [&](const std::string& out, int epochs) {
+    TrainOptions o = tiny_options(dir / "data", dir / out);
+    o.schedule = "plateau";
+    o.epochs = epochs;
+    o.augment_style = "captcha";
+    o.augment_after_cer = 1;  // from the first batch
+    return o;
+  };
+  std::ostringstream log;
+  train(options("straight", 3), log);
+  train(options("split", 1), log);
+  TrainOptions resumed = options_from_checkpoint(dir / "split");
+  EXPECT_EQ(resumed.augment_style, "captcha");
+  resumed.epochs = 3;
+  resumed.threads = 1;
+  resumed.quiet = true;
+  train(resumed, log);
+
+  const ModelFile a = load_model(dir / "straight/final.safetensors");
+  const ModelFile b = load_model(dir / "split/final.safetensors");
+  ASSERT_EQ(a.tensors.size(), b.tensors.size());
+  for (const auto& [name, tensor] : a.tensors) EXPECT_EQ(tensor.bytes, b.tensors.at(name).bytes) << name;
+  // Distorted images train a different network from the light jitter's.
+  TrainOptions light = options("light", 3);
+  light.augment_style = "light";
+  train(light, log);
+  EXPECT_NE(load_model(dir / "light/final.safetensors").tensors.begin()->second.bytes, a.tensors.begin()->second.bytes);
+}
+
 TEST(Trainer, CosineScheduleWarmsUpThenDecaysToTheFloor) {
   TempDir dir("cosine");
   testing::write_dataset(dir / "data", 16, "0123", 3, 19);
@@ -419,6 +453,9 @@ TEST(Trainer, RefusesBadSettings) {
   EXPECT_THROW(train(o, log), ConfigError);
   o = tiny_options(dir / "data", dir / "run");
   o.ema_decay = 1.0;
+  EXPECT_THROW(train(o, log), ConfigError);
+  o = tiny_options(dir / "data", dir / "run");
+  o.augment_style = "heavy";
   EXPECT_THROW(train(o, log), ConfigError);
   o = tiny_options(dir / "data", dir / "run");
   o.model.arch = "transformer";

@@ -61,7 +61,11 @@ struct TrainOptions {
   // Validation, best and final use an exponential moving average of the weights with this decay
   // per step (0: the raw weights).
   double ema_decay = 0.999;
-  bool augment = true;             // light random rotation/scale/shift of the training images
+  bool augment = true;             // random distortion of the training images
+  // "light" (rotation, scale and shift within a few per cent, a thin dark line on half the
+  // images) or "captcha" (also shear, sine warps, lines and arcs in any shade, contrast, blur
+  // and noise).
+  std::string augment_style = "light";
   // Augmentation starts after the first epoch whose validation CER is below this (the network
   // reads nearly everything: jitter before that only lengthens the CTC plateau and the climb
   // after it), or whose training loss is down to the validation loss (the network has begun to

@@ -62,7 +62,7 @@ std::string now_iso8601() {
 // Light geometric jitter (small rotation, scale and shift, edges replicated) and, on half the
 // images, a thin dark line across the text, as many CAPTCHAs draw: the network learns to read
 // through strokes that are not part of a symbol.
-cv::Mat augment_image(const cv::Mat& image, std::mt19937_64& rng) {
+cv::Mat augment_light(const cv::Mat& image, std::mt19937_64& rng) {
   std::uniform_real_distribution<double> angle(-3, 3), scale(0.95, 1.05), shift(-0.03, 0.03), unit(0, 1);
   cv::Mat m = cv::getRotationMatrix2D(cv::Point2f(image.cols / 2.0f, image.rows / 2.0f), angle(rng), scale(rng));
   m.at<double>(0, 2) += shift(rng) * image.cols;
@@ -78,21 +78,93 @@ cv::Mat augment_image(const cv::Mat& image, std::mt19937_64& rng) {
   return out;
 }
 
+// The distortions CAPTCHA generators apply, each with a random strength: rotation, scale, shear
+// and shift; a sine warp along each axis; straight and curved lines in dark or light shades;
+// contrast and brightness; blur or pixel noise. Scale stays within 5%, so that letters whose two
+// cases differ only in size (c/C, s/S, x/X) keep their label.
+cv::Mat augment_captcha(const cv::Mat& image, std::mt19937_64& rng) {
+  std::uniform_real_distribution<double> unit(0, 1);
+  const auto between = [&](double low, double high) { return low + (high - low) * unit(rng); };
+  const int rows = image.rows, cols = image.cols;
+  constexpr double kTwoPi = 2 * CV_PI;
+
+  // Where each output pixel samples the input: the inverse of rotate-scale-shear-shift, then the warp.
+  const double angle = between(-4, 4) * CV_PI / 180, scale = between(0.95, 1.05), shear = between(-0.25, 0.25);
+  const double shift_x = between(-0.03, 0.03) * cols, shift_y = between(-0.06, 0.06) * rows;
+  const bool warp = unit(rng) < 0.6;
+  const double warp_x = warp ? between(0, 0.04) * rows : 0, warp_y = warp ? between(0, 0.05) * rows : 0;
+  const double period_x = between(0.5, 2) * rows, period_y = between(0.25, 1) * cols;
+  const double phase_x = between(0, kTwoPi), phase_y = between(0, kTwoPi);
+  const double c = std::cos(angle) / scale, s = std::sin(angle) / scale;
+  const double centre_x = cols / 2.0, centre_y = rows / 2.0;
+  cv::Mat map_x(rows, cols, CV_32F), map_y(rows, cols, CV_32F);
+  for (int y = 0; y < rows; ++y) {
+    float* mx = map_x.ptr<float>(y);
+    float* my = map_y.ptr<float>(y);
+    const double v = y - centre_y - shift_y, wave_x = warp_x * std::sin(kTwoPi * y / period_x + phase_x);
+    for (int x = 0; x < cols; ++x) {
+      const double u = x - centre_x - shift_x;
+      const double sy = -s * u + c * v;
+      const double sx = c * u + s * v - shear * sy;
+      mx[x] = static_cast<float>(centre_x + sx + wave_x);
+      my[x] = static_cast<float>(centre_y + sy + warp_y * std::sin(kTwoPi * x / period_y + phase_y));
+    }
+  }
+  cv::Mat out;
+  cv::remap(image, out, map_x, map_y, cv::INTER_LINEAR, cv::BORDER_REPLICATE);
+
+  const int lines = static_cast<int>(unit(rng) * 3);  // 0, 1 or 2
+  for (int i = 0; i < lines; ++i) {
+    const double shade = unit(rng) < 0.7 ? between(0, 90) : between(170, 255);
+    const int thickness = 1 + static_cast<int>(unit(rng) * std::max(1, rows / 20));
+    const double y0 = between(0.15, 0.85) * rows, y1 = between(0.15, 0.85) * rows;
+    const double bend = unit(rng) < 0.5 ? between(-0.25, 0.25) * rows : 0;
+    const double x0 = between(0, 0.3) * cols, x1 = between(0.7, 1) * cols;
+    std::vector<cv::Point> points;
+    constexpr int kSegments = 12;
+    for (int k = 0; k <= kSegments; ++k) {
+      const double t = static_cast<double>(k) / kSegments;
+      points.emplace_back(static_cast<int>(x0 + t * (x1 - x0)),
+                          static_cast<int>(y0 + t * (y1 - y0) + bend * std::sin(CV_PI * t)));
+    }
+    cv::polylines(out, points, /*isClosed=*/false, cv::Scalar(shade), thickness, cv::LINE_AA);
+  }
+
+  const double contrast = between(0.75, 1.25), brightness = between(-20, 20);
+  out.convertTo(out, -1, contrast, (1 - contrast) * cv::mean(out)[0] + brightness);
+  const double roll = unit(rng);
+  if (roll < 0.2) {
+    cv::GaussianBlur(out, out, cv::Size(3, 3), between(0.3, 0.9));
+  } else if (roll < 0.45) {
+    cv::Mat noise(rows, cols, CV_16S);
+    cv::RNG pixels(rng());
+    pixels.fill(noise, cv::RNG::NORMAL, 0, between(2, 10));
+    cv::Mat wide;
+    out.convertTo(wide, CV_16S);
+    wide += noise;
+    wide.convertTo(out, CV_8U);  // saturates
+  }
+  return out;
+}
+
 struct Batch {
   torch::Tensor images;   // N x 1 x H x W
   torch::Tensor targets;  // concatenated class indices
   std::vector<int64_t> target_lengths;
 };
 
-// Images order[start, start + count) of `data`; jittered when `augment_rng` is given.
+// Images order[start, start + count) of `data`; distorted (`style`) when `augment_rng` is given.
 Batch make_batch(const LoadedDataset& data, const std::vector<std::size_t>& order, std::size_t start,
-                 std::size_t count, const PreprocessOptions& p, std::mt19937_64* augment_rng) {
+                 std::size_t count, const PreprocessOptions& p, std::mt19937_64* augment_rng,
+                 const std::string& style = "light") {
   Batch batch;
   batch.images = torch::empty({static_cast<int64_t>(count), 1, p.height, p.width});
   std::vector<int64_t> targets;
   for (std::size_t i = 0; i < count; ++i) {
     const std::size_t index = order[start + i];
-    const cv::Mat image = augment_rng ? augment_image(data.images[index], *augment_rng) : data.images[index];
+    const cv::Mat image = !augment_rng         ? data.images[index]
+                          : style == "captcha" ? augment_captcha(data.images[index], *augment_rng)
+                                               : augment_light(data.images[index], *augment_rng);
     normalise_into(image, p, batch.images[static_cast<int64_t>(i)].data_ptr<float>());
     targets.insert(targets.end(), data.targets[index].begin(), data.targets[index].end());
     batch.target_lengths.push_back(static_cast<int64_t>(data.targets[index].size()));
@@ -395,9 +467,9 @@ void print_settings(std::ostream& log, const TrainOptions& o, const Charset& cha
   std::ostringstream optimisation;
   optimisation << o.optimizer << " lr " << o.learning_rate << ", batch " << o.batch_size << ", clip " << o.clip_grad_norm
 ;
-  if (o.augment && augmenting) optimisation << ", augment";
+  if (o.augment && augmenting) optimisation << ", augment (" << o.augment_style << ")";
   if (o.augment && !augmenting)
-    optimisation << ", augment once val CER < " << o.augment_after_cer << " or train loss <= val loss";
+    optimisation << ", augment (" << o.augment_style << ") once val CER < " << o.augment_after_cer << " or train loss <= val loss";
   row("optimisation", optimisation.str());
   std::ostringstream schedule;
   schedule << "max " << o.epochs << " epochs";
@@ -457,7 +529,7 @@ void to_json(nlohmann::json& j, const TrainOptions& o) {
        {"patience", o.patience}, {"schedule", o.schedule}, {"warmup_epochs", o.warmup_epochs},
        {"lr_patience", o.lr_patience}, {"lr_factor", o.lr_factor},
        {"min_learning_rate", o.min_learning_rate}, {"ema_decay", o.ema_decay}, {"augment", o.augment},
-       {"augment_after_cer", o.augment_after_cer}, {"seed", o.seed},
+       {"augment_style", o.augment_style}, {"augment_after_cer", o.augment_after_cer}, {"seed", o.seed},
        {"init_model", o.init_model}, {"time_limit_minutes", o.time_limit_minutes}};
 }
 
@@ -489,6 +561,7 @@ void from_json(const nlohmann::json& j, TrainOptions& o) {
   o.lr_factor = j.value("lr_factor", o.lr_factor);
   o.min_learning_rate = j.value("min_learning_rate", o.min_learning_rate);
   o.augment = j.value("augment", o.augment);
+  o.augment_style = j.value("augment_style", std::string("light"));  // the only style before session 15
   o.augment_after_cer = j.value("augment_after_cer", 1.0);  // older runs augmented from the start
   o.seed = j.value("seed", o.seed);
   o.init_model = j.value("init_model", o.init_model);
@@ -521,6 +594,8 @@ TrainSummary train(const TrainOptions& input_options, std::ostream& log) {
     throw ConfigError("unknown schedule '" + o.schedule + "' (expected cosine or plateau)");
   if (!(o.warmup_epochs >= 0)) throw ConfigError("--warmup must not be negative");
   if (!(o.ema_decay >= 0 && o.ema_decay < 1)) throw ConfigError("--ema must be in [0, 1)");
+  if (o.augment_style != "light" && o.augment_style != "captcha")
+    throw ConfigError("unknown augmentation style '" + o.augment_style + "' (expected light or captcha)");
   if (!(o.augment_after_cer >= 0)) throw ConfigError("--augment-after-cer must not be negative");
   if (!(o.time_limit_minutes >= 0)) throw ConfigError("--time-limit must not be negative");
   if (o.out_dir.empty()) throw ConfigError("an output folder (--out) is needed");
@@ -731,7 +806,8 @@ TrainSummary train(const TrainOptions& input_options, std::ostream& log) {
       if (g_stop_requested) break;
       const std::size_t start = b * o.batch_size;
       const std::size_t count = std::min<std::size_t>(o.batch_size, train_set.size() - start);
-      const Batch batch = make_batch(train_set, order, start, count, o.preprocess, state.augmenting ? &rng : nullptr);
+      const Batch batch = make_batch(train_set, order, start, count, o.preprocess, state.augmenting ? &rng : nullptr,
+                                     o.augment_style);
       const auto step = static_cast<std::int64_t>((epoch - 1) * batches_per_epoch + b);
       if (o.schedule == "cosine") {
         state.learning_rate = cosine_learning_rate(o, state.planned_epochs, step, batches_per_epoch);
