@@ -84,19 +84,23 @@ TEST_F(Cli, TrainWritesTheRunFolderAndTheSettingsTable) {
 }
 
 TEST_F(Cli, TrainSizesTheSmallNetworkAndBothBuildsReadIt) {
-  const std::string out = path("sized");
-  Result r = run("train --train " + data() + " --val " + data() + " --out " + out +
-                 " --epochs 1 --width 96 --height 32 --conv-channels 8,16 --features 24 --rnn-hidden 12 --threads 1");
-  ASSERT_EQ(r.code, 0) << r.output;
-  EXPECT_NE(r.output.find("small (conv 8,16), 24 features + lstm (12)"), std::string::npos) << r.output;
-  const std::string model = out + "/best.safetensors";
-  const Result full = run("predict --model " + model + " --json " + data(), false);
-  const Result reader = run_reader("predict --model " + model + " --json " + data(), false);
-  ASSERT_EQ(full.code, 0) << full.output;
-  EXPECT_EQ(reader.output, full.output);
-  // One channel count, or channels for the resnet (whose widths are fixed), is bad usage.
-  for (const char* bad : {" --conv-channels 8", " --arch resnet --conv-channels 8,16", " --features 0"}) {
-    r = run("train --train " + data() + " --out " + path("bad-size") + bad);
+  // Two convolutions, or more (the others after the second pooling).
+  for (const std::string channels : {"8,16", "8,16,12"}) {
+    const std::string out = path("sized-" + channels);
+    Result r = run("train --train " + data() + " --val " + data() + " --out " + out + " --epochs 1 --width 96 --height 32" +
+                   " --conv-channels " + channels + " --features 24 --rnn-hidden 12 --threads 1");
+    ASSERT_EQ(r.code, 0) << r.output;
+    EXPECT_NE(r.output.find("small (conv " + channels + "), 24 features + lstm (12)"), std::string::npos) << r.output;
+    const std::string model = out + "/best.safetensors";
+    const Result full = run("predict --model " + model + " --json " + data(), false);
+    const Result reader = run_reader("predict --model " + model + " --json " + data(), false);
+    ASSERT_EQ(full.code, 0) << full.output;
+    EXPECT_EQ(reader.output, full.output) << channels;
+  }
+  // One or seven channel counts, or channels for the resnet (whose widths are fixed), is bad usage.
+  for (const char* bad : {" --conv-channels 8", " --conv-channels 8,16,16,16,16,16,16", " --arch resnet --conv-channels 8,16",
+                          " --features 0"}) {
+    const Result r = run("train --train " + data() + " --out " + path("bad-size") + bad);
     EXPECT_EQ(r.code, 2) << bad << ": " << r.output;
     EXPECT_FALSE(fs::exists(path("bad-size"))) << bad;
   }

@@ -20,6 +20,7 @@ namespace {
 struct Case {
   std::string arch, rnn;
   bool batch_norm = true;
+  std::vector<int> conv_channels = ModelConfig{}.conv_channels;
 };
 
 ModelConfig config_of(const Case& c) {
@@ -27,6 +28,7 @@ ModelConfig config_of(const Case& c) {
   config.arch = c.arch;
   config.rnn = c.rnn;
   config.batch_norm = c.batch_norm;
+  config.conv_channels = c.conv_channels;
   if (c.arch == "resnet") config.dense = 32, config.rnn_hidden = {16, 24};
   return config;
 }
@@ -101,10 +103,12 @@ TEST_P(Engine, ConcurrentCallsGiveTheSameLogits) {
 
 INSTANTIATE_TEST_SUITE_P(All, Engine,
                          ::testing::Values(Case{"small", "lstm"}, Case{"small", "gru"},
-                                           Case{"small", "lstm", false}, Case{"resnet", "lstm"},
+                                           Case{"small", "lstm", false}, Case{"small", "lstm", true, {8, 16, 24}},
+                                           Case{"small", "gru", false, {8, 16, 24, 12}}, Case{"resnet", "lstm"},
                                            Case{"resnet", "gru"}),
                          [](const auto& info) {
-                           return info.param.arch + "_" + info.param.rnn + (info.param.batch_norm ? "" : "_nobn");
+                           return info.param.arch + "_" + info.param.rnn + (info.param.batch_norm ? "" : "_nobn") +
+                                  (info.param.conv_channels.size() > 2 ? "_conv3" : "");
                          });
 
 // The bundled model, loaded both ways: LibTorch (the reference) and the engine.
@@ -176,6 +180,14 @@ TEST(Engine, RejectsModelFilesThatDoNotFitTheArchitecture) {
   ModelFile wrong_height = good;
   wrong_height.preprocess.height = 40;  // dense layer's input no longer fits
   EXPECT_THROW(InferenceNetwork(wrong_height, "m.safetensors"), ModelFileError);
+  // A third convolution the file lacks, or one it holds that its settings do not name.
+  ModelFile claims_three = good;
+  claims_three.config.conv_channels = {32, 64, 64};
+  EXPECT_THROW(InferenceNetwork(claims_three, "m.safetensors"), ModelFileError);
+  Crnn three{nullptr};
+  ModelFile claims_two = random_model(config_of({"small", "lstm", true, {8, 16, 16}}), 5, 64, 32, three);
+  claims_two.config.conv_channels = {8, 16};
+  EXPECT_THROW(InferenceNetwork(claims_two, "m.safetensors"), ModelFileError);
 }
 
 }  // namespace

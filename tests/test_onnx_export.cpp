@@ -35,6 +35,7 @@ float max_difference(const std::vector<float>& a, const std::vector<float>& b) {
 
 struct Case {
   std::string arch, rnn;
+  std::vector<int> conv_channels = ModelConfig{}.conv_channels;
 };
 class OnnxExport : public ::testing::TestWithParam<Case> {};
 
@@ -44,6 +45,7 @@ TEST_P(OnnxExport, OpenCvGivesTheEngineLogits) {
   ModelConfig config;
   config.arch = GetParam().arch;
   config.rnn = GetParam().rnn;
+  config.conv_channels = GetParam().conv_channels;
   if (config.arch == "resnet") config.dense = 32, config.rnn_hidden = {16, 24};
   Crnn net(config, 7, 32);
   net->eval();
@@ -68,9 +70,11 @@ TEST_P(OnnxExport, OpenCvGivesTheEngineLogits) {
 }
 
 INSTANTIATE_TEST_SUITE_P(All, OnnxExport,
-                         ::testing::Values(Case{"small", "lstm"}, Case{"small", "gru"}, Case{"resnet", "lstm"},
-                                           Case{"resnet", "gru"}),
-                         [](const auto& info) { return info.param.arch + "_" + info.param.rnn; });
+                         ::testing::Values(Case{"small", "lstm"}, Case{"small", "gru"}, Case{"small", "lstm", {8, 16, 24}},
+                                           Case{"resnet", "lstm"}, Case{"resnet", "gru"}),
+                         [](const auto& info) {
+                           return info.param.arch + "_" + info.param.rnn + (info.param.conv_channels.size() > 2 ? "_conv3" : "");
+                         });
 
 TEST(OnnxExport, BundledModelReadsTheExamplesAsTheEngineDoes) {
   testing::TempDir dir("onnx-bundled");

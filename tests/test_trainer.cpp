@@ -344,17 +344,21 @@ TEST(Trainer, FitsTheInputSizeToSmallerImages) {
   EXPECT_EQ(load_model(dir / "tuned/final.safetensors").preprocess.width, 160);
 }
 
-TEST(Trainer, WidensTheFeaturesForLargeTrainingSets) {
+TEST(Trainer, WidensAndDeepensTheNetworkForLargeTrainingSets) {
   EXPECT_EQ(fitted_features(kWideTrainingSet - 1), ModelConfig{}.dense);
   EXPECT_EQ(fitted_features(kWideTrainingSet), kWideFeatures);
+  EXPECT_EQ(fitted_conv_channels(kWideTrainingSet - 1), ModelConfig{}.conv_channels);
+  EXPECT_EQ(fitted_conv_channels(kWideTrainingSet).size(), std::size(kDeepConvChannels));
   TempDir dir("fit-features");
   testing::write_dataset(dir / "data", 8, "0123", 3, 23);
-  TrainOptions o = tiny_options(dir / "data", dir / "run");  // 32 features
+  TrainOptions o = tiny_options(dir / "data", dir / "run");  // 32 features, conv 16,32
   o.fit_features = true;
+  o.fit_convolutions = true;
   o.epochs = 1;
   std::ostringstream log;
   train(o, log);
   EXPECT_EQ(load_model(dir / "run/final.safetensors").config.dense, fitted_features(8));
+  EXPECT_EQ(load_model(dir / "run/final.safetensors").config.conv_channels, fitted_conv_channels(8));
   // Fine-tuning keeps the starting model's width.
   o.out_dir = dir / "tuned";
   o.init_model = dir / "run/final.safetensors";

@@ -69,8 +69,8 @@ void register_train(CLI::App& app, Action& run) {
   cmd->add_option("--rnn", o.model.rnn, "lstm or gru (resnet defaults to gru)")->check(CLI::IsMember({"lstm", "gru"}));
   cmd->add_option("--rnn-hidden", flags->rnn_hidden, "Hidden size per direction of each BiRNN layer, e.g. 128,64")
       ->delimiter(',')->check(CLI::PositiveNumber);
-  cmd->add_option("--conv-channels", flags->conv_channels, "small: channels of its two convolutions (default 32,64)")
-      ->delimiter(',')->expected(2)->check(CLI::PositiveNumber);
+  cmd->add_option("--conv-channels", flags->conv_channels, "small: channels of its convolutions, two pooled ones and up to four more after them (default 32,64, or 32,64,64,64 from 10,000 training images)")
+      ->delimiter(',')->expected(2, static_cast<int>(ModelConfig::kMaxConvolutions))->check(CLI::PositiveNumber);
   cmd->add_option("--features", flags->features, "Features per time step fed to the first BiRNN layer (small: 64, or 256 from 10,000 training images; resnet: 256); with --init, grows the starting small model's features to this many")
       ->check(CLI::PositiveNumber);
   cmd->add_flag("--no-batch-norm", flags->no_batch_norm, "small: no batch norm after the convolutions (the exact Keras model)");
@@ -140,6 +140,7 @@ void register_train(CLI::App& app, Action& run) {
         if (flags->no_batch_norm) o.model.batch_norm = false;
         o.fit_input_size = !cmd->count("--width") && !cmd->count("--height");
         o.fit_features = !cmd->count("--features");
+        o.fit_convolutions = !cmd->count("--conv-channels");
       }
       install_interrupt_handler();
       const TrainSummary summary = train(o, std::cerr);

@@ -39,6 +39,9 @@ struct TrainOptions {
   // Set the small network's features (model.dense) to fitted_features(training images); ignored
   // when fine-tuning or resuming.
   bool fit_features = false;
+  // Set the small network's convolutions (model.conv_channels) to fitted_conv_channels(training
+  // images); ignored when fine-tuning or resuming.
+  bool fit_convolutions = false;
   // Optimisation
   int epochs = 50;
   int batch_size = 16;

@@ -12,7 +12,8 @@ void ModelConfig::validate() const {
     throw ConfigError("unknown architecture '" + arch + "' (expected small or resnet)");
   if (rnn != "lstm" && rnn != "gru")
     throw ConfigError("unknown RNN type '" + rnn + "' (expected lstm or gru)");
-  if (conv_channels.size() != 2) throw ConfigError("conv_channels needs two sizes");
+  if (arch == "small" && (conv_channels.size() < 2 || conv_channels.size() > kMaxConvolutions))
+    throw ConfigError("conv_channels needs 2 to " + std::to_string(kMaxConvolutions) + " sizes");
   for (int c : conv_channels)
     if (c <= 0) throw ConfigError("conv_channels must be positive");
   if (dense <= 0) throw ConfigError("dense size must be positive");
@@ -42,6 +43,11 @@ void from_json(const nlohmann::json& in, ModelConfig& c) {
 
 int fitted_features(std::size_t training_images) {
   return training_images >= kWideTrainingSet ? kWideFeatures : ModelConfig{}.dense;
+}
+
+std::vector<int> fitted_conv_channels(std::size_t training_images) {
+  if (training_images < kWideTrainingSet) return ModelConfig{}.conv_channels;
+  return std::vector<int>(std::begin(kDeepConvChannels), std::end(kDeepConvChannels));
 }
 
 int output_time_steps(const ModelConfig& config, int width) {

@@ -235,16 +235,16 @@ void export_onnx(const ModelFile& model, const std::string& model_path, const st
   GraphBuilder g(model, model_path);
   std::string x = "image";
   if (c.arch == "small") {
-    for (int i = 0; i < 2; ++i) {
+    for (std::size_t i = 0; i < c.conv_channels.size(); ++i) {
       const std::string n = std::to_string(i + 1);
-      const int in = i == 0 ? 1 : c.conv_channels[0], out = c.conv_channels[i];
+      const int in = i == 0 ? 1 : c.conv_channels[i - 1], out = c.conv_channels[i];
       x = g.conv(x, "conv" + n, in, out, 3, {1, 1}, !c.batch_norm);
       if (c.batch_norm) x = g.batch_norm(x, "bn" + n, out);
-      x = g.node("Relu", {g.max_pool(x)});
+      x = g.node("Relu", {i < 2 ? g.max_pool(x) : x});  // the third convolution is not pooled
     }
     // N x C x H x W -> N x W x (C H), then the dense layer.
     x = g.node("Reshape", {g.transpose(x, {0, 3, 1, 2}), g.keep_two_dims()});
-    x = g.node("Relu", {g.linear(x, "dense", c.conv_channels[1] * (height / 4), c.dense)});
+    x = g.node("Relu", {g.linear(x, "dense", c.conv_channels.back() * (height / 4), c.dense)});
   } else {
     x = g.node("Relu", {g.batch_norm(g.conv(x, "stem.0", 1, kResnetChannels[0], 3, {1, 1}, false), "stem.1", kResnetChannels[0])});
     int in = kResnetChannels[0], block = 0;

@@ -147,6 +147,7 @@ struct InferenceNetwork::Impl {
   int height = 0, classes = 0;
   // small
   ConvLayer conv1, conv2;
+  std::vector<ConvLayer> unpooled;  // small: the convolutions after conv2 (conv3, ...)
   // With fast_cnn, its input columns in the fused kernels' output order (height major instead
   // of channel major).
   engine::DenseWeights dense;
@@ -363,6 +364,7 @@ std::unique_ptr<InferenceNetwork::Impl::Plan> InferenceNetwork::Impl::build_plan
   } else if (config.arch == "small") {
     auto x = build.max_pool(build.convolution(plan->input, conv1, /*relu=*/true));
     x = build.max_pool(build.convolution(x, conv2, /*relu=*/true));
+    for (const auto& conv : unpooled) x = build.convolution(x, conv, /*relu=*/true);
     rows = build.dense(build.columns_as_rows(x), dense, /*relu=*/true);
   } else {
     auto x = build.convolution(plan->input, stem, /*relu=*/true);
@@ -393,11 +395,19 @@ InferenceNetwork::InferenceNetwork(const ModelFile& model, const std::string& pa
     const std::string bn1 = c.batch_norm ? "bn1" : "", bn2 = c.batch_norm ? "bn2" : "";
     net.conv1 = source.conv("conv1", 1, c.conv_channels[0], 3, {1, 1}, !c.batch_norm, bn1);
     net.conv2 = source.conv("conv2", c.conv_channels[0], c.conv_channels[1], 3, {1, 1}, !c.batch_norm, bn2);
-    const int c2 = c.conv_channels[1], h2 = net.height / 4, dense_in = c2 * h2;
+    used += c.batch_norm ? 2 * (1 + 5) : 2 * 2;
+    for (std::size_t i = 2; i < c.conv_channels.size(); ++i) {
+      const std::string n = std::to_string(i + 1);
+      net.unpooled.push_back(source.conv("conv" + n, c.conv_channels[i - 1], c.conv_channels[i], 3, {1, 1}, !c.batch_norm,
+                                         c.batch_norm ? "bn" + n : ""));
+      used += c.batch_norm ? 1 + 5 : 2;
+    }
+    const int c2 = c.conv_channels.back(), h2 = net.height / 4, dense_in = c2 * h2;
     std::vector<float> dense_weight = source.values("dense.weight", {c.dense, dense_in});
-    used += c.batch_norm ? 2 * 5 + 2 + 2 : 4 + 2;
+    used += 2;
     features = c.dense;
-    if (engine::small_cnn_supported(c.conv_channels[0], c2) && net.height >= 4) {
+    // The fused kernels cover the two-convolution network only.
+    if (net.unpooled.empty() && engine::small_cnn_supported(c.conv_channels[0], c2) && net.height >= 4) {
       net.fast_cnn = engine::prepare_small_cnn(net.conv1.weight, net.conv1.bias, net.conv2.weight, net.conv2.bias,
                                                c.conv_channels[0], c2);
       // Dense input column c * h2 + y (LibTorch's flatten) becomes y * c2 + c.

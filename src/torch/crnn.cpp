@@ -55,13 +55,16 @@ CrnnImpl::CrnnImpl(const ModelConfig& config, int num_classes, int input_height)
   int features = 0;
   if (config.arch == "small") {
     const bool bias = !config.batch_norm;  // batch norm's shift replaces the bias
-    conv1_ = register_module("conv1", nn::Conv2d(nn::Conv2dOptions(1, config.conv_channels[0], /*kernel_size=*/3).padding(1).bias(bias)));
-    conv2_ = register_module("conv2", nn::Conv2d(nn::Conv2dOptions(config.conv_channels[0], config.conv_channels[1], /*kernel_size=*/3).padding(1).bias(bias)));
-    if (config.batch_norm) {
-      bn1_ = register_module("bn1", nn::BatchNorm2d(config.conv_channels[0]));
-      bn2_ = register_module("bn2", nn::BatchNorm2d(config.conv_channels[1]));
-    }
-    dense_ = register_module("dense", nn::Linear(config.conv_channels[1] * (input_height / 4), config.dense));
+    // Registered in this order (every convolution, then every batch norm) so that the parameter
+    // order, and so the initialisation drawn for a seed and a checkpoint's optimizer state, stay
+    // those of the two-convolution network that came first.
+    const auto& channels = config.conv_channels;
+    for (std::size_t i = 0; i < channels.size(); ++i)
+      convs_.push_back(register_module("conv" + std::to_string(i + 1),
+          nn::Conv2d(nn::Conv2dOptions(i == 0 ? 1 : channels[i - 1], channels[i], /*kernel_size=*/3).padding(1).bias(bias))));
+    for (std::size_t i = 0; i < channels.size() && config.batch_norm; ++i)
+      norms_.push_back(register_module("bn" + std::to_string(i + 1), nn::BatchNorm2d(channels[i])));
+    dense_ = register_module("dense", nn::Linear(channels.back() * (input_height / 4), config.dense));
     features = config.dense;
   } else {
     stem_ = register_module("stem", nn::Sequential(
@@ -151,12 +154,13 @@ torch::Tensor channels_last(const torch::Tensor& images) {
 torch::Tensor CrnnImpl::small_features(torch::Tensor x) {
   // Pooling before the ReLU gives the same values (max and ReLU commute) with a quarter of the
   // ReLU work.
-  x = conv1_->forward(channels_last(x));
-  if (bn1_) x = bn1_->forward(x);
-  x = torch::relu(torch::max_pool2d(x, 2));
-  x = conv2_->forward(x);
-  if (bn2_) x = bn2_->forward(x);
-  x = torch::relu(torch::max_pool2d(x, 2));
+  x = channels_last(x);
+  for (std::size_t i = 0; i < convs_.size(); ++i) {
+    x = convs_[i]->forward(x);
+    if (!norms_.empty()) x = norms_[i]->forward(x);
+    // The first two convolutions are each followed by a 2x2 max pool; the rest keep the size.
+    x = torch::relu(i < 2 ? torch::max_pool2d(x, 2) : x);
+  }
   // N x C x H x W -> N x W x (C * H): each column of the feature map is one time step.
   x = x.permute({0, 3, 1, 2}).flatten(2);
   return dropout_->forward(torch::relu(dense_->forward(x)));

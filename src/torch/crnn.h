@@ -35,8 +35,8 @@ class CrnnImpl : public torch::nn::Module {
 
   ModelConfig config_;
   // small
-  torch::nn::Conv2d conv1_{nullptr}, conv2_{nullptr};
-  torch::nn::BatchNorm2d bn1_{nullptr}, bn2_{nullptr};
+  std::vector<torch::nn::Conv2d> convs_;
+  std::vector<torch::nn::BatchNorm2d> norms_;  // empty without batch norm
   torch::nn::Linear dense_{nullptr};
   // resnet
   torch::nn::Sequential stem_{nullptr}, stages_{nullptr};
