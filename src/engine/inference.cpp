@@ -296,6 +296,18 @@ class InferenceNetwork::Impl::PlanBuilder {
     return features;
   }
 
+  // fast_small_features as an N x C x H x W feature map in the channels-last layout (NHWC).
+  // Its rows (n, w) of h2 * c2 values, height major, are that map with height and width
+  // swapped, which oneDNN's convolutions only have a slow reference kernel for: reordered.
+  memory fast_small_feature_map(const memory& images, const engine::SmallCnnWeights& cnn) {
+    const auto d = dims_of(images);
+    const memory::dim n = d[0], h2 = d[2] / 4, w2 = d[3] / 4, c2 = cnn.c2;
+    const memory rows = fast_small_features(images, cnn);
+    const memory view(memory::desc({n, c2, h2, w2}, kF32, memory::dims{w2 * h2 * c2, 1, c2, h2 * c2}), net_.engine,
+                      rows.get_data_handle());
+    return in_layout(view, memory::desc({n, c2, h2, w2}, kF32, Tag::nhwc));
+  }
+
  private:
   // Every primitive gets its scratch memory from the plan, so that concurrent plans that share
   // a (cached) primitive never share scratch space.
@@ -359,8 +371,13 @@ std::unique_ptr<InferenceNetwork::Impl::Plan> InferenceNetwork::Impl::build_plan
   PlanBuilder build(*this, *plan);
   plan->input = memory(memory::desc({batch, 1, height, width}, kF32, Tag::nchw), engine);
   memory rows;
-  if (fast_cnn) {
+  if (fast_cnn && unpooled.empty()) {
     rows = build.dense(build.fast_small_features(plan->input, *fast_cnn), dense, /*relu=*/true);
+  } else if (fast_cnn) {
+    // The fused kernels for the pooled pair, oneDNN for the convolutions after them.
+    auto x = build.fast_small_feature_map(plan->input, *fast_cnn);
+    for (const auto& conv : unpooled) x = build.convolution(x, conv, /*relu=*/true);
+    rows = build.dense(build.columns_as_rows(x), dense, /*relu=*/true);
   } else if (config.arch == "small") {
     auto x = build.max_pool(build.convolution(plan->input, conv1, /*relu=*/true));
     x = build.max_pool(build.convolution(x, conv2, /*relu=*/true));
@@ -406,10 +423,11 @@ InferenceNetwork::InferenceNetwork(const ModelFile& model, const std::string& pa
     std::vector<float> dense_weight = source.values("dense.weight", {c.dense, dense_in});
     used += 2;
     features = c.dense;
-    // The fused kernels cover the two-convolution network only.
-    if (net.unpooled.empty() && engine::small_cnn_supported(c.conv_channels[0], c2) && net.height >= 4) {
+    if (engine::small_cnn_supported(c.conv_channels[0], c.conv_channels[1]) && net.height >= 4) {
       net.fast_cnn = engine::prepare_small_cnn(net.conv1.weight, net.conv1.bias, net.conv2.weight, net.conv2.bias,
-                                               c.conv_channels[0], c2);
+                                               c.conv_channels[0], c.conv_channels[1]);
+    }
+    if (net.fast_cnn && net.unpooled.empty()) {
       // Dense input column c * h2 + y (LibTorch's flatten) becomes y * c2 + c.
       std::vector<float> permuted(dense_weight.size());
       for (int o = 0; o < c.dense; ++o)
