@@ -25,6 +25,7 @@ struct ModelConfig {
   bool batch_norm = true;  // small: batch norm after each convolution (false: the exact Keras model)
 
   static constexpr std::size_t kMaxConvolutions = 6;
+  static constexpr std::size_t kPooledConvolutions = 2;  // small: the first ones, each + MaxPool2
 
   // Throws ConfigError on an unknown arch/rnn or a non-positive size.
   void validate() const;

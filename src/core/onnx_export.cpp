@@ -240,7 +240,7 @@ void export_onnx(const ModelFile& model, const std::string& model_path, const st
       const int in = i == 0 ? 1 : c.conv_channels[i - 1], out = c.conv_channels[i];
       x = g.conv(x, "conv" + n, in, out, 3, {1, 1}, !c.batch_norm);
       if (c.batch_norm) x = g.batch_norm(x, "bn" + n, out);
-      x = g.node("Relu", {i < 2 ? g.max_pool(x) : x});  // the third convolution is not pooled
+      x = g.node("Relu", {i < ModelConfig::kPooledConvolutions ? g.max_pool(x) : x});
     }
     // N x C x H x W -> N x W x (C H), then the dense layer.
     x = g.node("Reshape", {g.transpose(x, {0, 3, 1, 2}), g.keep_two_dims()});

@@ -413,7 +413,7 @@ InferenceNetwork::InferenceNetwork(const ModelFile& model, const std::string& pa
     net.conv1 = source.conv("conv1", 1, c.conv_channels[0], 3, {1, 1}, !c.batch_norm, bn1);
     net.conv2 = source.conv("conv2", c.conv_channels[0], c.conv_channels[1], 3, {1, 1}, !c.batch_norm, bn2);
     used += c.batch_norm ? 2 * (1 + 5) : 2 * 2;
-    for (std::size_t i = 2; i < c.conv_channels.size(); ++i) {
+    for (std::size_t i = ModelConfig::kPooledConvolutions; i < c.conv_channels.size(); ++i) {
       const std::string n = std::to_string(i + 1);
       net.unpooled.push_back(source.conv("conv" + n, c.conv_channels[i - 1], c.conv_channels[i], 3, {1, 1}, !c.batch_norm,
                                          c.batch_norm ? "bn" + n : ""));

@@ -158,8 +158,7 @@ torch::Tensor CrnnImpl::small_features(torch::Tensor x) {
   for (std::size_t i = 0; i < convs_.size(); ++i) {
     x = convs_[i]->forward(x);
     if (!norms_.empty()) x = norms_[i]->forward(x);
-    // The first two convolutions are each followed by a 2x2 max pool; the rest keep the size.
-    x = torch::relu(i < 2 ? torch::max_pool2d(x, 2) : x);
+    x = torch::relu(i < ModelConfig::kPooledConvolutions ? torch::max_pool2d(x, 2) : x);
   }
   // N x C x H x W -> N x W x (C * H): each column of the feature map is one time step.
   x = x.permute({0, 3, 1, 2}).flatten(2);
