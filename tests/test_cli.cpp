@@ -106,6 +106,18 @@ TEST_F(Cli, TrainSizesTheSmallNetworkAndBothBuildsReadIt) {
   }
 }
 
+TEST_F(Cli, TrainUnderATimeLimitRunsTheEpochsThatFitUnlessEpochsIsGiven) {
+  const std::string train = "train --train " + data() + " --val " + data() + " --width 96 --height 32 --rnn-hidden 16" +
+                            " --threads 1 --time-limit 0.001 --out ";
+  Result r = run(train + path("limited"));
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("the epochs that fit in 0:00"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("time limit"), std::string::npos) << r.output;
+  r = run(train + path("limited-capped") + " --epochs 7");
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("max 7 epochs or 0:00"), std::string::npos) << r.output;
+}
+
 TEST_F(Cli, TrainPicksOpenBlasAvx2KernelsUnlessTheUserChoseOthers) {
   const std::string train = "train --train " + data() + " --val " + data() + " --epochs 1 --width 96 --height 32" +
                             " --rnn-hidden 16 --threads 1 --out ";

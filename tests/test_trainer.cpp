@@ -308,6 +308,39 @@ TEST(Trainer, TimeLimitEndsTheRunAfterTheEpochsThatFit) {
   roomy.epochs = 2;
   roomy.time_limit_minutes = 600;
   EXPECT_EQ(train(roomy, log).epochs_completed, 2);
+  // --epochs 0: the time limit alone decides; without one it is a configuration error.
+  TrainOptions unbounded = tiny_options(dir / "data", dir / "unbounded");
+  unbounded.epochs = 0;
+  unbounded.time_limit_minutes = 1e-6;
+  EXPECT_EQ(train(unbounded, log).epochs_completed, 1);
+  EXPECT_NE(log.str().find("the epochs that fit in"), std::string::npos) << log.str();
+  unbounded.time_limit_minutes = 0;
+  unbounded.out_dir = dir / "no-limit";
+  EXPECT_THROW(train(unbounded, log), ConfigError);
+  EXPECT_FALSE(fs::exists(dir / "no-limit"));
+}
+
+TEST(Trainer, SkipsStepsWithNonFiniteGradientsAndStopsClearlyWhenEveryStepHasThem) {
+  TempDir dir("diverge");
+  testing::write_dataset(dir / "data", 32, "0123", 3, 23);
+  TrainOptions o = tiny_options(dir / "data", dir / "run");
+  o.epochs = 3;
+  o.learning_rate = 1e30;  // the first step sends the weights to ~1e30: every later forward overflows
+  o.warmup_epochs = 0;
+  o.ema_decay = 0;
+  std::ostringstream log;
+  try {
+    train(o, log);
+    FAIL() << "a run whose steps are all non-finite must stop: " << log.str();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("training diverged in epoch 2"), std::string::npos) << e.what();
+  }
+  EXPECT_NE(log.str().find("epoch 1 step 2: non-finite"), std::string::npos) << log.str();
+  EXPECT_NE(log.str().find("step skipped"), std::string::npos) << log.str();
+  // Epoch 1 (one good step) was kept; nothing after it.
+  const TrainOptions stored = options_from_checkpoint(dir / "run");
+  EXPECT_EQ(stored.learning_rate, 1e30);
+  EXPECT_TRUE(fs::exists(dir / "run/last.safetensors"));
 }
 
 TEST(Trainer, SkipsAFileNameThatIsNotUtf8) {

@@ -48,7 +48,7 @@ void register_train(CLI::App& app, Action& run) {
   cmd->add_option("--val-fraction", o.val_fraction, "Share of --train held out when --val is absent")
       ->capture_default_str()->check(CLI::Range(0.01, 0.9));
   cmd->add_option("--out", o.out_dir, "Run folder: best/final/last .safetensors and metrics.csv");
-  cmd->add_option("--epochs", o.epochs, "Maximum epochs")->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_option("--epochs", o.epochs, "Maximum epochs (under --time-limit: as many as fit, unless given)")->capture_default_str()->check(CLI::PositiveNumber);
   cmd->add_option("--batch-size", o.batch_size, "Images per step")->capture_default_str()->check(CLI::PositiveNumber);
   cmd->add_option("--lr", o.learning_rate, "Learning rate")->capture_default_str()->check(CLI::PositiveNumber);
   cmd->add_option("--time-limit", o.time_limit_minutes,
@@ -116,6 +116,7 @@ void register_train(CLI::App& app, Action& run) {
         TrainOptions stored = options_from_checkpoint(o.resume_dir);
         if (cmd->count("--epochs")) stored.epochs = o.epochs;
         if (cmd->count("--time-limit")) stored.time_limit_minutes = o.time_limit_minutes;
+        if (stored.epochs == 0 && !(stored.time_limit_minutes > 0)) stored.epochs = TrainOptions{}.epochs;
         stored.threads = o.threads;
         stored.quiet = o.quiet;
         o = stored;
@@ -141,6 +142,7 @@ void register_train(CLI::App& app, Action& run) {
         o.fit_input_size = !cmd->count("--width") && !cmd->count("--height");
         o.fit_features = !cmd->count("--features");
         o.fit_convolutions = !cmd->count("--conv-channels");
+        if (o.time_limit_minutes > 0 && !cmd->count("--epochs")) o.epochs = 0;  // the time limit alone decides
       }
       install_interrupt_handler();
       const TrainSummary summary = train(o, std::cerr);

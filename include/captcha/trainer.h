@@ -43,6 +43,7 @@ struct TrainOptions {
   // images); ignored when fine-tuning or resuming.
   bool fit_convolutions = false;
   // Optimisation
+  // Epochs at most; 0 (needs time_limit_minutes): as many as fit in the time limit.
   int epochs = 50;
   int batch_size = 16;
   double learning_rate = 2e-3;

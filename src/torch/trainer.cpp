@@ -13,6 +13,7 @@
 #include <fstream>
 #include <iomanip>
 #include <iostream>
+#include <limits>
 #include <map>
 #include <numeric>
 #include <optional>
@@ -297,11 +298,14 @@ std::vector<std::string> read_metrics_rows(const fs::path& path, int epochs) {
 // Under a time limit: after each epoch, the number of epochs that still fit in the limit at the
 // run's mean epoch time (between the epoch just completed and --epochs) becomes the schedule's
 // length, so the cosine decay ends when the time does.
+// The epochs a run may reach: --epochs, or with 0 (a time limit in charge) a bound no run reaches.
+int epoch_limit(const TrainOptions& o) { return o.epochs > 0 ? o.epochs : std::numeric_limits<int>::max() / 2; }
+
 void fit_schedule_to_time_limit(const TrainOptions& o, int epoch, double seconds_per_epoch, double elapsed,
                                 TrainerState& state, std::ostream& log) {
   const double left = o.time_limit_minutes * 60 - elapsed;
   const double more = std::floor(std::max(0.0, left) / std::max(seconds_per_epoch, 1e-9));
-  const int fit = static_cast<int>(std::min<double>(o.epochs, epoch + more));
+  const int fit = static_cast<int>(std::min<double>(epoch_limit(o), epoch + more));
   if (fit == state.planned_epochs) return;
   if (fit <= epoch)
     log << "time limit: " << format_duration(o.time_limit_minutes * 60) << " reached or too close for another epoch\n";
@@ -474,8 +478,10 @@ void print_settings(std::ostream& log, const TrainOptions& o, const Charset& cha
     optimisation << ", augment (" << o.augment_style << ") once val CER < " << o.augment_after_cer << " or train loss <= val loss";
   row("optimisation", optimisation.str());
   std::ostringstream schedule;
-  schedule << "max " << o.epochs << " epochs";
-  if (o.time_limit_minutes > 0) schedule << " or " << format_duration(o.time_limit_minutes * 60);
+  if (o.epochs > 0) schedule << "max " << o.epochs << " epochs";
+  if (o.epochs > 0 && o.time_limit_minutes > 0) schedule << " or ";
+  if (o.epochs == 0) schedule << "the epochs that fit in ";
+  if (o.time_limit_minutes > 0) schedule << format_duration(o.time_limit_minutes * 60);
   schedule << ", early stop after " << o.patience << ", ";
   if (o.schedule == "cosine")
     schedule << o.warmup_epochs << " warm-up epochs then cosine to " << o.min_learning_rate;
@@ -587,7 +593,8 @@ TrainSummary train(const TrainOptions& input_options, std::ostream& log) {
   TrainOptions o = input_options;
   g_stop_requested = false;
   configure_torch(o.threads);
-  if (o.epochs < 1) throw ConfigError("--epochs must be at least 1");
+  if (o.epochs < 0 || (o.epochs == 0 && !(o.time_limit_minutes > 0)))
+    throw ConfigError("--epochs must be at least 1 (or 0 under a --time-limit)");
   if (o.batch_size < 1) throw ConfigError("--batch-size must be at least 1");
   if (!(o.learning_rate > 0)) throw ConfigError("--lr must be positive");
   if (o.patience < 1) throw ConfigError("--patience must be at least 1");
@@ -793,11 +800,15 @@ TrainSummary train(const TrainOptions& input_options, std::ostream& log) {
   Validation last_validation = state.best;
   double epoch_seconds_sum = 0;
   int epochs_this_run = 0;
+  // Steps skipped for a non-finite loss or gradient: the first few are logged one by one.
+  constexpr int kReportedSkips = 3;
+  int skipped_steps = 0;
   const auto batches_per_epoch = (train_set.size() + o.batch_size - 1) / o.batch_size;
 
   // A run resumed under a time limit keeps the schedule it had (at most --epochs).
-  state.planned_epochs = o.time_limit_minutes > 0 && state.planned_epochs > 0 ? std::min(state.planned_epochs, o.epochs)
-                                                                              : o.epochs;
+  state.planned_epochs = o.time_limit_minutes > 0 && state.planned_epochs > 0
+                             ? std::min(state.planned_epochs, epoch_limit(o))
+                             : epoch_limit(o);
   for (int epoch = state.epochs_completed + 1; epoch <= state.planned_epochs; ++epoch) {
     const auto epoch_start = Clock::now();
     std::mt19937_64 rng(o.seed * 1000003ULL + static_cast<std::uint64_t>(epoch));
@@ -807,6 +818,7 @@ TrainSummary train(const TrainOptions& input_options, std::ostream& log) {
 
     double loss_sum = 0;
     std::size_t seen = 0;
+    std::size_t skipped_this_epoch = 0;
     for (std::size_t b = 0; b < batches_per_epoch; ++b) {
       if (g_stop_requested) break;
       const std::size_t start = b * o.batch_size;
@@ -820,11 +832,25 @@ TrainSummary train(const TrainOptions& input_options, std::ostream& log) {
       }
       optimizer->zero_grad();
       const auto loss = ctc_loss(network->forward(batch.images), batch);
-      loss.backward();
-      if (o.clip_grad_norm > 0) torch::nn::utils::clip_grad_norm_(network->parameters(), o.clip_grad_norm);
+      const double batch_loss = loss.item<double>();
+      double gradient_norm = std::numeric_limits<double>::quiet_NaN();
+      if (std::isfinite(batch_loss)) {
+        loss.backward();
+        gradient_norm = torch::nn::utils::clip_grad_norm_(
+            network->parameters(), o.clip_grad_norm > 0 ? o.clip_grad_norm : std::numeric_limits<double>::infinity());
+      }
+      // A step with a non-finite loss or gradient would leave every weight NaN for the rest of the
+      // run (Adam's moments keep it): skip it, as mixed-precision trainers do.
+      if (!std::isfinite(gradient_norm)) {
+        if (++skipped_steps <= kReportedSkips)
+          log << "epoch " << epoch << " step " << b + 1 << ": non-finite " << (std::isfinite(batch_loss) ? "gradient" : "loss")
+              << " (loss " << batch_loss << "); step skipped\n";
+        ++skipped_this_epoch;
+        continue;
+      }
       optimizer->step();
       if (average) average->update(network, step);
-      loss_sum += loss.item<double>() * count;
+      loss_sum += batch_loss * count;
       seen += count;
       bar.update(b + 1, batches_per_epoch, loss_sum / seen);
     }
@@ -836,6 +862,9 @@ TrainSummary train(const TrainOptions& input_options, std::ostream& log) {
           << summary.last_checkpoint << "; continue with --resume " << o.out_dir << "\n";
       break;
     }
+    if (seen == 0)
+      throw Error("training diverged in epoch " + std::to_string(epoch) + ": every step had a non-finite loss or gradient (" +
+                  o.out_dir + "/last.safetensors holds the epoch before); try a lower --lr");
     const double train_seconds = seconds_since(epoch_start);
     const Validation v = validate(evaluated, val_set, charset, o.preprocess, label_lengths);
     last_validation = v;
@@ -898,7 +927,9 @@ TrainSummary train(const TrainOptions& input_options, std::ostream& log) {
           << std::setw(6) << 100 * v.cer << "% | lr " << std::scientific << std::setprecision(1) << lr_used
           << std::fixed << std::setprecision(0) << " | " << std::setw(4) << images_per_second << " img/s | "
           << format_duration(elapsed) << " elapsed | ETA " << format_duration(eta)
-          << (improved ? " | * best" : "") << "\n";
+          << (improved ? " | * best" : "");
+      if (skipped_this_epoch > 0) log << " | " << skipped_this_epoch << " steps skipped";
+      log << "\n";
     }
     save_last(v);
     if (state.epochs_since_best >= o.patience) {
