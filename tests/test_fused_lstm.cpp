@@ -52,6 +52,27 @@ INSTANTIATE_TEST_SUITE_P(Shapes, FusedLstm,
                          ::testing::Values(Shape{1, 1, 3, 2}, Shape{1, 9, 5, 4}, Shape{6, 13, 7, 8},
                                            Shape{16, 50, 64, 32}));
 
+TEST(FusedLstmSaturation, LargeGatePreActivationsGiveFiniteStatesAndGradients) {
+  // Pre-activations far beyond the range where exp overflows (|v| > 88): the gates saturate at
+  // 0 or 1 and the states stay finite, as in LibTorch's LSTM.
+  torch::manual_seed(11);
+  torch::nn::LSTM lstm(torch::nn::LSTMOptions(8, 16).batch_first(true).bidirectional(true));
+  const auto x = (torch::randn({4, 12, 8}) * 500).requires_grad_(true);
+  const auto reference = std::get<0>(lstm->forward(x));
+  const auto fused = fused_bilstm(lstm, x);
+  ASSERT_TRUE(torch::isfinite(reference).all().item<bool>());
+  EXPECT_TRUE(torch::isfinite(fused).all().item<bool>());
+  EXPECT_LT((fused - reference).abs().max().item<float>(), 1e-5f);
+  const auto probe = torch::randn(reference.sizes());
+  const auto expected = gradients(reference, probe, x, lstm);
+  const auto actual = gradients(fused, probe, x, lstm);
+  for (std::size_t k = 0; k < expected.size(); ++k) {
+    EXPECT_TRUE(torch::isfinite(actual[k]).all().item<bool>()) << k;
+    const float scale = std::max(1.0f, expected[k].abs().max().item<float>());
+    EXPECT_LT((actual[k] - expected[k]).abs().max().item<float>() / scale, 1e-4f) << k;
+  }
+}
+
 TEST(FusedLstmFallback, OtherLayoutsUseTheModule) {
   // Not batch first: the module's own path, same result as calling it.
   torch::nn::LSTM lstm(torch::nn::LSTMOptions(3, 4).bidirectional(true));

@@ -9,7 +9,11 @@ namespace {
 using torch::autograd::AutogradContext;
 using torch::autograd::tensor_list;
 
-inline float sigmoid(float v) { return 1.0f / (1.0f + std::exp(-v)); }
+// This file is built with -ffast-math, under which exp and tanh of large arguments (past exp's
+// overflow near 88) may give inf or NaN, and 1 / (1 + inf) NaN: clamp first, where both have
+// long saturated in single precision (a NaN here once ended Gregwar training runs).
+inline float sigmoid(float v) { return 1.0f / (1.0f + std::exp(-std::min(std::max(v, -40.0f), 40.0f))); }
+inline float bounded_tanh(float v) { return std::tanh(std::min(std::max(v, -20.0f), 20.0f)); }
 
 // Gate activations of one step, in place: `gates` holds i, f, g, o pre-activations per row
 // (N x 4H) and receives their activations; the cell and hidden states follow.
@@ -26,7 +30,7 @@ void lstm_cell_forward(float* gates, const float* c_prev, float* __restrict c, f
     for (int64_t k = 0; k < hidden; ++k) {
       i[k] = sigmoid(i[k]);
       f[k] = sigmoid(f[k]);
-      g[k] = std::tanh(g[k]);
+      g[k] = bounded_tanh(g[k]);
       o[k] = sigmoid(o[k]);
     }
     if (c_prev) {
@@ -38,7 +42,7 @@ void lstm_cell_forward(float* gates, const float* c_prev, float* __restrict c, f
       for (int64_t k = 0; k < hidden; ++k) cr[k] = i[k] * g[k];
     }
 #pragma omp simd
-    for (int64_t k = 0; k < hidden; ++k) hr[k] = o[k] * std::tanh(cr[k]);
+    for (int64_t k = 0; k < hidden; ++k) hr[k] = o[k] * bounded_tanh(cr[k]);
   }
 }
 
@@ -60,7 +64,7 @@ void lstm_cell_backward(const float* activations, const float* __restrict c, con
     const int64_t base = row * hidden;
 #pragma omp simd
     for (int64_t k = 0; k < hidden; ++k) {
-      const float tc = std::tanh(c[base + k]);
+      const float tc = bounded_tanh(c[base + k]);
       const float dh = dh_out[base + k] + dh_next[base + k];
       const float dcell = dc[base + k] + dh * o[k] * (1 - tc * tc);
       const float cp = c_prev ? c_prev[base + k] : 0.0f;
