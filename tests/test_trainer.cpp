@@ -382,16 +382,23 @@ TEST(Trainer, WidensAndDeepensTheNetworkForLargeTrainingSets) {
   EXPECT_EQ(fitted_features(kWideTrainingSet), kWideFeatures);
   EXPECT_EQ(fitted_conv_channels(kWideTrainingSet - 1), ModelConfig{}.conv_channels);
   EXPECT_EQ(fitted_conv_channels(kWideTrainingSet).size(), std::size(kDeepConvChannels));
+  EXPECT_EQ(fitted_rnn_hidden(kWideTrainingSet - 1), ModelConfig{}.rnn_hidden);
+  EXPECT_EQ(fitted_rnn_hidden(kWideTrainingSet), std::vector<int>(std::begin(kWideRnnHidden), std::end(kWideRnnHidden)));
   TempDir dir("fit-features");
   testing::write_dataset(dir / "data", 8, "0123", 3, 23);
   TrainOptions o = tiny_options(dir / "data", dir / "run");  // 32 features, conv 16,32
   o.fit_features = true;
   o.fit_convolutions = true;
+  o.fit_rnn_hidden = true;
   o.epochs = 1;
   std::ostringstream log;
   train(o, log);
-  EXPECT_EQ(load_model(dir / "run/final.safetensors").config.dense, fitted_features(8));
-  EXPECT_EQ(load_model(dir / "run/final.safetensors").config.conv_channels, fitted_conv_channels(8));
+  const ModelConfig fitted = load_model(dir / "run/final.safetensors").config;
+  EXPECT_EQ(fitted.dense, fitted_features(8));
+  EXPECT_EQ(fitted.conv_channels, fitted_conv_channels(8));
+  EXPECT_EQ(fitted.rnn_hidden, fitted_rnn_hidden(8));
+  EXPECT_NE(log.str().find("lstm (128,64, fitted)"), std::string::npos) << log.str();
+  EXPECT_TRUE(options_from_checkpoint(dir / "run").fit_rnn_hidden);
   // Fine-tuning keeps the starting model's width.
   o.out_dir = dir / "tuned";
   o.init_model = dir / "run/final.safetensors";

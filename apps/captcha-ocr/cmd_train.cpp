@@ -67,9 +67,9 @@ void register_train(CLI::App& app, Action& run) {
   cmd->add_option("--arch", o.model.arch, "small (Keras-style CNN, ~432k parameters; wider from 10,000 training images, see --features) or resnet")
       ->capture_default_str()->check(CLI::IsMember({"small", "resnet"}));
   cmd->add_option("--rnn", o.model.rnn, "lstm or gru (resnet defaults to gru)")->check(CLI::IsMember({"lstm", "gru"}));
-  cmd->add_option("--rnn-hidden", flags->rnn_hidden, "Hidden size per direction of each BiRNN layer, e.g. 128,64")
+  cmd->add_option("--rnn-hidden", flags->rnn_hidden, "Hidden size per direction of each BiRNN layer (small: 128,64, or 128,128 from 10,000 training images; resnet: 128,128)")
       ->delimiter(',')->check(CLI::PositiveNumber);
-  cmd->add_option("--conv-channels", flags->conv_channels, "small: channels of its convolutions, two pooled ones and up to four more after them (default 32,64, or 32,64,64,64 from 10,000 training images)")
+  cmd->add_option("--conv-channels", flags->conv_channels, "small: channels of its convolutions, two pooled ones and up to four more after them (default 32,64, or 32,64,64,64,64 from 10,000 training images)")
       ->delimiter(',')->expected(2, static_cast<int>(ModelConfig::kMaxConvolutions))->check(CLI::PositiveNumber);
   cmd->add_option("--features", flags->features, "Features per time step fed to the first BiRNN layer (small: 64, or 256 from 10,000 training images; resnet: 256); with --init, grows the starting small model's features to this many")
       ->check(CLI::PositiveNumber);
@@ -142,6 +142,7 @@ void register_train(CLI::App& app, Action& run) {
         o.fit_input_size = !cmd->count("--width") && !cmd->count("--height");
         o.fit_features = !cmd->count("--features");
         o.fit_convolutions = !cmd->count("--conv-channels");
+        o.fit_rnn_hidden = !cmd->count("--rnn-hidden");
         if (o.time_limit_minutes > 0 && !cmd->count("--epochs")) o.epochs = 0;  // the time limit alone decides
       }
       install_interrupt_handler();

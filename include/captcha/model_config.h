@@ -50,10 +50,16 @@ int fitted_features(std::size_t training_images);
 // The small network's convolutions (ModelConfig::conv_channels) fitted the same way: the Keras
 // model's two below kWideTrainingSet images, kDeepConvChannels from there (on 20,000 Gregwar
 // images, a third 3x3 convolution after the second pooling read 3-4 points more at every epoch
-// for ~10% of the speed, and a fourth up to another point: two 3x3 layers see too little of a
-// glyph).
-inline constexpr int kDeepConvChannels[] = {32, 64, 64, 64};
+// for ~10% of the speed, a fourth and a fifth up to another point each: two 3x3 layers see too
+// little of a glyph; a sixth added nothing).
+inline constexpr int kDeepConvChannels[] = {32, 64, 64, 64, 64};
 std::vector<int> fitted_conv_channels(std::size_t training_images);
+
+// The small network's BiRNN sizes (ModelConfig::rnn_hidden) fitted the same way: the Keras
+// model's 128,64 below kWideTrainingSet images, kWideRnnHidden from there (on 20,000 Gregwar
+// images the 64-wide second layer held the deeper network back: 1.5-2.5 points per epoch).
+inline constexpr int kWideRnnHidden[] = {128, 128};
+std::vector<int> fitted_rnn_hidden(std::size_t training_images);
 
 // Time steps the network emits for an input `width` pixels wide.
 int output_time_steps(const ModelConfig& config, int width);

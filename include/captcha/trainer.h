@@ -42,6 +42,9 @@ struct TrainOptions {
   // Set the small network's convolutions (model.conv_channels) to fitted_conv_channels(training
   // images); ignored when fine-tuning or resuming.
   bool fit_convolutions = false;
+  // Set the small network's BiRNN sizes (model.rnn_hidden) to fitted_rnn_hidden(training images);
+  // ignored when fine-tuning or resuming.
+  bool fit_rnn_hidden = false;
   // Optimisation
   // Epochs at most; 0 (needs time_limit_minutes): as many as fit in the time limit.
   int epochs = 50;

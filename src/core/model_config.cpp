@@ -50,6 +50,11 @@ std::vector<int> fitted_conv_channels(std::size_t training_images) {
   return std::vector<int>(std::begin(kDeepConvChannels), std::end(kDeepConvChannels));
 }
 
+std::vector<int> fitted_rnn_hidden(std::size_t training_images) {
+  if (training_images < kWideTrainingSet) return ModelConfig{}.rnn_hidden;
+  return std::vector<int>(std::begin(kWideRnnHidden), std::end(kWideRnnHidden));
+}
+
 int output_time_steps(const ModelConfig& config, int width) {
   // small: two 2x2 max pools (floor); resnet: two stride-2 3x3 convolutions with padding 1 (ceil).
   if (config.arch == "resnet") return ((width + 1) / 2 + 1) / 2;

@@ -469,7 +469,8 @@ void print_settings(std::ostream& log, const TrainOptions& o, const Charset& cha
                                                        : o.model.arch;
   row("model", backbone + ", " + std::to_string(o.model.dense) + " features" +
                    (o.fit_features ? " (fitted to the training set)" : "") + " + " + o.model.rnn + " (" +
-                   sizes(o.model.rnn_hidden) + "), " + std::to_string(parameters) + " parameters");
+                   sizes(o.model.rnn_hidden) + (o.fit_rnn_hidden ? ", fitted" : "") + "), " + std::to_string(parameters) +
+                   " parameters");
   std::ostringstream optimisation;
   optimisation << o.optimizer << " lr " << o.learning_rate << ", batch " << o.batch_size << ", clip " << o.clip_grad_norm
 ;
@@ -531,7 +532,8 @@ void to_json(nlohmann::json& j, const TrainOptions& o) {
   j = {{"train_dir", o.train_dir}, {"val_dir", o.val_dir}, {"val_fraction", o.val_fraction},
        {"charset", o.charset}, {"fold_case", o.fold_case}, {"out_dir", o.out_dir},
        {"model", o.model}, {"preprocess", o.preprocess}, {"fit_input_size", o.fit_input_size},
-       {"fit_features", o.fit_features}, {"fit_convolutions", o.fit_convolutions}, {"epochs", o.epochs},
+       {"fit_features", o.fit_features}, {"fit_convolutions", o.fit_convolutions},
+       {"fit_rnn_hidden", o.fit_rnn_hidden}, {"epochs", o.epochs},
        {"batch_size", o.batch_size}, {"learning_rate", o.learning_rate}, {"optimizer", o.optimizer},
        {"momentum", o.momentum}, {"weight_decay", o.weight_decay}, {"clip_grad_norm", o.clip_grad_norm},
        {"patience", o.patience}, {"schedule", o.schedule}, {"warmup_epochs", o.warmup_epochs},
@@ -554,6 +556,7 @@ void from_json(const nlohmann::json& j, TrainOptions& o) {
   o.fit_input_size = j.value("fit_input_size", o.fit_input_size);
   o.fit_features = j.value("fit_features", o.fit_features);
   o.fit_convolutions = j.value("fit_convolutions", o.fit_convolutions);
+  o.fit_rnn_hidden = j.value("fit_rnn_hidden", o.fit_rnn_hidden);
   o.epochs = j.value("epochs", o.epochs);
   o.batch_size = j.value("batch_size", o.batch_size);
   o.learning_rate = j.value("learning_rate", o.learning_rate);
@@ -665,9 +668,11 @@ TrainSummary train(const TrainOptions& input_options, std::ostream& log) {
   o.fit_input_size = o.fit_input_size && from_scratch;
   o.fit_features = o.fit_features && from_scratch && o.model.arch == "small";
   o.fit_convolutions = o.fit_convolutions && from_scratch && o.model.arch == "small";
+  o.fit_rnn_hidden = o.fit_rnn_hidden && from_scratch && o.model.arch == "small";
   if (o.fit_input_size) fit_input_size(o.preprocess, median_image_size(train_samples));
   if (o.fit_features) o.model.dense = fitted_features(train_samples.size());
   if (o.fit_convolutions) o.model.conv_channels = fitted_conv_channels(train_samples.size());
+  if (o.fit_rnn_hidden) o.model.rnn_hidden = fitted_rnn_hidden(train_samples.size());
   Charset charset;
   if (resuming) {
     charset = resume_from.charset;
