@@ -295,12 +295,12 @@ std::vector<std::string> read_metrics_rows(const fs::path& path, int epochs) {
   return rows;
 }
 
-// Under a time limit: after each epoch, the number of epochs that still fit in the limit at the
-// run's mean epoch time (between the epoch just completed and --epochs) becomes the schedule's
-// length, so the cosine decay ends when the time does.
 // The epochs a run may reach: --epochs, or with 0 (a time limit in charge) a bound no run reaches.
 int epoch_limit(const TrainOptions& o) { return o.epochs > 0 ? o.epochs : std::numeric_limits<int>::max() / 2; }
 
+// Under a time limit: after each epoch, the number of epochs that still fit in the limit at the
+// run's mean epoch time (between the epoch just completed and --epochs) becomes the schedule's
+// length, so the cosine decay ends when the time does.
 void fit_schedule_to_time_limit(const TrainOptions& o, int epoch, double seconds_per_epoch, double elapsed,
                                 TrainerState& state, std::ostream& log) {
   const double left = o.time_limit_minutes * 60 - elapsed;
