@@ -45,14 +45,22 @@ int fitted_features(std::size_t training_images) {
   return training_images >= kWideTrainingSet ? kWideFeatures : ModelConfig{}.dense;
 }
 
+namespace {
+
+// `smaller` below kWideTrainingSet training images, `larger` from there.
+template <std::size_t N>
+std::vector<int> fitted_sizes(std::size_t training_images, const std::vector<int>& smaller, const int (&larger)[N]) {
+  return training_images < kWideTrainingSet ? smaller : std::vector<int>(std::begin(larger), std::end(larger));
+}
+
+}  // namespace
+
 std::vector<int> fitted_conv_channels(std::size_t training_images) {
-  if (training_images < kWideTrainingSet) return ModelConfig{}.conv_channels;
-  return std::vector<int>(std::begin(kDeepConvChannels), std::end(kDeepConvChannels));
+  return fitted_sizes(training_images, ModelConfig{}.conv_channels, kDeepConvChannels);
 }
 
 std::vector<int> fitted_rnn_hidden(std::size_t training_images) {
-  if (training_images < kWideTrainingSet) return ModelConfig{}.rnn_hidden;
-  return std::vector<int>(std::begin(kWideRnnHidden), std::end(kWideRnnHidden));
+  return fitted_sizes(training_images, ModelConfig{}.rnn_hidden, kWideRnnHidden);
 }
 
 int output_time_steps(const ModelConfig& config, int width) {

@@ -479,9 +479,10 @@ void print_settings(std::ostream& log, const TrainOptions& o, const Charset& cha
     optimisation << ", augment (" << o.augment_style << ") once val CER < " << o.augment_after_cer << " or train loss <= val loss";
   row("optimisation", optimisation.str());
   std::ostringstream schedule;
-  if (o.epochs > 0) schedule << "max " << o.epochs << " epochs";
-  if (o.epochs > 0 && o.time_limit_minutes > 0) schedule << " or ";
-  if (o.epochs == 0) schedule << "the epochs that fit in ";
+  if (o.epochs > 0)
+    schedule << "max " << o.epochs << " epochs" << (o.time_limit_minutes > 0 ? " or " : "");
+  else
+    schedule << "the epochs that fit in ";
   if (o.time_limit_minutes > 0) schedule << format_duration(o.time_limit_minutes * 60);
   schedule << ", early stop after " << o.patience << ", ";
   if (o.schedule == "cosine")
@@ -847,9 +848,11 @@ TrainSummary train(const TrainOptions& input_options, std::ostream& log) {
       // A step with a non-finite loss or gradient would leave every weight NaN for the rest of the
       // run (Adam's moments keep it): skip it, as mixed-precision trainers do.
       if (!std::isfinite(gradient_norm)) {
-        if (++skipped_steps <= kReportedSkips)
+        if (++skipped_steps <= kReportedSkips) {
+          bar.clear();  // the note on a line of its own, not after the bar
           log << "epoch " << epoch << " step " << b + 1 << ": non-finite " << (std::isfinite(batch_loss) ? "gradient" : "loss")
               << " (loss " << batch_loss << "); step skipped\n";
+        }
         ++skipped_this_epoch;
         continue;
       }
