@@ -91,7 +91,8 @@ void register_train(CLI::App& app, Action& run) {
   cmd->add_flag("--strong", o.preprocess.strong, "Stronger preprocessing for thin strokes");
   cmd->add_flag("--no-augment", [&o](std::int64_t) { o.augment = false; }, "No random rotation/scale/shift of training images");
   cmd->add_option("--augment-style", o.augment_style,
-                  "light: rotation, scale and shift by a few per cent, a dark line on half the images; captcha: also "
+                  "light: rotation, scale and shift by a few per cent, a dark line on half the images, one in ten "
+                  "outlined (edge filter); captcha: also "
                   "shear, sine warps, lines and arcs in any shade, contrast, blur and noise")
       ->check(CLI::IsMember({"light", "captcha"}))
       ->capture_default_str();

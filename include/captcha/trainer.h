@@ -70,8 +70,8 @@ struct TrainOptions {
   double ema_decay = 0.999;
   bool augment = true;             // random distortion of the training images
   // "light" (rotation, scale and shift within a few per cent, a thin dark line on half the
-  // images) or "captcha" (also shear, sine warps, lines and arcs in any shade, contrast, blur
-  // and noise).
+  // images, one image in ten outlined as an edge filter draws it) or "captcha" (also shear, sine
+  // warps, lines and arcs in any shade, contrast, blur and noise).
   std::string augment_style = "light";
   // Augmentation starts after the first epoch whose validation CER is below this (the network
   // reads nearly everything: jitter before that only lengthens the CTC plateau and the climb
