@@ -125,6 +125,22 @@ TEST(Preprocess, StrongThickensStrokes) {
   EXPECT_LT(cv::mean(preprocess(image, options))[0], plain);
 }
 
+TEST(Preprocess, EqualiseIsItsContrastStep) {
+  PreprocessOptions options;
+  options.auto_crop = false;
+  options.auto_invert = false;
+  cv::Mat image = testing::draw_text("ab12", options.width, options.height, 1);  // no resizing
+  image.convertTo(image, -1, 0.3, 120);  // faint, so that CLAHE has work to do
+  const cv::Mat equalised = equalise(image, options);
+  EXPECT_EQ(cv::norm(preprocess(image, options), equalised, cv::NORM_INF), 0);
+  EXPECT_GT(cv::norm(equalised, image, cv::NORM_INF), 0);
+  options.strong = true;  // twice the clip limit
+  EXPECT_GT(cv::norm(equalise(image, options), equalised, cv::NORM_INF), 0);
+  options.strong = false;
+  options.clahe = false;
+  EXPECT_EQ(cv::norm(equalise(image, options), image, cv::NORM_INF), 0);
+}
+
 TEST(Preprocess, NormaliseMapsToMeanStd) {
   cv::Mat image(2, 2, CV_8UC1);
   image.at<std::uint8_t>(0, 0) = 0, image.at<std::uint8_t>(0, 1) = 255;

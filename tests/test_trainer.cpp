@@ -377,6 +377,23 @@ TEST(Trainer, FitsTheInputSizeToSmallerImages) {
   EXPECT_EQ(load_model(dir / "tuned/final.safetensors").preprocess.width, 160);
 }
 
+TEST(Trainer, AugmentsLargeTrainingSetsFromTheFirstBatch) {
+  EXPECT_FALSE(augments_from_start(kWideTrainingSet - 1));
+  EXPECT_TRUE(augments_from_start(kWideTrainingSet));
+  // A small set waits for its trigger, fit_augment_start or not, and does not count as fitted.
+  TempDir dir("fit-augment");
+  testing::write_dataset(dir / "data", 8, "0123", 3, 24);
+  TrainOptions o = tiny_options(dir / "data", dir / "run");
+  o.fit_augment_start = true;
+  o.epochs = 1;
+  std::ostringstream log;
+  train(o, log);
+  EXPECT_NE(log.str().find("augment (light) once val CER < 0.02"), std::string::npos) << log.str();
+  const TrainOptions saved = options_from_checkpoint(dir / "run");
+  EXPECT_FALSE(saved.fit_augment_start);
+  EXPECT_EQ(saved.augment_after_cer, o.augment_after_cer);
+}
+
 TEST(Trainer, WidensAndDeepensTheNetworkForLargeTrainingSets) {
   EXPECT_EQ(fitted_features(kWideTrainingSet - 1), ModelConfig{}.dense);
   EXPECT_EQ(fitted_features(kWideTrainingSet), kWideFeatures);

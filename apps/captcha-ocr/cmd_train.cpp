@@ -98,7 +98,8 @@ void register_train(CLI::App& app, Action& run) {
       ->capture_default_str();
   cmd->add_option("--augment-after-cer", o.augment_after_cer,
                   "Augment once validation CER falls below this or the training loss falls to the validation loss (1: from "
-                  "the first batch)")
+                  "the first batch, the default for " +
+                      std::to_string(kWideTrainingSet) + " training images or more)")
       ->check(CLI::Range(0.0, 1.0))
       ->capture_default_str();
   cmd->add_option("--clip", o.clip_grad_norm, "Gradient norm clipping (0: off)")->capture_default_str();
@@ -144,6 +145,7 @@ void register_train(CLI::App& app, Action& run) {
         o.fit_features = !cmd->count("--features");
         o.fit_convolutions = !cmd->count("--conv-channels");
         o.fit_rnn_hidden = !cmd->count("--rnn-hidden");
+        o.fit_augment_start = !cmd->count("--augment-after-cer");
         if (o.time_limit_minutes > 0 && !cmd->count("--epochs")) o.epochs = 0;  // the time limit alone decides
       }
       install_interrupt_handler();

@@ -48,6 +48,10 @@ cv::Mat decode_image(const std::vector<std::uint8_t>& bytes, const std::string& 
 // Reads and decodes a file. Throws ImageError (missing, empty, unreadable, corrupt).
 cv::Mat load_image(const std::string& path);
 
+// preprocess()'s contrast step on an 8-bit grey image: CLAHE where `options` asks for it (with twice
+// the clip limit under `strong`); otherwise the image itself.
+cv::Mat equalise(const cv::Mat& grey, const PreprocessOptions& options);
+
 // Applies the preprocessing to an 8-bit grey image; returns CV_8UC1 of height x width.
 cv::Mat preprocess(const cv::Mat& grey, const PreprocessOptions& options);
 

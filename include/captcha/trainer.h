@@ -45,6 +45,9 @@ struct TrainOptions {
   // Set the small network's BiRNN sizes (model.rnn_hidden) to fitted_rnn_hidden(training images);
   // ignored when fine-tuning or resuming.
   bool fit_rnn_hidden = false;
+  // Augment from the first batch (augment_after_cer = 1) where augments_from_start(training
+  // images); ignored when fine-tuning or resuming.
+  bool fit_augment_start = false;
   // Optimisation
   // Epochs at most; 0 (needs time_limit_minutes): as many as fit in the time limit.
   int epochs = 50;
@@ -77,7 +80,7 @@ struct TrainOptions {
   // reads nearly everything: jitter before that only lengthens the CTC plateau and the climb
   // after it), or whose training loss is down to the validation loss (the network has begun to
   // learn the training images by heart: 20,000 Gregwar images do so after ~9 epochs); >= 1, or
-  // with init_model, from the first batch.
+  // with init_model, or with fit_augment_start on a large set, from the first batch.
   double augment_after_cer = 0.02;
   // Wall time for the whole run in minutes (0: none). After each epoch the schedule is fitted to
   // the epochs that still fit at the mean epoch time so far, and the run ends with the last of
@@ -97,6 +100,13 @@ struct TrainOptions {
 
 void to_json(nlohmann::json& out, const TrainOptions& options);
 void from_json(const nlohmann::json& in, TrainOptions& options);
+
+// Whether a training set of `training_images` images is augmented from the first batch by default
+// (TrainOptions::fit_augment_start): from kWideTrainingSet images on, where the wider, deeper
+// network reads as much per epoch with the jitter as without it (on 20,000 Gregwar images: level
+// in exact match, validation loss 0.05-0.15 lower at equal epochs). Smaller sets wait (see
+// augment_after_cer), which keeps their time to 99% short.
+bool augments_from_start(std::size_t training_images);
 
 struct TrainSummary {
   int epochs_completed = 0;

@@ -155,6 +155,15 @@ void fit_input_size(PreprocessOptions& options, cv::Size image_size) {
   options.height = round_up_to_4(options.height);
 }
 
+cv::Mat equalise(const cv::Mat& grey, const PreprocessOptions& options) {
+  if (!options.clahe) return grey;
+  auto clahe = cv::createCLAHE(options.strong ? options.clahe_clip * 2 : options.clahe_clip,
+                               cv::Size(options.clahe_tiles, options.clahe_tiles));
+  cv::Mat equalised;
+  clahe->apply(grey, equalised);
+  return equalised;
+}
+
 cv::Mat preprocess(const cv::Mat& input, const PreprocessOptions& options) {
   if (input.empty() || input.type() != CV_8UC1)
     throw ConfigError("preprocess expects a non-empty 8-bit grey image");
@@ -165,13 +174,7 @@ cv::Mat preprocess(const cv::Mat& input, const PreprocessOptions& options) {
     grey = inverted;
   }
   if (options.auto_crop) grey = grey(text_box(grey)).clone();
-  if (options.clahe) {
-    auto clahe = cv::createCLAHE(options.strong ? options.clahe_clip * 2 : options.clahe_clip,
-                                 cv::Size(options.clahe_tiles, options.clahe_tiles));
-    cv::Mat equalised;
-    clahe->apply(grey, equalised);
-    grey = equalised;
-  }
+  grey = equalise(grey, options);
   if (options.strong) {
     // Sharpen, then thicken dark strokes by one pixel.
     cv::Mat blurred, sharpened, thickened;

@@ -19,8 +19,7 @@ cv::Mat outline(const cv::Mat& image, std::mt19937_64& rng, const PreprocessOpti
   cv::Mat edges, out;
   cv::filter2D(shrunk, edges, CV_32F, unit(rng) < 0.5 ? cv::Mat(-kernel) : kernel, cv::Point(-1, -1), 0, cv::BORDER_REPLICATE);
   edges.convertTo(out, CV_8U, 1, 127);  // saturates
-  if (p.clahe) cv::createCLAHE(p.clahe_clip, cv::Size(p.clahe_tiles, p.clahe_tiles))->apply(out, out);
-  return out;
+  return equalise(out, p);
 }
 
 // Light geometric jitter (small rotation, scale and shift, edges replicated) and, on half the

@@ -11,6 +11,7 @@
 #include <ctime>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <iomanip>
 #include <iostream>
 #include <limits>
@@ -67,18 +68,18 @@ struct Batch {
   std::vector<int64_t> target_lengths;
 };
 
-// Images order[start, start + count) of `data`; distorted (`style`) when `augment_rng` is given.
+// Distorts one training image (see augment.h).
+using Augmenter = std::function<cv::Mat(const cv::Mat&)>;
+
+// Images order[start, start + count) of `data`; distorted when `augment` is given.
 Batch make_batch(const LoadedDataset& data, const std::vector<std::size_t>& order, std::size_t start,
-                 std::size_t count, const PreprocessOptions& p, std::mt19937_64* augment_rng,
-                 const std::string& style = "light") {
+                 std::size_t count, const PreprocessOptions& p, const Augmenter* augment) {
   Batch batch;
   batch.images = torch::empty({static_cast<int64_t>(count), 1, p.height, p.width});
   std::vector<int64_t> targets;
   for (std::size_t i = 0; i < count; ++i) {
     const std::size_t index = order[start + i];
-    const cv::Mat image = !augment_rng         ? data.images[index]
-                          : style == "captcha" ? augment_captcha(data.images[index], *augment_rng)
-                                               : augment_light(data.images[index], *augment_rng, p);
+    const cv::Mat image = augment ? (*augment)(data.images[index]) : data.images[index];
     normalise_into(image, p, batch.images[static_cast<int64_t>(i)].data_ptr<float>());
     targets.insert(targets.end(), data.targets[index].begin(), data.targets[index].end());
     batch.target_lengths.push_back(static_cast<int64_t>(data.targets[index].size()));
@@ -113,7 +114,7 @@ Validation validate(Crnn& network, const LoadedDataset& data, const Charset& cha
   constexpr std::size_t kBatch = 64;
   for (std::size_t start = 0; start < data.size(); start += kBatch) {
     const std::size_t count = std::min(kBatch, data.size() - start);
-    const Batch batch = make_batch(data, order, start, count, p, /*augment_rng=*/nullptr);
+    const Batch batch = make_batch(data, order, start, count, p, /*augment=*/nullptr);
     const auto logits = network->forward(batch.images);
     loss_sum += ctc_loss(logits, batch).item<double>() * count;
     const auto texts = decode_logits(logits, charset, 0, {}, lengths);
@@ -387,7 +388,9 @@ void print_settings(std::ostream& log, const TrainOptions& o, const Charset& cha
   std::ostringstream optimisation;
   optimisation << o.optimizer << " lr " << o.learning_rate << ", batch " << o.batch_size << ", clip " << o.clip_grad_norm
 ;
-  if (o.augment && augmenting) optimisation << ", augment (" << o.augment_style << ")";
+  if (o.augment && augmenting)
+    optimisation << ", augment (" << o.augment_style << ")"
+                 << (o.fit_augment_start ? " from the first batch (fitted to the training set)" : "");
   if (o.augment && !augmenting)
     optimisation << ", augment (" << o.augment_style << ") once val CER < " << o.augment_after_cer << " or train loss <= val loss";
   row("optimisation", optimisation.str());
@@ -442,12 +445,14 @@ void check_time_steps(const std::vector<Sample>& samples, const Charset& charset
 
 void request_stop() { g_stop_requested = true; }
 
+bool augments_from_start(std::size_t training_images) { return training_images >= kWideTrainingSet; }
+
 void to_json(nlohmann::json& j, const TrainOptions& o) {
   j = {{"train_dir", o.train_dir}, {"val_dir", o.val_dir}, {"val_fraction", o.val_fraction},
        {"charset", o.charset}, {"fold_case", o.fold_case}, {"out_dir", o.out_dir},
        {"model", o.model}, {"preprocess", o.preprocess}, {"fit_input_size", o.fit_input_size},
        {"fit_features", o.fit_features}, {"fit_convolutions", o.fit_convolutions},
-       {"fit_rnn_hidden", o.fit_rnn_hidden}, {"epochs", o.epochs},
+       {"fit_rnn_hidden", o.fit_rnn_hidden}, {"fit_augment_start", o.fit_augment_start}, {"epochs", o.epochs},
        {"batch_size", o.batch_size}, {"learning_rate", o.learning_rate}, {"optimizer", o.optimizer},
        {"momentum", o.momentum}, {"weight_decay", o.weight_decay}, {"clip_grad_norm", o.clip_grad_norm},
        {"patience", o.patience}, {"schedule", o.schedule}, {"warmup_epochs", o.warmup_epochs},
@@ -471,6 +476,7 @@ void from_json(const nlohmann::json& j, TrainOptions& o) {
   o.fit_features = j.value("fit_features", o.fit_features);
   o.fit_convolutions = j.value("fit_convolutions", o.fit_convolutions);
   o.fit_rnn_hidden = j.value("fit_rnn_hidden", o.fit_rnn_hidden);
+  o.fit_augment_start = j.value("fit_augment_start", o.fit_augment_start);
   o.epochs = j.value("epochs", o.epochs);
   o.batch_size = j.value("batch_size", o.batch_size);
   o.learning_rate = j.value("learning_rate", o.learning_rate);
@@ -587,6 +593,11 @@ TrainSummary train(const TrainOptions& input_options, std::ostream& log) {
   if (o.fit_features) o.model.dense = fitted_features(train_samples.size());
   if (o.fit_convolutions) o.model.conv_channels = fitted_conv_channels(train_samples.size());
   if (o.fit_rnn_hidden) o.model.rnn_hidden = fitted_rnn_hidden(train_samples.size());
+  o.fit_augment_start = o.fit_augment_start && from_scratch && augments_from_start(train_samples.size());
+  if (o.fit_augment_start) {
+    o.augment_after_cer = 1;
+    state.augmenting = o.augment;
+  }
   Charset charset;
   if (resuming) {
     charset = resume_from.charset;
@@ -731,6 +742,11 @@ TrainSummary train(const TrainOptions& input_options, std::ostream& log) {
   for (int epoch = state.epochs_completed + 1; epoch <= state.planned_epochs; ++epoch) {
     const auto epoch_start = Clock::now();
     std::mt19937_64 rng(o.seed * 1000003ULL + static_cast<std::uint64_t>(epoch));
+    const Augmenter augment = o.augment_style == "captcha"
+                                  ? Augmenter([&rng](const cv::Mat& image) { return augment_captcha(image, rng); })
+                                  : Augmenter([&rng, &o](const cv::Mat& image) {
+                                      return augment_light(image, rng, o.preprocess);
+                                    });
     torch::manual_seed(o.seed * 1000003ULL + static_cast<std::uint64_t>(epoch));
     std::iota(order.begin(), order.end(), 0);
     for (std::size_t i = order.size(); i > 1; --i) std::swap(order[i - 1], order[rng() % i]);
@@ -742,8 +758,8 @@ TrainSummary train(const TrainOptions& input_options, std::ostream& log) {
       if (g_stop_requested) break;
       const std::size_t start = b * o.batch_size;
       const std::size_t count = std::min<std::size_t>(o.batch_size, train_set.size() - start);
-      const Batch batch = make_batch(train_set, order, start, count, o.preprocess, state.augmenting ? &rng : nullptr,
-                                     o.augment_style);
+      const Batch batch =
+          make_batch(train_set, order, start, count, o.preprocess, state.augmenting ? &augment : nullptr);
       const auto step = static_cast<std::int64_t>((epoch - 1) * batches_per_epoch + b);
       if (o.schedule == "cosine") {
         state.learning_rate = cosine_learning_rate(o, state.planned_epochs, step, batches_per_epoch);
