@@ -22,9 +22,9 @@ cv::Mat outline(const cv::Mat& image, std::mt19937_64& rng, const PreprocessOpti
   return equalise(out, p);
 }
 
-// Light geometric jitter (small rotation, scale and shift, edges replicated) and, on half the
-// images, a thin dark line across the text, as many CAPTCHAs draw: the network learns to read
-// through strokes that are not part of a symbol.
+// Light geometric jitter (small rotation, scale and shift, edges replicated); on half the
+// images a thin dark line across the text, as many CAPTCHAs draw (the network learns to read
+// through strokes that are not part of a symbol); then one image in kOutlineShare outlined.
 cv::Mat augment_light(const cv::Mat& image, std::mt19937_64& rng, const PreprocessOptions& p) {
   std::uniform_real_distribution<double> angle(-3, 3), scale(0.95, 1.05), shift(-0.03, 0.03), unit(0, 1);
   cv::Mat m = cv::getRotationMatrix2D(cv::Point2f(image.cols / 2.0f, image.rows / 2.0f), angle(rng), scale(rng));

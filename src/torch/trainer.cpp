@@ -559,7 +559,6 @@ TrainSummary train(const TrainOptions& input_options, std::ostream& log) {
   } else if (o.widen_features > 0) {
     throw ConfigError("widening the features needs a starting model (--init)");
   }
-  if (!resuming) state.augmenting = o.augment && (o.augment_after_cer >= 1 || !o.init_model.empty());
   o.model.validate();
   nlohmann::json(o.preprocess).get<PreprocessOptions>();  // validates the input size
 
@@ -594,10 +593,8 @@ TrainSummary train(const TrainOptions& input_options, std::ostream& log) {
   if (o.fit_convolutions) o.model.conv_channels = fitted_conv_channels(train_samples.size());
   if (o.fit_rnn_hidden) o.model.rnn_hidden = fitted_rnn_hidden(train_samples.size());
   o.fit_augment_start = o.fit_augment_start && from_scratch && augments_from_start(train_samples.size());
-  if (o.fit_augment_start) {
-    o.augment_after_cer = 1;
-    state.augmenting = o.augment;
-  }
+  if (o.fit_augment_start) o.augment_after_cer = 1;
+  if (!resuming) state.augmenting = o.augment && (o.augment_after_cer >= 1 || !o.init_model.empty());
   Charset charset;
   if (resuming) {
     charset = resume_from.charset;
