@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "captcha/model_file.h"
 #include "support/fixtures.h"
 
 namespace captcha {
@@ -158,6 +159,38 @@ TEST_F(Cli, EvalPrintsFiguresAndJson) {
   }
   const std::string errors = testing::read_file(path("errors.tsv"));
   EXPECT_EQ(errors.rfind("path\ttruth\treading", 0), 0u);
+}
+
+// Several models read as an ensemble and several views of each image; a model of another task
+// cannot join (one clear line, exit 1); a view count out of range is bad usage.
+TEST_F(Cli, EvalAndPredictReadEnsemblesAndViews) {
+  Result r = run("eval --model " + model() + " --data " + data());
+  EXPECT_NE(r.output.find("(the model's choice)"), std::string::npos) << r.output;
+  const auto figures = [&](const std::string& models, const std::string& views) {
+    const Result out = run("eval " + models + " --data " + data() + " --json --views " + views, false);
+    EXPECT_EQ(out.code, 0) << out.output;
+    return nlohmann::json::parse(out.output);
+  };
+  const auto alone = figures("--model " + model(), "3");
+  const auto twice = figures("--model " + model() + " --model " + model(), "3");
+  EXPECT_EQ(alone.at("views"), 3);
+  EXPECT_EQ(twice.at("models").size(), 2u);
+  EXPECT_EQ(twice.at("exact_match"), alone.at("exact_match"));  // a model averaged with itself
+  EXPECT_EQ(twice.at("cer"), alone.at("cer"));
+  r = run("eval --model " + model() + " --model " + model() + " --views 7 --data " + data());
+  EXPECT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find(model() + " + " + model() + ", 7 views"), std::string::npos) << r.output;
+
+  ModelFile letters = load_model(model());
+  letters.charset = Charset("abcdefghij");  // as many symbols, another task
+  save_model(path("letters.safetensors"), letters);
+  r = run("predict --model " + model() + " --model " + path("letters.safetensors") + " " + data());
+  EXPECT_EQ(r.code, 1) << r.output;
+  EXPECT_NE(r.output.find(path("letters.safetensors") + ": cannot be read together with " + model()), std::string::npos)
+      << r.output;
+  EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), 1) << r.output;
+  EXPECT_EQ(run("predict --model " + model() + " --views 8 " + data()).code, 2);
+  EXPECT_EQ(run("predict --model " + model() + " --views 0 " + data()).code, 2);
 }
 
 TEST_F(Cli, PredictFilesFoldersStdinAndJson) {

@@ -149,5 +149,82 @@ TEST(Recogniser, MatchesTheNetworkForwardPass) {
   for (char ch : restricted.text) EXPECT_EQ(ch, 'a');
 }
 
+// Views of an image and models of an ensemble are read by averaging their per-step
+// probabilities; a model file's reading_views is the default; models that cannot be read together
+// are refused, naming the file.
+TEST(Recogniser, AveragesTheProbabilitiesOfViewsAndModels) {
+  testing::TempDir dir("ensemble");
+  torch::manual_seed(6);
+  ModelConfig c;
+  c.rnn_hidden = {16, 16};
+  Crnn a(c, 4, 32), b(c, 4, 32);
+  for (Crnn* net : {&a, &b}) {
+    (*net)->set_blank_share(0.2);  // random weights that still read some symbols
+    (*net)->eval();
+  }
+  const ModelFile file = save_network(a, c, "abc", dir / "a.safetensors");
+  save_network(b, c, "abc", dir / "b.safetensors");
+  const Recogniser one(dir / "a.safetensors", 1);
+  const cv::Mat prepared = one.prepare(testing::draw_text("abc", 96, 32, 1));
+
+  // The reading of the mean of the softmax outputs of `nets` over `views` views.
+  torch::NoGradGuard no_grad;
+  const auto expected = [&](const std::vector<Crnn*>& nets, int views) {
+    torch::Tensor sum;
+    for (int view = 0; view < views; ++view) {
+      auto input = torch::empty({1, 1, 32, 96});
+      normalise_into(reading_view(prepared, view), file.preprocess, input.data_ptr<float>());
+      for (Crnn* net : nets) {
+        const auto p = torch::softmax((*net)->forward(input), 2);
+        sum = sum.defined() ? sum + p : p;
+      }
+    }
+    return decode_logits(torch::log(sum / static_cast<double>(views * nets.size())), file.charset).front();
+  };
+  const auto expect_reading = [&](const Reading& got, const DecodedText& want, const std::string& what) {
+    EXPECT_FALSE(want.text.empty()) << what;  // something to compare
+    EXPECT_EQ(got.text, want.text) << what;
+    ASSERT_EQ(got.char_probabilities.size(), want.char_probabilities.size()) << what;
+    for (std::size_t i = 0; i < got.char_probabilities.size(); ++i)
+      EXPECT_NEAR(got.char_probabilities[i], want.char_probabilities[i], 1e-4) << what << " symbol " << i;
+  };
+  ReadOptions views;
+  views.views = kMaxReadingViews;
+  expect_reading(one.read_prepared({prepared}, views).front(), expected({&a}, kMaxReadingViews), "one model, all views");
+  const Recogniser both({dir / "a.safetensors", dir / "b.safetensors"}, 1);
+  EXPECT_EQ(both.ensemble_size(), 2);
+  expect_reading(both.read_prepared({prepared}).front(), expected({&a, &b}, 1), "two models, one view");
+  views.views = 3;
+  expect_reading(both.read_prepared({prepared}, views).front(), expected({&a, &b}, 3), "two models, three views");
+  // A model twice reads as the model alone.
+  const Recogniser twice({dir / "a.safetensors", dir / "a.safetensors"}, 1);
+  expect_reading(twice.read_prepared({prepared}).front(), expected({&a}, 1), "one model twice");
+
+  // The file's own choice of views is the default.
+  ModelFile viewed = load_model(dir / "a.safetensors");
+  viewed.reading_views = 3;
+  save_model(dir / "viewed.safetensors", viewed);
+  expect_reading(Recogniser(dir / "viewed.safetensors", 1).read_prepared({prepared}).front(), expected({&a}, 3),
+                 "the file's three views");
+  views.views = kMaxReadingViews + 1;
+  EXPECT_THROW(one.read_prepared({prepared}, views), ConfigError);
+
+  // Models of another task cannot join.
+  save_network(b, c, "abd", dir / "other-charset.safetensors");
+  ModelFile wider = load_model(dir / "a.safetensors");
+  wider.preprocess.width = 128;
+  save_model(dir / "other-width.safetensors", wider);
+  for (const auto& [name, why] : {std::pair<std::string, std::string>{"other-charset.safetensors", "another charset"},
+                                  {"other-width.safetensors", "other preprocessing"}}) {
+    try {
+      Recogniser({dir / "a.safetensors", dir / name}, 1);
+      ADD_FAILURE() << name << " joined the ensemble";
+    } catch (const ModelFileError& e) {
+      EXPECT_NE(std::string(e.what()).find(dir / name + ": cannot be read together with"), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find(why), std::string::npos) << e.what();
+    }
+  }
+}
+
 }  // namespace
 }  // namespace captcha

@@ -19,6 +19,7 @@ ModelFile sample_model() {
   m.charset = Charset("abc");
   m.fold_case = true;
   m.label_lengths = {4, 6};
+  m.reading_views = kMaxReadingViews;
   m.preprocess.width = 120;
   m.preprocess.resize = ResizeMode::kKeepAspect;
   m.config.rnn = "gru";
@@ -49,6 +50,7 @@ TEST(ModelFile, RoundTrip) {
   EXPECT_TRUE(back.fold_case);
   EXPECT_EQ(back.label_lengths.min, 4);
   EXPECT_EQ(back.label_lengths.max, 6);
+  EXPECT_EQ(back.reading_views, kMaxReadingViews);
   EXPECT_EQ(back.preprocess.width, 120);
   EXPECT_EQ(back.preprocess.resize, ResizeMode::kKeepAspect);
   EXPECT_EQ(back.config.rnn, "gru");
@@ -109,6 +111,21 @@ TEST(ModelFile, WrongVersionSaysWhatToDo) {
   raw.metadata["format_version"] = "99";
   write_safetensors(dir / "v99.safetensors", raw);
   EXPECT_NE(expect_model_error(dir / "v99.safetensors").find("version 99"), std::string::npos);
+}
+
+// Files written before reading_views existed read one view; a bad count is refused.
+TEST(ModelFile, ReadingViewsDefaultToOneAndAreChecked) {
+  TempDir dir("views");
+  save_model(dir / "m.safetensors", sample_model());
+  SafetensorsFile raw = read_safetensors(dir / "m.safetensors");
+  raw.metadata.erase("reading_views");
+  write_safetensors(dir / "old.safetensors", raw);
+  EXPECT_EQ(load_model(dir / "old.safetensors").reading_views, 1);
+  for (const char* bad : {"0", "8", "3x", ""}) {
+    raw.metadata["reading_views"] = bad;
+    write_safetensors(dir / "bad.safetensors", raw);
+    EXPECT_NE(expect_model_error(dir / "bad.safetensors").find("reading_views"), std::string::npos) << bad;
+  }
 }
 
 TEST(ModelFile, InconsistentHeaderIsRejected) {

@@ -141,6 +141,39 @@ TEST(Preprocess, EqualiseIsItsContrastStep) {
   EXPECT_EQ(cv::norm(equalise(image, options), image, cv::NORM_INF), 0);
 }
 
+// The views read by test-time augmentation: the image itself, then shifts by 1% of the width and
+// 3% of the height either way and scalings by 4% about the centre.
+TEST(Preprocess, ReadingViewsShiftAndScaleTheImage) {
+  cv::Mat image(50, 200, CV_8UC1, cv::Scalar(255));
+  image.col(100).setTo(0);  // a dark column at x = 100 and a dark row at y = 20
+  image.row(20).setTo(0);
+  // The index of the darkest column (dim 0) or row (dim 1).
+  const auto darkest = [](const cv::Mat& m, int dim) {
+    cv::Mat sums;
+    cv::reduce(m, sums, dim, cv::REDUCE_SUM, CV_32S);
+    cv::Point at;
+    cv::minMaxLoc(sums, nullptr, nullptr, &at);
+    return dim == 0 ? at.x : at.y;
+  };
+  const auto darkest_column = [&](const cv::Mat& m) { return darkest(m, 0); };
+  const auto darkest_row = [&](const cv::Mat& m) { return darkest(m, 1); };
+  EXPECT_EQ(cv::norm(reading_view(image, 0), image, cv::NORM_INF), 0);
+  const int expected_x[kMaxReadingViews] = {100, 98, 102, 100, 100, 100, 100};
+  for (int view = 1; view < kMaxReadingViews; ++view) {
+    const cv::Mat seen = reading_view(image, view);
+    ASSERT_EQ(seen.size(), image.size()) << view;
+    ASSERT_EQ(seen.type(), CV_8UC1) << view;
+    EXPECT_GT(cv::norm(seen, image, cv::NORM_INF), 0) << view;
+    EXPECT_EQ(darkest_column(seen), expected_x[view]) << view;
+  }
+  EXPECT_NEAR(darkest_row(reading_view(image, 3)), 18.5, 0.5);  // 3% of 50 rows up
+  EXPECT_NEAR(darkest_row(reading_view(image, 4)), 21.5, 0.5);
+  EXPECT_NEAR(darkest_row(reading_view(image, 5)), 25 - 5 * 0.96, 0.5);  // towards the centre
+  EXPECT_NEAR(darkest_row(reading_view(image, 6)), 25 - 5 * 1.04, 0.5);  // away from it
+  EXPECT_THROW(reading_view(image, kMaxReadingViews), ConfigError);
+  EXPECT_THROW(reading_view(image, -1), ConfigError);
+}
+
 TEST(Preprocess, NormaliseMapsToMeanStd) {
   cv::Mat image(2, 2, CV_8UC1);
   image.at<std::uint8_t>(0, 0) = 0, image.at<std::uint8_t>(0, 1) = 255;

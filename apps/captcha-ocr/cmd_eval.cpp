@@ -98,7 +98,10 @@ int run_eval(const EvalArgs& args) {
   }
 
   if (args.json) {
-    nlohmann::json out = {{"model", args.reading.model},
+    const int views = args.reading.views > 0 ? args.reading.views : recogniser.model().reading_views;
+    nlohmann::json out = {{"model", args.reading.models.front()},
+                          {"models", args.reading.models},
+                          {"views", views},
                           {"data", args.data},
                           {"count", report.count},
                           {"skipped", skipped.total()},
@@ -116,7 +119,7 @@ int run_eval(const EvalArgs& args) {
       std::cout << std::left << std::setw(24) << key << value << "\n";
     };
     const auto exact = static_cast<std::size_t>(std::lround(report.exact_match * report.count));
-    row("model", args.reading.model);
+    row(args.reading.models.size() > 1 ? "models" : "model", args.reading.describe(recogniser));
     row("data", args.data + " (" + std::to_string(report.count) + " images)");
     if (skipped.total()) row("skipped", skipped.summary());
     row(fold ? "exact match (no case)" : "exact match",

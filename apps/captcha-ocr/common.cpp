@@ -13,7 +13,10 @@
 namespace captcha::cli {
 
 void ReadingFlags::add_to(CLI::App& command) {
-  command.add_option("--model", model, "Model file (.safetensors)")->required()->check(CLI::ExistingFile);
+  command.add_option("--model", models, "Model file (.safetensors); given more than once, the models are read as an ensemble (their probabilities averaged)")
+      ->required()->allow_extra_args(false)->check(CLI::ExistingFile);
+  command.add_option("--views", views, "Read each image in this many views, shifted and scaled a little, averaging the probabilities (test-time augmentation; 1: the image alone; default: the model's choice)")
+      ->check(CLI::Range(1, kMaxReadingViews));
   command.add_option("--beam", beam, "Prefix beam search width (default: greedy)")->check(CLI::NonNegativeNumber);
   command.add_option("--allowed", allowed, "Only these symbols may be read (e.g. the site's alphabet)");
   command.add_flag("--any-length", any_length, "Readings of any length (default: the label lengths seen in training)");
@@ -26,7 +29,7 @@ void ReadingFlags::add_to(CLI::App& command) {
 }
 
 Recogniser ReadingFlags::load() const {
-  Recogniser recogniser(model, threads);
+  Recogniser recogniser(models, threads);
   PreprocessOptions& options = recogniser.preprocess_options();
   if (no_auto_crop) options.auto_crop = false;
   if (force_invert) options.force_invert = true;
@@ -68,7 +71,15 @@ ReadOptions ReadingFlags::read_options() const {
   options.allowed = allowed;
   options.any_length = any_length;
   options.batch_size = batch_size;
+  options.views = views;
   return options;
+}
+
+std::string ReadingFlags::describe(const Recogniser& recogniser) const {
+  std::string text;
+  for (const auto& model : models) text += (text.empty() ? "" : " + ") + model;
+  const int count = views > 0 ? views : recogniser.model().reading_views;
+  return text + ", " + std::to_string(count) + (count == 1 ? " view" : " views") + (views > 0 ? "" : " (the model's choice)");
 }
 
 void save_debug_image(const std::string& dir, const std::string& source_path, const cv::Mat& image) {

@@ -28,11 +28,13 @@ void register_generate(CLI::App& app, Action& run);
 void register_bench(CLI::App& app, Action& run);
 void register_export(CLI::App& app, Action& run);
 
-// The flags eval and predict share: model, decoding (--beam, --allowed), batching, threads, debug images, and the
+// The flags eval and predict share: models (one, or several read as an ensemble), views, decoding
+// (--beam, --allowed), batching, threads, debug images, and the
 // preprocessing overrides (--no-auto-crop, --force-invert, --strong), each of which, when given,
 // overrides the model's stored setting.
 struct ReadingFlags {
-  std::string model;
+  std::vector<std::string> models;
+  int views = 0;  // 0: the model's own choice
   int beam = 0;
   std::string allowed;
   bool any_length = false;
@@ -46,6 +48,8 @@ struct ReadingFlags {
   // Loads the model with these flags applied. Throws ModelFileError.
   Recogniser load() const;
   ReadOptions read_options() const;
+  // The models and views of a reading, for reports ("a.safetensors + b.safetensors, 7 views").
+  std::string describe(const Recogniser& recogniser) const;
 
   // Decodes and prepares `paths` ("-": image bytes on stdin) in parallel, writing debug images
   // when --save-debug is given. An image that fails stays empty in `images`, and `errors` holds

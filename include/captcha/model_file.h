@@ -36,6 +36,10 @@ struct ModelFile {
   // (metadata "label_lengths": [min, max]; absent in older files: no bound).
   LengthRange label_lengths;
   PreprocessOptions preprocess;
+  // Views of each image read by default (test-time augmentation, see reading_view): 1, or more
+  // where training found they read more validation images right (metadata "reading_views";
+  // absent in older files: 1).
+  int reading_views = 1;
   ModelConfig config;
   nlohmann::json training = nlohmann::json::object();  // summary: epochs, figures, dataset, date
   nlohmann::json checkpoint;                           // trainer state (in `last` only), or null

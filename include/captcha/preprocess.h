@@ -55,6 +55,13 @@ cv::Mat equalise(const cv::Mat& grey, const PreprocessOptions& options);
 // Applies the preprocessing to an 8-bit grey image; returns CV_8UC1 of height x width.
 cv::Mat preprocess(const cv::Mat& grey, const PreprocessOptions& options);
 
+// Test-time augmentation: the views of a preprocessed image a model may read together, averaging
+// its per-step probabilities over them (see ReadOptions::views). View 0 is the image itself; the
+// others shift it by 1% of its width or 3% of its height, or scale it by 4%, about its centre
+// (edges repeated), as the light training jitter does. At most kMaxReadingViews.
+inline constexpr int kMaxReadingViews = 7;
+cv::Mat reading_view(const cv::Mat& preprocessed, int view);
+
 // Writes a preprocessed image as normalised floats (height * width values) into `out`.
 void normalise_into(const cv::Mat& preprocessed, const PreprocessOptions& options, float* out);
 

@@ -6,6 +6,11 @@
 //   captcha::Reading r = recogniser.read(captcha::load_image("abc12.png"));
 //   std::cout << r.text << " " << r.confidence << "\n";
 //
+// Reading more carefully, at a multiple of the cost: several views of each image (test-time
+// augmentation, ReadOptions::views; a model file says how many it reads by default) and several
+// independently trained models of one task (an ensemble: the constructor taking several files).
+// Either way the per-step probabilities are averaged before decoding.
+//
 // One loaded Recogniser may be used from several threads at once: reading does not modify it.
 #pragma once
 
@@ -31,6 +36,7 @@ struct ReadOptions {
   std::string allowed;        // restrict the output to these symbols ("" = all)
   bool any_length = false;    // ignore the label lengths seen in training (model.label_lengths)
   int batch_size = 64;        // images per forward pass in read_batch
+  int views = 0;              // views of each image (see reading_view); 0: the model's own choice
 };
 
 class Recogniser {
@@ -38,11 +44,16 @@ class Recogniser {
   // Loads the model file. Throws ModelFileError. `threads` <= 0 uses every core: the threads the
   // engine's parallel loops use from the calling thread on (see set_inference_threads).
   explicit Recogniser(const std::string& model_path, int threads = 0);
+  // An ensemble: reads with every model, averaging their per-step probabilities. The models must
+  // share charset, case folding, label lengths, preprocessing and time steps (ModelFileError
+  // naming the first file that does not); model() and the default views are the first's.
+  explicit Recogniser(const std::vector<std::string>& model_paths, int threads = 0);
   ~Recogniser();
   Recogniser(Recogniser&&) noexcept;
   Recogniser& operator=(Recogniser&&) noexcept;
 
   const ModelFile& model() const;
+  int ensemble_size() const;
   // The preprocessing used by prepare(): the model's settings; callers may override flags
   // (auto_crop, force_invert, strong) before reading.
   PreprocessOptions& preprocess_options();

@@ -1,6 +1,8 @@
 // The captcha-ocr model file on top of the safetensors layout.
 #include "captcha/model_file.h"
 
+#include <cstdlib>
+
 #include "captcha/errors.h"
 
 namespace captcha {
@@ -17,6 +19,7 @@ void save_model(const std::string& path, const ModelFile& model) {
   file.metadata["input_width"] = std::to_string(model.preprocess.width);
   file.metadata["input_height"] = std::to_string(model.preprocess.height);
   file.metadata["preprocess"] = nlohmann::json(model.preprocess).dump();
+  file.metadata["reading_views"] = std::to_string(model.reading_views);
   file.metadata["architecture"] = nlohmann::json(model.config).dump();
   file.metadata["training"] = model.training.dump();
   if (!model.checkpoint.is_null()) file.metadata["checkpoint"] = model.checkpoint.dump();
@@ -53,6 +56,14 @@ ModelFile load_model(const std::string& path) {
       model.label_lengths = {range[0], range[1]};
     }
     model.preprocess = nlohmann::json::parse(field("preprocess")).get<PreprocessOptions>();
+    if (meta.count("reading_views")) {
+      const std::string& views = meta.at("reading_views");
+      const int count = std::atoi(views.c_str());
+      if (count < 1 || count > kMaxReadingViews || std::to_string(count) != views)
+        throw ModelFileError(path + ": bad reading_views metadata '" + views + "' (1-" +
+                             std::to_string(kMaxReadingViews) + ")");
+      model.reading_views = count;
+    }
     model.config = nlohmann::json::parse(field("architecture")).get<ModelConfig>();
     model.training = nlohmann::json::parse(field("training"));
     if (meta.count("checkpoint")) model.checkpoint = nlohmann::json::parse(meta.at("checkpoint"));

@@ -207,6 +207,24 @@ cv::Mat preprocess(const cv::Mat& input, const PreprocessOptions& options) {
   return out;
 }
 
+cv::Mat reading_view(const cv::Mat& preprocessed, int view) {
+  struct View {
+    double dx, dy, scale;  // shifts as shares of the width and height
+  };
+  static constexpr View kViews[kMaxReadingViews] = {{0, 0, 1},     {-0.01, 0, 1}, {0.01, 0, 1}, {0, -0.03, 1},
+                                                    {0, 0.03, 1}, {0, 0, 0.96},  {0, 0, 1.04}};
+  if (view < 0 || view >= kMaxReadingViews)
+    throw ConfigError("reading_view: view " + std::to_string(view) + " is not in 0-" + std::to_string(kMaxReadingViews - 1));
+  if (view == 0) return preprocessed;
+  const View& v = kViews[view];
+  cv::Mat transform = cv::getRotationMatrix2D(cv::Point2f(preprocessed.cols / 2.f, preprocessed.rows / 2.f), 0, v.scale);
+  transform.at<double>(0, 2) += v.dx * preprocessed.cols;
+  transform.at<double>(1, 2) += v.dy * preprocessed.rows;
+  cv::Mat out;
+  cv::warpAffine(preprocessed, out, transform, preprocessed.size(), cv::INTER_LINEAR, cv::BORDER_REPLICATE);
+  return out;
+}
+
 void normalise_into(const cv::Mat& image, const PreprocessOptions& options, float* out) {
   const float scale = 1.0f / (255.0f * options.std), shift = options.mean / options.std;
   for (int r = 0; r < image.rows; ++r) {

@@ -1,7 +1,10 @@
 // Recogniser on the inference engine (oneDNN; no LibTorch).
 #include "captcha/recogniser.h"
 
-#include <optional>
+#include <algorithm>
+#include <cmath>
+
+#include <nlohmann/json.hpp>
 
 #include "captcha/ctc_decode.h"
 #include "captcha/errors.h"
@@ -9,19 +12,48 @@
 
 namespace captcha {
 
+namespace {
+
+// Why `other` cannot be read together with `first` (averaging their probabilities), or "" when it can.
+std::string ensemble_mismatch(const ModelFile& first, const InferenceNetwork& first_network, const ModelFile& other,
+                              const InferenceNetwork& other_network) {
+  const int width = first.preprocess.width;
+  if (other.charset.symbols_utf8() != first.charset.symbols_utf8()) return "another charset";
+  if (other.fold_case != first.fold_case) return "another case folding";
+  if (other.label_lengths.min != first.label_lengths.min || other.label_lengths.max != first.label_lengths.max)
+    return "other label lengths";
+  if (nlohmann::json(other.preprocess) != nlohmann::json(first.preprocess)) return "other preprocessing";
+  if (other_network.time_steps(width) != first_network.time_steps(width)) return "another number of time steps";
+  return "";
+}
+
+}  // namespace
+
 struct Recogniser::Impl {
-  ModelFile model;
+  ModelFile model;  // the first model's settings (its weights live in networks[0])
   PreprocessOptions preprocess;
-  std::optional<InferenceNetwork> network;
+  std::vector<InferenceNetwork> networks;
 };
 
-Recogniser::Recogniser(const std::string& model_path, int threads) : impl_(std::make_unique<Impl>()) {
+Recogniser::Recogniser(const std::string& model_path, int threads)
+    : Recogniser(std::vector<std::string>{model_path}, threads) {}
+
+Recogniser::Recogniser(const std::vector<std::string>& model_paths, int threads) : impl_(std::make_unique<Impl>()) {
+  if (model_paths.empty()) throw ConfigError("Recogniser: no model file given");
   set_inference_threads(threads);
-  impl_->model = load_model(model_path);
+  for (const auto& path : model_paths) {
+    ModelFile model = load_model(path);
+    InferenceNetwork network(model, path);
+    // The weights now live in the network; drop the file's copy (and any optimizer state).
+    model.tensors.clear();
+    if (impl_->networks.empty()) {
+      impl_->model = std::move(model);
+    } else if (const auto why = ensemble_mismatch(impl_->model, impl_->networks.front(), model, network); !why.empty()) {
+      throw ModelFileError(path + ": cannot be read together with " + model_paths.front() + ": " + why);
+    }
+    impl_->networks.push_back(std::move(network));
+  }
   impl_->preprocess = impl_->model.preprocess;
-  impl_->network.emplace(impl_->model, model_path);
-  // The weights now live in the network; drop the file's copy (and any optimizer state).
-  impl_->model.tensors.clear();
 }
 
 Recogniser::~Recogniser() = default;
@@ -29,6 +61,7 @@ Recogniser::Recogniser(Recogniser&&) noexcept = default;
 Recogniser& Recogniser::operator=(Recogniser&&) noexcept = default;
 
 const ModelFile& Recogniser::model() const { return impl_->model; }
+int Recogniser::ensemble_size() const { return static_cast<int>(impl_->networks.size()); }
 PreprocessOptions& Recogniser::preprocess_options() { return impl_->preprocess; }
 
 cv::Mat Recogniser::prepare(const cv::Mat& grey) const { return preprocess(grey, impl_->preprocess); }
@@ -36,26 +69,48 @@ cv::Mat Recogniser::prepare(const cv::Mat& grey) const { return preprocess(grey,
 std::vector<Reading> Recogniser::read_prepared(const std::vector<cv::Mat>& prepared,
                                                const ReadOptions& options) const {
   const auto& p = impl_->preprocess;
+  const auto& networks = impl_->networks;
+  const int views = options.views > 0 ? options.views : impl_->model.reading_views;
+  if (views > kMaxReadingViews)
+    throw ConfigError("at most " + std::to_string(kMaxReadingViews) + " views of an image, not " + std::to_string(views));
   const auto allowed = allowed_mask(impl_->model.charset, options.allowed);
   const std::size_t batch_size = std::max(1, options.batch_size);
-  std::vector<Reading> readings;
-  readings.reserve(prepared.size());
+  const int steps = networks.front().time_steps(p.width);
+  const int classes = networks.front().num_classes();
   const LengthRange lengths = options.any_length ? LengthRange{} : impl_->model.label_lengths;
   const std::size_t image_values = static_cast<std::size_t>(p.height) * p.width;
-  std::vector<float> batch;
+  const bool averaged = views > 1 || networks.size() > 1;
+  std::vector<Reading> readings;
+  readings.reserve(prepared.size());
+  std::vector<float> batch, mean;
   for (std::size_t start = 0; start < prepared.size(); start += batch_size) {
     const std::size_t count = std::min(batch_size, prepared.size() - start);
+    const std::size_t rows = count * steps;
     batch.resize(count * image_values);
-    for (std::size_t i = 0; i < count; ++i) {
-      const cv::Mat& image = prepared[start + i];
-      if (image.rows != p.height || image.cols != p.width || image.type() != CV_8UC1)
-        throw ConfigError("read_prepared: image is not a prepared " + std::to_string(p.width) + "x" +
-                          std::to_string(p.height) + " grey image");
-      normalise_into(image, p, batch.data() + i * image_values);
+    std::vector<float> logits;
+    if (averaged) mean.assign(rows * classes, 0.0f);
+    for (int view = 0; view < views; ++view) {
+      for (std::size_t i = 0; i < count; ++i) {
+        const cv::Mat& image = prepared[start + i];
+        if (image.rows != p.height || image.cols != p.width || image.type() != CV_8UC1)
+          throw ConfigError("read_prepared: image is not a prepared " + std::to_string(p.width) + "x" +
+                            std::to_string(p.height) + " grey image");
+        normalise_into(reading_view(image, view), p, batch.data() + i * image_values);
+      }
+      for (const auto& network : networks) {
+        logits = network.forward(batch.data(), static_cast<int>(count), p.width);
+        if (!averaged) break;
+        softmax_rows(logits, static_cast<int>(rows), classes);
+        for (std::size_t j = 0; j < mean.size(); ++j) mean[j] += logits[j];
+      }
     }
-    const auto logits = impl_->network->forward(batch.data(), static_cast<int>(count), p.width);
-    for (auto& text : decode_logits(logits.data(), static_cast<int>(count), impl_->network->time_steps(p.width),
-                                    impl_->network->num_classes(), impl_->model.charset,
+    if (averaged) {
+      // The averaged distribution as logits: softmax(log q) = q (the floor keeps log finite).
+      const float share = 1.0f / static_cast<float>(views * networks.size());
+      for (std::size_t j = 0; j < mean.size(); ++j) mean[j] = std::log(std::max(mean[j] * share, 1e-30f));
+      logits.swap(mean);
+    }
+    for (auto& text : decode_logits(logits.data(), static_cast<int>(count), steps, classes, impl_->model.charset,
                                     options.beam_width, allowed, lengths))
       readings.push_back({std::move(text.text), text.confidence, std::move(text.char_probabilities)});
   }

@@ -20,6 +20,7 @@
 #include <optional>
 #include <random>
 #include <sstream>
+#include <tuple>
 
 #include <opencv2/imgproc.hpp>
 
@@ -103,8 +104,11 @@ struct Validation {
   double cer = 1;
 };
 
+// `network`'s figures on `data`; with `views` > 1 each image is read in that many views
+// (reading_view) and their per-step probabilities averaged, as the recogniser does (the loss is the
+// image's own).
 Validation validate(Crnn& network, const LoadedDataset& data, const Charset& charset,
-                    const PreprocessOptions& p, LengthRange lengths) {
+                    const PreprocessOptions& p, LengthRange lengths, int views = 1) {
   torch::NoGradGuard no_grad;
   network->eval();
   std::vector<std::size_t> order(data.size());
@@ -115,8 +119,16 @@ Validation validate(Crnn& network, const LoadedDataset& data, const Charset& cha
   for (std::size_t start = 0; start < data.size(); start += kBatch) {
     const std::size_t count = std::min(kBatch, data.size() - start);
     const Batch batch = make_batch(data, order, start, count, p, /*augment=*/nullptr);
-    const auto logits = network->forward(batch.images);
+    auto logits = network->forward(batch.images);
     loss_sum += ctc_loss(logits, batch).item<double>() * count;
+    if (views > 1) {
+      auto mean = torch::softmax(logits, 2);
+      for (int view = 1; view < views; ++view) {
+        const Augmenter viewed = [view](const cv::Mat& image) { return reading_view(image, view); };
+        mean += torch::softmax(network->forward(make_batch(data, order, start, count, p, &viewed).images), 2);
+      }
+      logits = torch::log((mean / views).clamp_min(1e-30));
+    }
     const auto texts = decode_logits(logits, charset, 0, {}, lengths);
     for (std::size_t i = 0; i < count; ++i) metrics.add(data.labels[start + i], texts[i].text);
   }
@@ -124,6 +136,10 @@ Validation validate(Crnn& network, const LoadedDataset& data, const Charset& cha
   const auto report = metrics.report();
   return {loss_sum / data.size(), report.exact_match, report.cer};
 }
+
+// The validation passes that choosing the best and final models' reading views takes (see
+// fit_reading_views); a time limit keeps time for them.
+constexpr int kViewFitPasses = 2 * kMaxReadingViews;
 
 // Better validation: higher exact match, then lower CER, then lower loss.
 bool is_better(const Validation& a, const Validation& b) {
@@ -214,10 +230,11 @@ int epoch_limit(const TrainOptions& o) { return o.epochs > 0 ? o.epochs : std::n
 
 // Under a time limit: after each epoch, the number of epochs that still fit in the limit at the
 // run's mean epoch time (between the epoch just completed and --epochs) becomes the schedule's
-// length, so the cosine decay ends when the time does.
+// length, so the cosine decay ends when the time does. `reserved` seconds are kept for the work
+// after the last epoch.
 void fit_schedule_to_time_limit(const TrainOptions& o, int epoch, double seconds_per_epoch, double elapsed,
-                                TrainerState& state, std::ostream& log) {
-  const double left = o.time_limit_minutes * 60 - elapsed;
+                                double reserved, TrainerState& state, std::ostream& log) {
+  const double left = o.time_limit_minutes * 60 - elapsed - reserved;
   const double more = std::floor(std::max(0.0, left) / std::max(seconds_per_epoch, 1e-9));
   const int fit = static_cast<int>(std::min<double>(epoch_limit(o), epoch + more));
   if (fit == state.planned_epochs) return;
@@ -721,11 +738,40 @@ TrainSummary train(const TrainOptions& input_options, std::ostream& log) {
     save_model(summary.last_checkpoint, m);
   };
 
+  // Best and final read kMaxReadingViews views of each image by default (test-time augmentation)
+  // where, summed over both, those read more of the validation images right than the images
+  // alone: the best model's one-view figure is a maximum over epochs, so alone it would favour one
+  // view. eval and predict --views override the choice.
+  const auto fit_reading_views = [&](Crnn& best_weights, ModelFile& best, Crnn& final_weights, ModelFile& final) {
+    double single = 0, viewed = 0;
+    std::ostringstream line;
+    line << std::fixed << std::setprecision(2) << "reading views: " << kMaxReadingViews
+         << " views of each validation image read";
+    for (auto [weights, m, name] : {std::tuple{&best_weights, &best, "best"}, std::tuple{&final_weights, &final, "final"}}) {
+      const Validation v = validate(*weights, val_set, charset, o.preprocess, label_lengths, kMaxReadingViews);
+      m->training["val_exact_match_views"] = v.exact_match;
+      m->training["val_cer_views"] = v.cer;
+      const double one = m->training.at("val_exact_match").get<double>();
+      single += one;
+      viewed += v.exact_match;
+      line << " " << 100 * v.exact_match << "% (" << name << "; one view " << 100 * one << "%)";
+    }
+    best.reading_views = final.reading_views = viewed > single ? kMaxReadingViews : 1;
+    line << "; both read " << best.reading_views << (best.reading_views == 1 ? " view" : " views") << " by default\n";
+    log << line.str();
+  };
+
   const bool tty = &log == &std::cerr && isatty(STDERR_FILENO);
   ProgressBar bar(log, tty);
   std::vector<std::size_t> order(train_set.size());
+  // The figures of the weights `final` would hold: on resuming, the checkpoint's own.
   Validation last_validation = state.best;
+  if (resuming && resume_from.training.contains("val_exact_match"))
+    last_validation = {resume_from.training.value("val_loss", state.best.loss),
+                       resume_from.training.at("val_exact_match").get<double>(),
+                       resume_from.training.value("val_cer", state.best.cer)};
   double epoch_seconds_sum = 0;
+  double validation_seconds = 0;  // the last validation's
   int epochs_this_run = 0;
   // Steps skipped for a non-finite loss or gradient: the first few are logged one by one.
   constexpr int kReportedSkips = 3;
@@ -800,7 +846,9 @@ TrainSummary train(const TrainOptions& input_options, std::ostream& log) {
       throw Error("training diverged in epoch " + std::to_string(epoch) + ": every step had a non-finite loss or gradient (" +
                   o.out_dir + "/last.safetensors holds the epoch before); try a lower --lr");
     const double train_seconds = seconds_since(epoch_start);
+    const auto validation_start = Clock::now();
     const Validation v = validate(evaluated, val_set, charset, o.preprocess, label_lengths);
+    validation_seconds = seconds_since(validation_start);
     last_validation = v;
     state.epochs_completed = epoch;
     ++epochs_this_run;
@@ -852,7 +900,9 @@ TrainSummary train(const TrainOptions& input_options, std::ostream& log) {
     write_file_atomically((out_dir / "metrics.csv").string(), csv);
     write_png((out_dir / "curves.png").string(), draw_training_curves(parse_metrics_rows(state.metrics_rows)));
 
-    if (o.time_limit_minutes > 0) fit_schedule_to_time_limit(o, epoch, epoch_seconds_sum / epochs_this_run, elapsed, state, log);
+    if (o.time_limit_minutes > 0)
+      fit_schedule_to_time_limit(o, epoch, epoch_seconds_sum / epochs_this_run, elapsed,
+                                 kViewFitPasses * validation_seconds, state, log);
     const double eta = (state.planned_epochs - epoch) * epoch_seconds_sum / epochs_this_run;
     if (!o.quiet) {
       log << std::right << "epoch " << std::setw(3) << epoch << "/" << state.planned_epochs << std::fixed << std::setprecision(4)
@@ -879,7 +929,14 @@ TrainSummary train(const TrainOptions& input_options, std::ostream& log) {
   summary.seconds = state.elapsed_seconds + seconds_since(start_time);
   if (!summary.interrupted) {
     if (state.best_epoch == 0) save_model(summary.best_model, model_file(last_validation, state.epochs_completed, evaluated));
-    save_model(summary.final_model, model_file(last_validation, state.epochs_completed, evaluated));
+    ModelFile final_file = model_file(last_validation, state.epochs_completed, evaluated);
+    ModelFile best_file = load_model(summary.best_model);
+    Crnn best_network(o.model, charset.num_classes(), o.preprocess.height);
+    import_weights(best_network, best_file.tensors, summary.best_model);
+    fit_reading_views(best_network, best_file, evaluated, final_file);
+    save_model(summary.best_model, best_file);
+    save_model(summary.final_model, final_file);
+    summary.seconds = state.elapsed_seconds + seconds_since(start_time);
     log << "done: " << state.epochs_completed << " epochs in " << format_duration(summary.seconds)
         << "; best validation exact match " << std::fixed << std::setprecision(2)
         << 100 * state.best.exact_match << "% (CER " << 100 * state.best.cer << "%) at epoch "
