@@ -98,10 +98,9 @@ int run_eval(const EvalArgs& args) {
   }
 
   if (args.json) {
-    const int views = args.reading.views > 0 ? args.reading.views : recogniser.model().reading_views;
     nlohmann::json out = {{"model", args.reading.models.front()},
                           {"models", args.reading.models},
-                          {"views", views},
+                          {"views", args.reading.views_read(recogniser)},
                           {"data", args.data},
                           {"count", report.count},
                           {"skipped", skipped.total()},

@@ -75,10 +75,14 @@ ReadOptions ReadingFlags::read_options() const {
   return options;
 }
 
+int ReadingFlags::views_read(const Recogniser& recogniser) const {
+  return views > 0 ? views : recogniser.model().reading_views;
+}
+
 std::string ReadingFlags::describe(const Recogniser& recogniser) const {
   std::string text;
   for (const auto& model : models) text += (text.empty() ? "" : " + ") + model;
-  const int count = views > 0 ? views : recogniser.model().reading_views;
+  const int count = views_read(recogniser);
   return text + ", " + std::to_string(count) + (count == 1 ? " view" : " views") + (views > 0 ? "" : " (the model's choice)");
 }
 

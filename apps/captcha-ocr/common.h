@@ -48,6 +48,8 @@ struct ReadingFlags {
   // Loads the model with these flags applied. Throws ModelFileError.
   Recogniser load() const;
   ReadOptions read_options() const;
+  // The views each image is read in: --views, or the model's own choice.
+  int views_read(const Recogniser& recogniser) const;
   // The models and views of a reading, for reports ("a.safetensors + b.safetensors, 7 views").
   std::string describe(const Recogniser& recogniser) const;
 

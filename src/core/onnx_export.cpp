@@ -284,6 +284,7 @@ void export_onnx(const ModelFile& model, const std::string& model_path, const st
   meta("fold_case", model.fold_case ? "true" : "false");
   meta("label_lengths", nlohmann::json{model.label_lengths.min, model.label_lengths.max}.dump());
   meta("preprocess", nlohmann::json(model.preprocess).dump());
+  meta("reading_views", std::to_string(model.reading_views));  // see reading_view()
   meta("architecture", nlohmann::json(c).dump());
   write_file_atomically(path, g.encode("image", metadata, batch, height, width, "logits", classes));
 }
