@@ -95,6 +95,11 @@ TEST(Trainer, LearnsToReadAFewDozenImages) {
   EXPECT_NE(log.str().find("reading views: " + std::to_string(kMaxReadingViews) + " views of each validation image read"),
             std::string::npos)
       << log.str();
+  // Best is never behind final on the validation set, each read as it reads by default.
+  const auto default_figure = [](const ModelFile& m) {
+    return m.training.at(m.reading_views > 1 ? "val_exact_match_views" : "val_exact_match").get<double>();
+  };
+  EXPECT_GE(default_figure(load_model(s.best_model)), default_figure(load_model(s.final_model))) << log.str();
   // Augmentation waits until the network reads (here: validation CER below 0.5), then starts.
   EXPECT_NE(log.str().find("augmentation on from epoch"), std::string::npos) << log.str();
   // metrics.csv has a header and one row per epoch; curves.png shows them.
@@ -179,6 +184,57 @@ TEST(Trainer, ResumeContinuesExactlyWhereTheRunStopped) {
   const ModelFile b = load_model(dir / "split/final.safetensors");
   ASSERT_EQ(a.tensors.size(), b.tensors.size());
   for (const auto& [name, tensor] : a.tensors) EXPECT_EQ(tensor.bytes, b.tensors.at(name).bytes) << name;
+}
+
+// The epoch with the best one-view figures is not always the better model: where the final
+// weights read the validation set better (each read as it will be read), best is the final model.
+TEST(Trainer, BestIsTheFinalModelWhereItReadsTheValidationSetBetter) {
+  TempDir dir("best-final");
+  testing::write_dataset(dir / "data", 24, "0123456789", 3, 13);
+  std::ostringstream log;
+  TrainOptions early = tiny_options(dir / "data", dir / "early");
+  early.epochs = 1;
+  train(early, log);
+  TrainOptions o = tiny_options(dir / "data", dir / "run");
+  o.epochs = 40;
+  o.patience = 40;
+  const TrainSummary trained = train(o, log);
+  ASSERT_GE(trained.best_val_exact_match, 0.5) << log.str();
+  // Plant a weaker best (the one-epoch run's model, with its own figures), then let the finished
+  // run end again: it runs no more epochs, only the choice of views and of the best model.
+  fs::copy_file(dir / "early/best.safetensors", dir / "run/best.safetensors", fs::copy_options::overwrite_existing);
+  TrainOptions resumed = options_from_checkpoint(dir / "run");
+  resumed.threads = 1;
+  resumed.quiet = true;
+  std::ostringstream again;
+  const TrainSummary s = train(resumed, again);
+  EXPECT_EQ(s.epochs_completed, 40);
+  EXPECT_NE(again.str().find("so best is the final model"), std::string::npos) << again.str();
+  EXPECT_EQ(s.best_epoch, 40);
+  const ModelFile best = load_model(s.best_model), final = load_model(s.final_model);
+  EXPECT_EQ(best.training.at("epochs").get<int>(), 40);
+  ASSERT_EQ(best.tensors.size(), final.tensors.size());
+  for (const auto& [name, tensor] : final.tensors) EXPECT_EQ(tensor.bytes, best.tensors.at(name).bytes) << name;
+  EXPECT_DOUBLE_EQ(s.best_val_exact_match, final.training.at("val_exact_match").get<double>());
+}
+
+// The confidence penalty spreads each time step's probabilities: with a strong one the network's
+// outputs stay far from sure (a high CTC loss) while it still learns; the setting is kept.
+TEST(Trainer, ConfidencePenaltySoftensTheOutputs) {
+  TempDir dir("confidence");
+  testing::write_dataset(dir / "data", 24, "0123456789", 3, 14);
+  std::ostringstream log;
+  double val_loss[2];
+  for (int penalised = 0; penalised < 2; ++penalised) {
+    TrainOptions o = tiny_options(dir / "data", dir / ("run" + std::to_string(penalised)));
+    o.epochs = 25;
+    o.confidence_penalty = penalised ? 1.0 : 0.0;
+    train(o, log);
+    val_loss[penalised] = column_of_metrics(o.out_dir + "/metrics.csv", 2).back();
+  }
+  EXPECT_GT(val_loss[1], 3 * val_loss[0]) << log.str();
+  EXPECT_EQ(options_from_checkpoint(dir / "run1").confidence_penalty, 1.0);
+  EXPECT_EQ(options_from_checkpoint(dir / "run0").confidence_penalty, 0.0);
 }
 
 // The CAPTCHA-style distortions draw from the run's seed alone: a run stopped and resumed
@@ -410,6 +466,24 @@ TEST(Trainer, AugmentsLargeTrainingSetsFromTheFirstBatch) {
   EXPECT_EQ(saved.augment_after_cer, o.augment_after_cer);
 }
 
+TEST(Trainer, PenalisesConfidenceOnLargeTrainingSets) {
+  EXPECT_EQ(fitted_confidence_penalty(kWideTrainingSet - 1), 0.0);
+  EXPECT_EQ(fitted_confidence_penalty(kWideTrainingSet), kLargeSetConfidencePenalty);
+  // Fitted to a small set: none, whatever the options held; not fitted: the options' value.
+  TempDir dir("fit-penalty");
+  testing::write_dataset(dir / "data", 8, "0123", 3, 25);
+  for (const bool fit : {true, false}) {
+    TrainOptions o = tiny_options(dir / "data", dir / (fit ? "fitted" : "set"));
+    o.fit_confidence_penalty = fit;
+    o.confidence_penalty = 0.5;
+    o.epochs = 1;
+    std::ostringstream log;
+    train(o, log);
+    EXPECT_EQ(options_from_checkpoint(o.out_dir).confidence_penalty, fit ? 0.0 : 0.5);
+    EXPECT_EQ(log.str().find("confidence penalty") != std::string::npos, !fit) << log.str();
+  }
+}
+
 TEST(Trainer, WidensAndDeepensTheNetworkForLargeTrainingSets) {
   EXPECT_EQ(fitted_features(kWideTrainingSet - 1), ModelConfig{}.dense);
   EXPECT_EQ(fitted_features(kWideTrainingSet), kWideFeatures);
@@ -534,6 +608,11 @@ TEST(Trainer, RefusesBadSettings) {
   o = tiny_options(dir / "data", dir / "run");
   o.augment_style = "heavy";
   EXPECT_THROW(train(o, log), ConfigError);
+  for (const double penalty : {-0.1, 11.0}) {
+    o = tiny_options(dir / "data", dir / "run");
+    o.confidence_penalty = penalty;
+    EXPECT_THROW(train(o, log), ConfigError) << penalty;
+  }
   o = tiny_options(dir / "data", dir / "run");
   o.model.arch = "transformer";
   EXPECT_THROW(train(o, log), ConfigError);

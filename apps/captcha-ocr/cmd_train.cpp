@@ -62,6 +62,10 @@ void register_train(CLI::App& app, Action& run) {
   cmd->add_option("--min-lr", o.min_learning_rate, "Lowest learning rate of either schedule")->capture_default_str()->check(CLI::PositiveNumber);
   cmd->add_option("--ema", o.ema_decay, "Validate and save an exponential moving average of the weights with this decay per step (0: off)")
       ->capture_default_str()->check(CLI::Range(0.0, 0.99999));
+  cmd->add_option("--confidence-penalty", o.confidence_penalty, "Add this times the negative entropy of each time step's output to the training loss (default: " +
+                      std::to_string(kLargeSetConfidencePenalty).substr(0, 3) + " from " + std::to_string(kWideTrainingSet) +
+                      " training images, else 0)")
+      ->check(CLI::Range(0.0, 10.0));
   cmd->add_option("--optimizer", o.optimizer, "adam, or sgd (momentum 0.9, Nesterov)")
       ->capture_default_str()->check(CLI::IsMember({"adam", "sgd"}));
   cmd->add_option("--arch", o.model.arch, "small (Keras-style CNN, ~432k parameters; wider from 10,000 training images, see --features) or resnet")
@@ -146,6 +150,7 @@ void register_train(CLI::App& app, Action& run) {
         o.fit_convolutions = !cmd->count("--conv-channels");
         o.fit_rnn_hidden = !cmd->count("--rnn-hidden");
         o.fit_augment_start = !cmd->count("--augment-after-cer");
+        o.fit_confidence_penalty = !cmd->count("--confidence-penalty");
         if (o.time_limit_minutes > 0 && !cmd->count("--epochs")) o.epochs = 0;  // the time limit alone decides
       }
       install_interrupt_handler();

@@ -82,6 +82,10 @@ std::vector<Reading> Recogniser::read_prepared(const std::vector<cv::Mat>& prepa
   const bool averaged = views > 1 || networks.size() > 1;
   std::vector<Reading> readings;
   readings.reserve(prepared.size());
+  for (const cv::Mat& image : prepared)
+    if (image.rows != p.height || image.cols != p.width || image.type() != CV_8UC1)
+      throw ConfigError("read_prepared: image is not a prepared " + std::to_string(p.width) + "x" +
+                        std::to_string(p.height) + " grey image");
   std::vector<float> batch, mean;
   for (std::size_t start = 0; start < prepared.size(); start += batch_size) {
     const std::size_t count = std::min(batch_size, prepared.size() - start);
@@ -90,13 +94,8 @@ std::vector<Reading> Recogniser::read_prepared(const std::vector<cv::Mat>& prepa
     std::vector<float> logits;
     if (averaged) mean.assign(rows * classes, 0.0f);
     for (int view = 0; view < views; ++view) {
-      for (std::size_t i = 0; i < count; ++i) {
-        const cv::Mat& image = prepared[start + i];
-        if (image.rows != p.height || image.cols != p.width || image.type() != CV_8UC1)
-          throw ConfigError("read_prepared: image is not a prepared " + std::to_string(p.width) + "x" +
-                            std::to_string(p.height) + " grey image");
-        normalise_into(reading_view(image, view), p, batch.data() + i * image_values);
-      }
+      for (std::size_t i = 0; i < count; ++i)
+        normalise_into(reading_view(prepared[start + i], view), p, batch.data() + i * image_values);
       for (const auto& network : networks) {
         logits = network.forward(batch.data(), static_cast<int>(count), p.width);
         if (!averaged) break;

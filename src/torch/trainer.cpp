@@ -90,12 +90,20 @@ Batch make_batch(const LoadedDataset& data, const std::vector<std::size_t>& orde
 }
 
 // CTC loss summed over each sample's time steps, averaged over the batch (as Keras reports it).
-torch::Tensor ctc_loss(const torch::Tensor& logits, const Batch& batch) {
-  const auto log_probs = torch::log_softmax(logits, 2).transpose(0, 1);  // T x N x C
+// With `confidence_penalty` > 0, also that times the negative entropy of each step's distribution,
+// on the same scale, in `penalised` (the loss to minimise; the CTC loss alone is the one reported).
+torch::Tensor ctc_loss(const torch::Tensor& logits, const Batch& batch, double confidence_penalty = 0,
+                       torch::Tensor* penalised = nullptr) {
+  const auto log_probs = torch::log_softmax(logits, 2);  // N x T x C
   const std::vector<int64_t> input_lengths(logits.size(0), logits.size(1));
-  return torch::ctc_loss(log_probs, batch.targets, input_lengths, batch.target_lengths,
-                         /*blank=*/Charset::kBlank, at::Reduction::Sum, /*zero_infinity=*/true) /
-         logits.size(0);
+  auto loss = torch::ctc_loss(log_probs.transpose(0, 1), batch.targets, input_lengths, batch.target_lengths,
+                              /*blank=*/Charset::kBlank, at::Reduction::Sum, /*zero_infinity=*/true) /
+              logits.size(0);
+  if (penalised)
+    *penalised = confidence_penalty > 0
+                     ? loss + confidence_penalty * (log_probs.exp() * log_probs).sum() / logits.size(0)
+                     : loss;
+  return loss;
 }
 
 struct Validation {
@@ -228,8 +236,9 @@ std::vector<std::string> read_metrics_rows(const fs::path& path, int epochs) {
 // The epochs a run may reach: --epochs, or with 0 (a time limit in charge) a bound no run reaches.
 int epoch_limit(const TrainOptions& o) { return o.epochs > 0 ? o.epochs : std::numeric_limits<int>::max() / 2; }
 
-// Under a time limit: after each epoch, the number of epochs that still fit in the limit at the
-// run's mean epoch time (between the epoch just completed and --epochs) becomes the schedule's
+// Under a time limit: after each epoch, the number of epochs that still fit in the limit at
+// `seconds_per_epoch` (the slower of the run's mean epoch time and its last epoch's, so that a run
+// whose epochs slow down towards the end does not overrun) (between the epoch just completed and --epochs) becomes the schedule's
 // length, so the cosine decay ends when the time does. `reserved` seconds are kept for the work
 // after the last epoch.
 void fit_schedule_to_time_limit(const TrainOptions& o, int epoch, double seconds_per_epoch, double elapsed,
@@ -403,8 +412,10 @@ void print_settings(std::ostream& log, const TrainOptions& o, const Charset& cha
                    sizes(o.model.rnn_hidden) + (o.fit_rnn_hidden ? ", fitted" : "") + "), " + std::to_string(parameters) +
                    " parameters");
   std::ostringstream optimisation;
-  optimisation << o.optimizer << " lr " << o.learning_rate << ", batch " << o.batch_size << ", clip " << o.clip_grad_norm
-;
+  optimisation << o.optimizer << " lr " << o.learning_rate << ", batch " << o.batch_size << ", clip " << o.clip_grad_norm;
+  if (o.confidence_penalty > 0)
+    optimisation << ", confidence penalty " << o.confidence_penalty
+                 << (o.fit_confidence_penalty ? " (fitted to the training set)" : "");
   if (o.augment && augmenting)
     optimisation << ", augment (" << o.augment_style << ")"
                  << (o.fit_augment_start ? " from the first batch (fitted to the training set)" : "");
@@ -464,14 +475,20 @@ void request_stop() { g_stop_requested = true; }
 
 bool augments_from_start(std::size_t training_images) { return training_images >= kWideTrainingSet; }
 
+double fitted_confidence_penalty(std::size_t training_images) {
+  return training_images >= kWideTrainingSet ? kLargeSetConfidencePenalty : 0.0;
+}
+
 void to_json(nlohmann::json& j, const TrainOptions& o) {
   j = {{"train_dir", o.train_dir}, {"val_dir", o.val_dir}, {"val_fraction", o.val_fraction},
        {"charset", o.charset}, {"fold_case", o.fold_case}, {"out_dir", o.out_dir},
        {"model", o.model}, {"preprocess", o.preprocess}, {"fit_input_size", o.fit_input_size},
        {"fit_features", o.fit_features}, {"fit_convolutions", o.fit_convolutions},
-       {"fit_rnn_hidden", o.fit_rnn_hidden}, {"fit_augment_start", o.fit_augment_start}, {"epochs", o.epochs},
+       {"fit_rnn_hidden", o.fit_rnn_hidden}, {"fit_augment_start", o.fit_augment_start},
+       {"fit_confidence_penalty", o.fit_confidence_penalty}, {"epochs", o.epochs},
        {"batch_size", o.batch_size}, {"learning_rate", o.learning_rate}, {"optimizer", o.optimizer},
        {"momentum", o.momentum}, {"weight_decay", o.weight_decay}, {"clip_grad_norm", o.clip_grad_norm},
+       {"confidence_penalty", o.confidence_penalty},
        {"patience", o.patience}, {"schedule", o.schedule}, {"warmup_epochs", o.warmup_epochs},
        {"lr_patience", o.lr_patience}, {"lr_factor", o.lr_factor},
        {"min_learning_rate", o.min_learning_rate}, {"ema_decay", o.ema_decay}, {"augment", o.augment},
@@ -494,6 +511,7 @@ void from_json(const nlohmann::json& j, TrainOptions& o) {
   o.fit_convolutions = j.value("fit_convolutions", o.fit_convolutions);
   o.fit_rnn_hidden = j.value("fit_rnn_hidden", o.fit_rnn_hidden);
   o.fit_augment_start = j.value("fit_augment_start", o.fit_augment_start);
+  o.fit_confidence_penalty = j.value("fit_confidence_penalty", o.fit_confidence_penalty);
   o.epochs = j.value("epochs", o.epochs);
   o.batch_size = j.value("batch_size", o.batch_size);
   o.learning_rate = j.value("learning_rate", o.learning_rate);
@@ -501,6 +519,7 @@ void from_json(const nlohmann::json& j, TrainOptions& o) {
   o.momentum = j.value("momentum", o.momentum);
   o.weight_decay = j.value("weight_decay", o.weight_decay);
   o.clip_grad_norm = j.value("clip_grad_norm", o.clip_grad_norm);
+  o.confidence_penalty = j.value("confidence_penalty", o.confidence_penalty);
   o.patience = j.value("patience", o.patience);
   // Checkpoints written before these settings existed trained with the plateau schedule, no EMA.
   o.schedule = j.value("schedule", std::string("plateau"));
@@ -544,6 +563,8 @@ TrainSummary train(const TrainOptions& input_options, std::ostream& log) {
     throw ConfigError("unknown schedule '" + o.schedule + "' (expected cosine or plateau)");
   if (!(o.warmup_epochs >= 0)) throw ConfigError("--warmup must not be negative");
   if (!(o.ema_decay >= 0 && o.ema_decay < 1)) throw ConfigError("--ema must be in [0, 1)");
+  if (!(o.confidence_penalty >= 0 && o.confidence_penalty <= 10))
+    throw ConfigError("--confidence-penalty must be in [0, 10]");
   if (o.augment_style != "light" && o.augment_style != "captcha")
     throw ConfigError("unknown augmentation style '" + o.augment_style + "' (expected light or captcha)");
   if (!(o.augment_after_cer >= 0)) throw ConfigError("--augment-after-cer must not be negative");
@@ -611,6 +632,8 @@ TrainSummary train(const TrainOptions& input_options, std::ostream& log) {
   if (o.fit_rnn_hidden) o.model.rnn_hidden = fitted_rnn_hidden(train_samples.size());
   o.fit_augment_start = o.fit_augment_start && from_scratch && augments_from_start(train_samples.size());
   if (o.fit_augment_start) o.augment_after_cer = 1;
+  o.fit_confidence_penalty = o.fit_confidence_penalty && from_scratch;
+  if (o.fit_confidence_penalty) o.confidence_penalty = fitted_confidence_penalty(train_samples.size());
   if (!resuming) state.augmenting = o.augment && (o.augment_after_cer >= 1 || !o.init_model.empty());
   Charset charset;
   if (resuming) {
@@ -741,24 +764,32 @@ TrainSummary train(const TrainOptions& input_options, std::ostream& log) {
   // Best and final read kMaxReadingViews views of each image by default (test-time augmentation)
   // where, summed over both, those read more of the validation images right than the images
   // alone: the best model's one-view figure is a maximum over epochs, so alone it would favour one
-  // view. eval and predict --views override the choice.
+  // view. eval and predict --views override the choice. Returns whether final reads the validation
+  // set better than best, each read as it will be read (in one view best is never behind).
   const auto fit_reading_views = [&](Crnn& best_weights, ModelFile& best, Crnn& final_weights, ModelFile& final) {
     double single = 0, viewed = 0;
+    Validation one[2], seven[2];
     std::ostringstream line;
     line << std::fixed << std::setprecision(2) << "reading views: " << kMaxReadingViews
          << " views of each validation image read";
+    int k = 0;
     for (auto [weights, m, name] : {std::tuple{&best_weights, &best, "best"}, std::tuple{&final_weights, &final, "final"}}) {
-      const Validation v = validate(*weights, val_set, charset, o.preprocess, label_lengths, kMaxReadingViews);
-      m->training["val_exact_match_views"] = v.exact_match;
-      m->training["val_cer_views"] = v.cer;
-      const double one = m->training.at("val_exact_match").get<double>();
-      single += one;
-      viewed += v.exact_match;
-      line << " " << 100 * v.exact_match << "% (" << name << "; one view " << 100 * one << "%)";
+      seven[k] = validate(*weights, val_set, charset, o.preprocess, label_lengths, kMaxReadingViews);
+      m->training["val_exact_match_views"] = seven[k].exact_match;
+      m->training["val_cer_views"] = seven[k].cer;
+      one[k] = {m->training.at("val_loss").get<double>(), m->training.at("val_exact_match").get<double>(),
+                m->training.at("val_cer").get<double>()};
+      single += one[k].exact_match;
+      viewed += seven[k].exact_match;
+      line << " " << 100 * seven[k].exact_match << "% (" << name << "; one view " << 100 * one[k].exact_match << "%)";
+      ++k;
     }
-    best.reading_views = final.reading_views = viewed > single ? kMaxReadingViews : 1;
-    line << "; both read " << best.reading_views << (best.reading_views == 1 ? " view" : " views") << " by default\n";
+    const bool views = viewed > single;
+    best.reading_views = final.reading_views = views ? kMaxReadingViews : 1;
+    line << "; both read " << best.reading_views << (views ? " views" : " view") << " by default\n";
     log << line.str();
+    const Validation* figures = views ? seven : one;
+    return is_better(figures[1], figures[0]);
   };
 
   const bool tty = &log == &std::cerr && isatty(STDERR_FILENO);
@@ -809,11 +840,11 @@ TrainSummary train(const TrainOptions& input_options, std::ostream& log) {
         set_learning_rate(*optimizer, state.learning_rate);
       }
       optimizer->zero_grad();
-      const auto loss = ctc_loss(network->forward(batch.images), batch);
-      const double batch_loss = loss.item<double>();
+      torch::Tensor penalised;
+      const double batch_loss = ctc_loss(network->forward(batch.images), batch, o.confidence_penalty, &penalised).item<double>();
       double gradient_norm = std::numeric_limits<double>::quiet_NaN();
       if (std::isfinite(batch_loss)) {
-        loss.backward();
+        penalised.backward();
         gradient_norm = torch::nn::utils::clip_grad_norm_(
             network->parameters(), o.clip_grad_norm > 0 ? o.clip_grad_norm : std::numeric_limits<double>::infinity());
       }
@@ -852,7 +883,8 @@ TrainSummary train(const TrainOptions& input_options, std::ostream& log) {
     last_validation = v;
     state.epochs_completed = epoch;
     ++epochs_this_run;
-    epoch_seconds_sum += seconds_since(epoch_start);
+    const double epoch_seconds = seconds_since(epoch_start);
+    epoch_seconds_sum += epoch_seconds;
 
     // Jitter once the network reads nearly everything, or once it has begun to learn the training
     // images by heart: the epoch's training loss (taken with dropout, over the whole epoch) down
@@ -901,7 +933,7 @@ TrainSummary train(const TrainOptions& input_options, std::ostream& log) {
     write_png((out_dir / "curves.png").string(), draw_training_curves(parse_metrics_rows(state.metrics_rows)));
 
     if (o.time_limit_minutes > 0)
-      fit_schedule_to_time_limit(o, epoch, epoch_seconds_sum / epochs_this_run, elapsed,
+      fit_schedule_to_time_limit(o, epoch, std::max(epoch_seconds_sum / epochs_this_run, epoch_seconds), elapsed,
                                  kViewFitPasses * validation_seconds, state, log);
     const double eta = (state.planned_epochs - epoch) * epoch_seconds_sum / epochs_this_run;
     if (!o.quiet) {
@@ -933,14 +965,26 @@ TrainSummary train(const TrainOptions& input_options, std::ostream& log) {
     ModelFile best_file = load_model(summary.best_model);
     Crnn best_network(o.model, charset.num_classes(), o.preprocess.height);
     import_weights(best_network, best_file.tensors, summary.best_model);
-    fit_reading_views(best_network, best_file, evaluated, final_file);
+    // The epoch with the best one-view figures is a noisy pick (a maximum over epochs of 1,000
+    // images' figures, at times while the learning rate is still high): where the final weights,
+    // read as both will be read, do better, they are the best model.
+    if (fit_reading_views(best_network, best_file, evaluated, final_file)) {
+      log << "best model: the final weights read the validation set better than epoch " << state.best_epoch
+          << "'s (" << std::fixed << std::setprecision(2) << 100 * final_file.training.value("val_exact_match_views", 0.0)
+          << "% against " << 100 * best_file.training.value("val_exact_match_views", 0.0) << "% in "
+          << final_file.reading_views << " views), so best is the final model\n";
+      best_file = final_file;
+      summary.best_epoch = state.epochs_completed;
+      summary.best_val_exact_match = last_validation.exact_match;
+      summary.best_val_cer = last_validation.cer;
+    }
     save_model(summary.best_model, best_file);
     save_model(summary.final_model, final_file);
     summary.seconds = state.elapsed_seconds + seconds_since(start_time);
     log << "done: " << state.epochs_completed << " epochs in " << format_duration(summary.seconds)
         << "; best validation exact match " << std::fixed << std::setprecision(2)
-        << 100 * state.best.exact_match << "% (CER " << 100 * state.best.cer << "%) at epoch "
-        << state.best_epoch << "\n  best:  " << summary.best_model << "\n  final: " << summary.final_model
+        << 100 * summary.best_val_exact_match << "% (CER " << 100 * summary.best_val_cer << "%, one view) at epoch "
+        << summary.best_epoch << "\n  best:  " << summary.best_model << "\n  final: " << summary.final_model
         << "\n";
   }
   return summary;
