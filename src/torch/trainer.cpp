@@ -237,9 +237,10 @@ std::vector<std::string> read_metrics_rows(const fs::path& path, int epochs) {
 int epoch_limit(const TrainOptions& o) { return o.epochs > 0 ? o.epochs : std::numeric_limits<int>::max() / 2; }
 
 // Under a time limit: after each epoch, the number of epochs that still fit in the limit at
-// `seconds_per_epoch` (the slower of the run's mean epoch time and its last epoch's, so that a run
-// whose epochs slow down towards the end does not overrun) (between the epoch just completed and --epochs) becomes the schedule's
-// length, so the cosine decay ends when the time does. `reserved` seconds are kept for the work
+// `seconds_per_epoch` (the caller passes the slower of the run's mean epoch time and its last
+// epoch's, so that a run whose epochs slow down towards the end does not overrun), between the
+// epoch just completed and --epochs, becomes the schedule's length, so the cosine decay ends when
+// the time does. `reserved` seconds are kept for the work
 // after the last epoch.
 void fit_schedule_to_time_limit(const TrainOptions& o, int epoch, double seconds_per_epoch, double elapsed,
                                 double reserved, TrainerState& state, std::ostream& log) {
@@ -777,8 +778,8 @@ TrainSummary train(const TrainOptions& input_options, std::ostream& log) {
       seven[k] = validate(*weights, val_set, charset, o.preprocess, label_lengths, kMaxReadingViews);
       m->training["val_exact_match_views"] = seven[k].exact_match;
       m->training["val_cer_views"] = seven[k].cer;
-      one[k] = {m->training.at("val_loss").get<double>(), m->training.at("val_exact_match").get<double>(),
-                m->training.at("val_cer").get<double>()};
+      one[k] = {m->training.value("val_loss", 0.0), m->training.at("val_exact_match").get<double>(),
+                m->training.value("val_cer", 0.0)};
       single += one[k].exact_match;
       viewed += seven[k].exact_match;
       line << " " << 100 * seven[k].exact_match << "% (" << name << "; one view " << 100 * one[k].exact_match << "%)";
