@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "captcha/model_file.h"
+#include "captcha/recogniser.h"
 #include "support/fixtures.h"
 
 namespace captcha {
@@ -174,12 +175,13 @@ TEST_F(Cli, EvalAndPredictReadEnsemblesAndViews) {
   const auto alone = figures("--model " + model(), "3");
   const auto twice = figures("--model " + model() + " --model " + model(), "3");
   EXPECT_EQ(alone.at("views"), 3);
+  EXPECT_EQ(alone.at("beam"), kDefaultBeamWidth);
   EXPECT_EQ(twice.at("models").size(), 2u);
   EXPECT_EQ(twice.at("exact_match"), alone.at("exact_match"));  // a model averaged with itself
   EXPECT_EQ(twice.at("cer"), alone.at("cer"));
   r = run("eval --model " + model() + " --model " + model() + " --views 7 --data " + data());
   EXPECT_EQ(r.code, 0) << r.output;
-  EXPECT_NE(r.output.find(model() + " + " + model() + ", 7 views"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find(model() + " + " + model() + ", 7 views, beam 10"), std::string::npos) << r.output;
 
   ModelFile letters = load_model(model());
   letters.charset = Charset("abcdefghij");  // as many symbols, another task

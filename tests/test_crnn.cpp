@@ -137,7 +137,7 @@ TEST(Recogniser, MatchesTheNetworkForwardPass) {
   torch::NoGradGuard no_grad;
   auto input = torch::empty({1, 1, 32, 96});
   normalise_into(prepared, file.preprocess, input.data_ptr<float>());
-  const auto expected = decode_logits(net->forward(input), file.charset);
+  const auto expected = decode_logits(net->forward(input), file.charset, kDefaultBeamWidth);
   const auto reading = recogniser.read_prepared({prepared}).front();
   EXPECT_EQ(reading.text, expected[0].text);
   EXPECT_NEAR(reading.confidence, expected[0].confidence, 1e-4);
@@ -179,7 +179,8 @@ TEST(Recogniser, AveragesTheProbabilitiesOfViewsAndModels) {
         sum = sum.defined() ? sum + p : p;
       }
     }
-    return decode_logits(torch::log(sum / static_cast<double>(views * nets.size())), file.charset).front();
+    return decode_logits(torch::log(sum / static_cast<double>(views * nets.size())), file.charset, kDefaultBeamWidth)
+        .front();
   };
   const auto expect_reading = [&](const Reading& got, const DecodedText& want, const std::string& what) {
     EXPECT_FALSE(want.text.empty()) << what;  // something to compare

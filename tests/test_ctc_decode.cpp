@@ -3,6 +3,9 @@
 #include "captcha/ctc_decode.h"
 
 #include <cmath>
+#include <map>
+#include <random>
+#include <string>
 
 #include <gtest/gtest.h>
 
@@ -95,6 +98,63 @@ TEST(Decode, SurvivesAFrameThatOnlyALongerReadingCouldTake) {
   EXPECT_EQ(decode(p.data(), 3, 4, kAbc, 0).text, "abc");
   EXPECT_EQ(decode(p.data(), 3, 4, kAbc, 0, {2, 2}).text, "ab");
   EXPECT_EQ(beam_decode(p.data(), 3, 4, kAbc, 8, {0, 2}).text, "ab");
+}
+
+// With a beam wide enough to keep every prefix, the search is exact: on random probabilities
+// it finds the labelling that the sum over all alignments (enumerated here) makes most probable,
+// with that probability as its confidence; held to a length range, the most probable of those
+// lengths. decode() agrees, taking the best path's labelling without a search where it holds
+// more than half of the probability (the peaked trials), and labelling_probability() is the sum.
+TEST(BeamDecode, WideBeamFindsTheMostProbableLabellingOfAllAlignments) {
+  const int time_steps = 5, num_classes = 4;
+  std::mt19937 random(7);
+  std::uniform_real_distribution<float> uniform(0.01f, 1.0f);
+  int confident = 0;
+  for (int trial = 0; trial < 40; ++trial) {
+    const bool peaked = trial % 2 == 1;
+    std::vector<float> p(time_steps * num_classes);
+    for (int t = 0; t < time_steps; ++t) {
+      float sum = 0;
+      for (int c = 0; c < num_classes; ++c) sum += p[t * num_classes + c] = uniform(random);
+      if (peaked) p[t * num_classes + random() % num_classes] += 20, sum += 20;
+      for (int c = 0; c < num_classes; ++c) p[t * num_classes + c] /= sum;
+    }
+    std::map<std::vector<int>, double> labellings;  // every alignment, collapsed
+    int paths = 1;
+    for (int t = 0; t < time_steps; ++t) paths *= num_classes;
+    for (int path = 0; path < paths; ++path) {
+      std::vector<int> classes;
+      double probability = 1;
+      int previous = Charset::kBlank;
+      for (int t = 0, rest = path; t < time_steps; ++t, rest /= num_classes) {
+        const int c = rest % num_classes;
+        probability *= p[t * num_classes + c];
+        if (c != Charset::kBlank && c != previous) classes.push_back(c);
+        previous = c;
+      }
+      labellings[classes] += probability;
+    }
+    for (const auto& [classes, probability] : labellings)
+      EXPECT_NEAR(labelling_probability(p.data(), time_steps, num_classes, classes), probability, 1e-6);
+    const auto most_probable = [&](LengthRange lengths) {
+      std::pair<std::string, double> best{"", -1};
+      for (const auto& [classes, probability] : labellings)
+        if (lengths.contains(classes.size()) && probability > best.second) best = {kAbc.decode(classes), probability};
+      return best;
+    };
+    const auto [text, probability] = most_probable({});
+    confident += probability > 0.5 && greedy_decode(p.data(), time_steps, num_classes, kAbc).text == text;
+    const std::string where = "trial " + std::to_string(trial);
+    const DecodedText searched = beam_decode(p.data(), time_steps, num_classes, kAbc, 1000);
+    EXPECT_EQ(searched.text, text) << where;
+    EXPECT_NEAR(searched.confidence, probability, 1e-5) << where;
+    const DecodedText read = decode(p.data(), time_steps, num_classes, kAbc, 1000);
+    EXPECT_EQ(read.text, text) << where;
+    EXPECT_NEAR(read.confidence, probability, 1e-5) << where;
+    EXPECT_EQ(beam_decode(p.data(), time_steps, num_classes, kAbc, 1000, {2, 3}).text, most_probable({2, 3}).first)
+        << where;
+  }
+  EXPECT_GE(confident, 5);  // decode() took the best path's labelling without a search
 }
 
 TEST(Softmax, MaskRemovesDisallowedClasses) {

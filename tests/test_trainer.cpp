@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <regex>
 #include <sstream>
 #include <thread>
 
@@ -216,6 +217,15 @@ TEST(Trainer, BestIsTheFinalModelWhereItReadsTheValidationSetBetter) {
   ASSERT_EQ(best.tensors.size(), final.tensors.size());
   for (const auto& [name, tensor] : final.tensors) EXPECT_EQ(tensor.bytes, best.tensors.at(name).bytes) << name;
   EXPECT_DOUBLE_EQ(s.best_val_exact_match, final.training.at("val_exact_match").get<double>());
+  // The log quotes the figures that were compared, in the views both will be read in.
+  std::smatch quoted;
+  const std::string text = again.str();
+  ASSERT_TRUE(std::regex_search(text, quoted, std::regex("better than epoch [0-9]+'s \\(([0-9.]+)% against [0-9.]+% in ([0-9]) views?\\)")))
+      << text;
+  const int views = std::stoi(quoted[2]);
+  EXPECT_EQ(views, final.reading_views);
+  const double compared = final.training.at(views == 1 ? "val_exact_match" : "val_exact_match_views").get<double>();
+  EXPECT_NEAR(std::stod(quoted[1]), 100 * compared, 0.006) << text;
 }
 
 // The confidence penalty spreads each time step's probabilities: with a strong one the network's

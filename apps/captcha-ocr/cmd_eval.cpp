@@ -101,6 +101,7 @@ int run_eval(const EvalArgs& args) {
     nlohmann::json out = {{"model", args.reading.models.front()},
                           {"models", args.reading.models},
                           {"views", args.reading.views_read(recogniser)},
+                          {"beam", args.reading.beam},
                           {"data", args.data},
                           {"count", report.count},
                           {"skipped", skipped.total()},

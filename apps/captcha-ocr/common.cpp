@@ -17,7 +17,7 @@ void ReadingFlags::add_to(CLI::App& command) {
       ->required()->allow_extra_args(false)->check(CLI::ExistingFile);
   command.add_option("--views", views, "Read each image in this many views, shifted and scaled a little, averaging the probabilities (test-time augmentation; 1: the image alone; default: the model's choice)")
       ->check(CLI::Range(1, kMaxReadingViews));
-  command.add_option("--beam", beam, "Prefix beam search width (default: greedy)")->check(CLI::NonNegativeNumber);
+  command.add_option("--beam", beam, "Prefix beam search width (0 or 1: greedy, the best path)")->capture_default_str()->check(CLI::NonNegativeNumber);
   command.add_option("--allowed", allowed, "Only these symbols may be read (e.g. the site's alphabet)");
   command.add_flag("--any-length", any_length, "Readings of any length (default: the label lengths seen in training)");
   command.add_option("--batch-size", batch_size, "Images per forward pass")->capture_default_str()->check(CLI::PositiveNumber);
@@ -83,7 +83,8 @@ std::string ReadingFlags::describe(const Recogniser& recogniser) const {
   std::string text;
   for (const auto& model : models) text += (text.empty() ? "" : " + ") + model;
   const int count = views_read(recogniser);
-  return text + ", " + std::to_string(count) + (count == 1 ? " view" : " views") + (views > 0 ? "" : " (the model's choice)");
+  text += ", " + std::to_string(count) + (count == 1 ? " view" : " views") + (views > 0 ? "" : " (the model's choice)");
+  return text + (beam > 1 ? ", beam " + std::to_string(beam) : ", best path");
 }
 
 void save_debug_image(const std::string& dir, const std::string& source_path, const cv::Mat& image) {

@@ -35,7 +35,7 @@ void register_export(CLI::App& app, Action& run);
 struct ReadingFlags {
   std::vector<std::string> models;
   int views = 0;  // 0: the model's own choice
-  int beam = 0;
+  int beam = kDefaultBeamWidth;
   std::string allowed;
   bool any_length = false;
   int batch_size = 64;
@@ -50,7 +50,8 @@ struct ReadingFlags {
   ReadOptions read_options() const;
   // The views each image is read in: --views, or the model's own choice.
   int views_read(const Recogniser& recogniser) const;
-  // The models and views of a reading, for reports ("a.safetensors + b.safetensors, 7 views").
+  // The models, views and decoding of a reading, for reports ("a.safetensors + b.safetensors, 7
+  // views, beam 10").
   std::string describe(const Recogniser& recogniser) const;
 
   // Decodes and prepares `paths` ("-": image bytes on stdin) in parallel, writing debug images

@@ -44,8 +44,15 @@ struct LengthRange {
 DecodedText beam_decode(const float* probabilities, int time_steps, int num_classes,
                         const Charset& charset, int beam_width, LengthRange lengths = {});
 
-// The reading: best path when beam_width <= 1 and its length is in `lengths`; otherwise prefix
-// beam search (at least kLengthBeamWidth wide when the best path had the wrong length).
+// The probability of a labelling (class indices, no blanks): the sum over all of its alignments
+// (the CTC forward pass).
+double labelling_probability(const float* probabilities, int time_steps, int num_classes,
+                             const std::vector<int>& classes);
+
+// The reading. beam_width <= 1: the best path where its length is in `lengths`. Otherwise the
+// best path's labelling where it holds more than half of all the probability (no other labelling
+// can hold more; its confidence is then that probability), else prefix beam search. A best path
+// of the wrong length is searched for at least kLengthBeamWidth wide.
 inline constexpr int kLengthBeamWidth = 16;
 DecodedText decode(const float* probabilities, int time_steps, int num_classes, const Charset& charset,
                    int beam_width, LengthRange lengths = {});

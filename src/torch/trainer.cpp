@@ -765,9 +765,13 @@ TrainSummary train(const TrainOptions& input_options, std::ostream& log) {
   // Best and final read kMaxReadingViews views of each image by default (test-time augmentation)
   // where, summed over both, those read more of the validation images right than the images
   // alone: the best model's one-view figure is a maximum over epochs, so alone it would favour one
-  // view. eval and predict --views override the choice. Returns whether final reads the validation
-  // set better than best, each read as it will be read (in one view best is never behind).
-  const auto fit_reading_views = [&](Crnn& best_weights, ModelFile& best, Crnn& final_weights, ModelFile& final) {
+  // view. eval and predict --views override the choice. Returns best's and final's validation
+  // figures, each read as it will be read (in one view best is never behind).
+  struct ReadAsChosen {
+    Validation best, final;
+  };
+  const auto fit_reading_views = [&](Crnn& best_weights, ModelFile& best, Crnn& final_weights,
+                                     ModelFile& final) -> ReadAsChosen {
     double single = 0, viewed = 0;
     Validation one[2], seven[2];
     std::ostringstream line;
@@ -790,7 +794,7 @@ TrainSummary train(const TrainOptions& input_options, std::ostream& log) {
     line << "; both read " << best.reading_views << (views ? " views" : " view") << " by default\n";
     log << line.str();
     const Validation* figures = views ? seven : one;
-    return is_better(figures[1], figures[0]);
+    return {figures[0], figures[1]};
   };
 
   const bool tty = &log == &std::cerr && isatty(STDERR_FILENO);
@@ -969,11 +973,12 @@ TrainSummary train(const TrainOptions& input_options, std::ostream& log) {
     // The epoch with the best one-view figures is a noisy pick (a maximum over epochs of 1,000
     // images' figures, at times while the learning rate is still high): where the final weights,
     // read as both will be read, do better, they are the best model.
-    if (fit_reading_views(best_network, best_file, evaluated, final_file)) {
+    const ReadAsChosen read = fit_reading_views(best_network, best_file, evaluated, final_file);
+    if (is_better(read.final, read.best)) {
       log << "best model: the final weights read the validation set better than epoch " << state.best_epoch
-          << "'s (" << std::fixed << std::setprecision(2) << 100 * final_file.training.value("val_exact_match_views", 0.0)
-          << "% against " << 100 * best_file.training.value("val_exact_match_views", 0.0) << "% in "
-          << final_file.reading_views << " views), so best is the final model\n";
+          << "'s (" << std::fixed << std::setprecision(2) << 100 * read.final.exact_match << "% against "
+          << 100 * read.best.exact_match << "% in " << final_file.reading_views
+          << (final_file.reading_views == 1 ? " view" : " views") << "), so best is the final model\n";
       best_file = final_file;
       summary.best_epoch = state.epochs_completed;
       summary.best_val_exact_match = last_validation.exact_match;
