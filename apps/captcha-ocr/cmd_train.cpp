@@ -1,6 +1,7 @@
 // captcha-ocr train: trains a CRNN on a labelled folder and writes the run folder.
 #include <csignal>
 #include <iostream>
+#include <sstream>
 #include <vector>
 
 #include "captcha/errors.h"
@@ -62,9 +63,10 @@ void register_train(CLI::App& app, Action& run) {
   cmd->add_option("--min-lr", o.min_learning_rate, "Lowest learning rate of either schedule")->capture_default_str()->check(CLI::PositiveNumber);
   cmd->add_option("--ema", o.ema_decay, "Validate and save an exponential moving average of the weights with this decay per step (0: off)")
       ->capture_default_str()->check(CLI::Range(0.0, 0.99999));
-  cmd->add_option("--confidence-penalty", o.confidence_penalty, "Add this times the negative entropy of each time step's output to the training loss (default: " +
-                      std::to_string(kLargeSetConfidencePenalty).substr(0, 3) + " from " + std::to_string(kWideTrainingSet) +
-                      " training images, else 0)")
+  std::ostringstream penalty_default;
+  penalty_default << "(default: " << kLargeSetConfidencePenalty << " from " << kWideTrainingSet << " training images, else 0)";
+  cmd->add_option("--confidence-penalty", o.confidence_penalty,
+                  "Add this times the negative entropy of each time step's output to the training loss " + penalty_default.str())
       ->check(CLI::Range(0.0, 10.0));
   cmd->add_option("--optimizer", o.optimizer, "adam, or sgd (momentum 0.9, Nesterov)")
       ->capture_default_str()->check(CLI::IsMember({"adam", "sgd"}));

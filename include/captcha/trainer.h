@@ -118,8 +118,8 @@ bool augments_from_start(std::size_t training_images);
 // The confidence penalty a training set of `training_images` images gets by default
 // (TrainOptions::fit_confidence_penalty): kLargeSetConfidencePenalty from kWideTrainingSet images
 // on (on 20,000 Gregwar images in 60 minutes, the final model in 7 views: 89.45% test exact match
-// without, 90.30% and 89.95% in two runs with it), none below (captcha-v2 leaves the CTC plateau an epoch later with it, and its
-// one-view figures are already at 99-100%).
+// without, 90.30% and 89.95% in two runs with it), none below (captcha-v2 leaves the CTC plateau
+// an epoch later with it, and its one-view figures are already at 99-100%).
 inline constexpr double kLargeSetConfidencePenalty = 0.1;
 double fitted_confidence_penalty(std::size_t training_images);
 

@@ -20,7 +20,6 @@
 #include <optional>
 #include <random>
 #include <sstream>
-#include <tuple>
 
 #include <opencv2/imgproc.hpp>
 
@@ -89,21 +88,19 @@ Batch make_batch(const LoadedDataset& data, const std::vector<std::size_t>& orde
   return batch;
 }
 
-// CTC loss summed over each sample's time steps, averaged over the batch (as Keras reports it).
-// With `confidence_penalty` > 0, also that times the negative entropy of each step's distribution,
-// on the same scale, in `penalised` (the loss to minimise; the CTC loss alone is the one reported).
-torch::Tensor ctc_loss(const torch::Tensor& logits, const Batch& batch, double confidence_penalty = 0,
-                       torch::Tensor* penalised = nullptr) {
-  const auto log_probs = torch::log_softmax(logits, 2);  // N x T x C
-  const std::vector<int64_t> input_lengths(logits.size(0), logits.size(1));
-  auto loss = torch::ctc_loss(log_probs.transpose(0, 1), batch.targets, input_lengths, batch.target_lengths,
-                              /*blank=*/Charset::kBlank, at::Reduction::Sum, /*zero_infinity=*/true) /
-              logits.size(0);
-  if (penalised)
-    *penalised = confidence_penalty > 0
-                     ? loss + confidence_penalty * (log_probs.exp() * log_probs).sum() / logits.size(0)
-                     : loss;
-  return loss;
+// CTC loss of per-step log-probabilities (N x T x C), summed over each sample's time steps,
+// averaged over the batch (as Keras reports it).
+torch::Tensor ctc_loss(const torch::Tensor& log_probs, const Batch& batch) {
+  const std::vector<int64_t> input_lengths(log_probs.size(0), log_probs.size(1));
+  return torch::ctc_loss(log_probs.transpose(0, 1), batch.targets, input_lengths, batch.target_lengths,
+                         /*blank=*/Charset::kBlank, at::Reduction::Sum, /*zero_infinity=*/true) /
+         log_probs.size(0);
+}
+
+// The negative entropy of each time step's distribution, summed and averaged as ctc_loss is: the
+// confidence penalty's term.
+torch::Tensor negative_entropy(const torch::Tensor& log_probs) {
+  return (log_probs.exp() * log_probs).sum() / log_probs.size(0);
 }
 
 struct Validation {
@@ -128,7 +125,7 @@ Validation validate(Crnn& network, const LoadedDataset& data, const Charset& cha
     const std::size_t count = std::min(kBatch, data.size() - start);
     const Batch batch = make_batch(data, order, start, count, p, /*augment=*/nullptr);
     auto logits = network->forward(batch.images);
-    loss_sum += ctc_loss(logits, batch).item<double>() * count;
+    loss_sum += ctc_loss(torch::log_softmax(logits, 2), batch).item<double>() * count;
     if (views > 1) {
       auto mean = torch::softmax(logits, 2);
       for (int view = 1; view < views; ++view) {
@@ -240,8 +237,7 @@ int epoch_limit(const TrainOptions& o) { return o.epochs > 0 ? o.epochs : std::n
 // `seconds_per_epoch` (the caller passes the slower of the run's mean epoch time and its last
 // epoch's, so that a run whose epochs slow down towards the end does not overrun), between the
 // epoch just completed and --epochs, becomes the schedule's length, so the cosine decay ends when
-// the time does. `reserved` seconds are kept for the work
-// after the last epoch.
+// the time does. `reserved` seconds are kept for the work after the last epoch.
 void fit_schedule_to_time_limit(const TrainOptions& o, int epoch, double seconds_per_epoch, double elapsed,
                                 double reserved, TrainerState& state, std::ostream& log) {
   const double left = o.time_limit_minutes * 60 - elapsed - reserved;
@@ -777,17 +773,19 @@ TrainSummary train(const TrainOptions& input_options, std::ostream& log) {
     std::ostringstream line;
     line << std::fixed << std::setprecision(2) << "reading views: " << kMaxReadingViews
          << " views of each validation image read";
-    int k = 0;
-    for (auto [weights, m, name] : {std::tuple{&best_weights, &best, "best"}, std::tuple{&final_weights, &final, "final"}}) {
-      seven[k] = validate(*weights, val_set, charset, o.preprocess, label_lengths, kMaxReadingViews);
-      m->training["val_exact_match_views"] = seven[k].exact_match;
-      m->training["val_cer_views"] = seven[k].cer;
-      one[k] = {m->training.value("val_loss", 0.0), m->training.at("val_exact_match").get<double>(),
-                m->training.value("val_cer", 0.0)};
+    Crnn* const weights[2] = {&best_weights, &final_weights};
+    ModelFile* const files[2] = {&best, &final};
+    const char* const names[2] = {"best", "final"};
+    for (int k = 0; k < 2; ++k) {
+      nlohmann::json& training = files[k]->training;
+      seven[k] = validate(*weights[k], val_set, charset, o.preprocess, label_lengths, kMaxReadingViews);
+      training["val_exact_match_views"] = seven[k].exact_match;
+      training["val_cer_views"] = seven[k].cer;
+      one[k] = {training.value("val_loss", 0.0), training.at("val_exact_match").get<double>(),
+                training.value("val_cer", 0.0)};
       single += one[k].exact_match;
       viewed += seven[k].exact_match;
-      line << " " << 100 * seven[k].exact_match << "% (" << name << "; one view " << 100 * one[k].exact_match << "%)";
-      ++k;
+      line << " " << 100 * seven[k].exact_match << "% (" << names[k] << "; one view " << 100 * one[k].exact_match << "%)";
     }
     const bool views = viewed > single;
     best.reading_views = final.reading_views = views ? kMaxReadingViews : 1;
@@ -845,11 +843,12 @@ TrainSummary train(const TrainOptions& input_options, std::ostream& log) {
         set_learning_rate(*optimizer, state.learning_rate);
       }
       optimizer->zero_grad();
-      torch::Tensor penalised;
-      const double batch_loss = ctc_loss(network->forward(batch.images), batch, o.confidence_penalty, &penalised).item<double>();
+      const auto log_probs = torch::log_softmax(network->forward(batch.images), 2);
+      const auto loss = ctc_loss(log_probs, batch);  // reported; the penalty only steers the step
+      const double batch_loss = loss.item<double>();
       double gradient_norm = std::numeric_limits<double>::quiet_NaN();
       if (std::isfinite(batch_loss)) {
-        penalised.backward();
+        (o.confidence_penalty > 0 ? loss + o.confidence_penalty * negative_entropy(log_probs) : loss).backward();
         gradient_norm = torch::nn::utils::clip_grad_norm_(
             network->parameters(), o.clip_grad_norm > 0 ? o.clip_grad_norm : std::numeric_limits<double>::infinity());
       }
