@@ -27,8 +27,9 @@ namespace captcha {
 
 struct Reading {
   std::string text;
-  // Beam search: the reading's share of the probability mass the search kept (its alignments
-  // summed); greedy decoding: the product of char_probabilities.
+  // As decode() reads: the reading's probability (its alignments summed) where the best path's
+  // labelling is taken without a search; its share of the probability mass kept in the beam
+  // after a search; with beam_width <= 1, the product of char_probabilities.
   float confidence = 0;
   std::vector<float> char_probabilities;  // one per character of `text`
 };
