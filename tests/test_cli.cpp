@@ -279,7 +279,8 @@ TEST_F(Cli, CtrlCSavesLastAndExitsWith130) {
 }
 
 TEST_F(Cli, ResumeAndInit) {
-  Result r = run("train --resume " + run_dir() + " --epochs 3");
+  EXPECT_EQ(run("train --resume " + run_dir() + " --epochs 3 --checkpoint-every -1").code, 2);
+  Result r = run("train --resume " + run_dir() + " --epochs 3 --checkpoint-every 5");
   EXPECT_EQ(r.code, 0) << r.output;
   EXPECT_NE(r.output.find("resuming after epoch 2"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("epoch   3/3"), std::string::npos) << r.output;

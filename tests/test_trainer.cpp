@@ -187,6 +187,63 @@ TEST(Trainer, ResumeContinuesExactlyWhereTheRunStopped) {
   for (const auto& [name, tensor] : a.tensors) EXPECT_EQ(tensor.bytes, b.tensors.at(name).bytes) << name;
 }
 
+// Stopped inside an epoch (Ctrl-C), or killed outright after a periodic save, a run resumed from
+// its last.safetensors goes on from the step it had reached, with the shuffle, augmentation and
+// dropout generators as they were: it ends with the same bytes as a run never stopped.
+TEST(Trainer, RunStoppedOrKilledInsideAnEpochResumesExactlyThere) {
+  TempDir dir("part-epoch");
+  testing::write_dataset(dir / "data", 24, "0123456789", 3, 12);
+  const auto options = [&](const std::string& out) {
+    TrainOptions o = tiny_options(dir / "data", dir / out);
+    o.epochs = 3;
+    o.batch_size = 4;            // 6 batches an epoch
+    o.model.dropout = 0.3;       // draws from LibTorch's generator
+    o.augment_after_cer = 1;     // draws from the epoch's generator
+    o.checkpoint_minutes = 0;
+    return o;
+  };
+  std::ostringstream log;
+  train(options("straight"), log);
+
+  TrainOptions stopped = options("stopped");
+  stopped.on_step = [](int epoch, std::int64_t batches) {
+    if (epoch == 2 && batches == 3) request_stop();
+  };
+  ASSERT_TRUE(train(stopped, log).interrupted);
+  EXPECT_NE(log.str().find("state after batch 3 of 6 in epoch 2 saved"), std::string::npos) << log.str();
+
+  // Saved before every step; the copy taken after the fourth step of epoch 2 holds the state
+  // after its third, as a run killed then would have left it.
+  TrainOptions killed = options("killed");
+  killed.checkpoint_minutes = 1e-9;
+  killed.on_step = [&](int epoch, std::int64_t batches) {
+    if (epoch != 2 || batches != 4) return;
+    fs::create_directories(dir / "snapshot");
+    for (const auto& entry : fs::directory_iterator(dir / "killed"))
+      fs::copy_file(entry.path(), fs::path(dir / "snapshot") / entry.path().filename());
+    request_stop();
+  };
+  train(killed, log);
+
+  const ModelFile straight = load_model(dir / "straight/final.safetensors");
+  for (const char* run : {"stopped", "snapshot"}) {
+    TrainOptions resumed = options_from_checkpoint(dir / run);
+    resumed.threads = 1;
+    resumed.quiet = true;
+    std::ostringstream again;
+    const TrainSummary s = train(resumed, again);
+    EXPECT_EQ(s.epochs_completed, 3) << run;
+    EXPECT_NE(again.str().find("resuming epoch 2 after batch 3 of 6"), std::string::npos) << again.str();
+    const std::string folder = dir / run;
+    const ModelFile b = load_model(folder + "/final.safetensors");
+    ASSERT_EQ(straight.tensors.size(), b.tensors.size());
+    for (const auto& [name, tensor] : straight.tensors) EXPECT_EQ(tensor.bytes, b.tensors.at(name).bytes) << run << " " << name;
+    for (int column : {1, 2, 3})  // training loss (over the whole epoch), validation loss and exact match
+      EXPECT_EQ(column_of_metrics(dir / "straight/metrics.csv", column), column_of_metrics(folder + "/metrics.csv", column))
+          << run << " column " << column;
+  }
+}
+
 // The epoch with the best one-view figures is not always the better model: where the final
 // weights read the validation set better (each read as it will be read), best is the final model.
 TEST(Trainer, BestIsTheFinalModelWhereItReadsTheValidationSetBetter) {

@@ -55,6 +55,10 @@ void register_train(CLI::App& app, Action& run) {
   cmd->add_option("--time-limit", o.time_limit_minutes,
                   "Minutes of training at most: after each epoch the schedule is fitted to the epochs that still fit")
       ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--checkpoint-every", o.checkpoint_minutes,
+                  "Minutes between saves of the run's state within an epoch, so that a killed run loses at most "
+                  "about this much (0: at epoch ends only; Ctrl-C always saves the exact place)")
+      ->capture_default_str()->check(CLI::NonNegativeNumber);
   cmd->add_option("--patience", o.patience, "Early stopping: epochs without a better validation score")
       ->capture_default_str()->check(CLI::PositiveNumber);
   cmd->add_option("--schedule", o.schedule, "cosine (warm-up, then cosine decay over --epochs) or plateau (halve the rate when validation loss stalls)")
@@ -119,11 +123,12 @@ void register_train(CLI::App& app, Action& run) {
     run = [cmd, options, flags]() -> int {
       TrainOptions o = *options;
       if (!o.resume_dir.empty()) {
-        // The run continues with the settings it started with; --epochs, --time-limit and --threads
-        // may change.
+        // The run continues with the settings it started with; --epochs, --time-limit,
+        // --checkpoint-every and --threads may change.
         TrainOptions stored = options_from_checkpoint(o.resume_dir);
         if (cmd->count("--epochs")) stored.epochs = o.epochs;
         if (cmd->count("--time-limit")) stored.time_limit_minutes = o.time_limit_minutes;
+        if (cmd->count("--checkpoint-every")) stored.checkpoint_minutes = o.checkpoint_minutes;
         if (stored.epochs == 0 && !(stored.time_limit_minutes > 0)) stored.epochs = TrainOptions{}.epochs;
         stored.threads = o.threads;
         stored.quiet = o.quiet;

@@ -19,14 +19,18 @@ namespace captcha {
 inline constexpr const char* kModelFormatName = "captcha-ocr";
 inline constexpr int kModelFormatVersion = 1;
 
-// Training checkpoints hold the weight average under this prefix ("ema.conv1.weight", ...) and
-// the optimizer state under names starting "optimizer".
+// Training checkpoints hold the weight average under this prefix ("ema.conv1.weight", ...), the
+// optimizer state under names starting "optimizer" and the trainer's random generators under
+// names starting "trainer.".
 inline constexpr const char* kAverageTensorPrefix = "ema.";
 inline constexpr const char* kOptimizerTensorPrefix = "optimizer";
+inline constexpr const char* kTrainerTensorPrefix = "trainer.";
 
-// True for the network's own tensors: not a checkpoint's weight average or optimizer state.
+// True for the network's own tensors: not a checkpoint's weight average, optimizer or trainer state.
 inline bool is_network_weight(const std::string& name) {
-  return name.rfind(kOptimizerTensorPrefix, 0) != 0 && name.rfind(kAverageTensorPrefix, 0) != 0;
+  for (const char* prefix : {kOptimizerTensorPrefix, kAverageTensorPrefix, kTrainerTensorPrefix})
+    if (name.rfind(prefix, 0) == 0) return false;
+  return true;
 }
 
 struct ModelFile {

@@ -12,6 +12,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <iosfwd>
 #include <string>
 
@@ -93,6 +94,11 @@ struct TrainOptions {
   // the epochs that still fit at the mean epoch time so far, and the run ends with the last of
   // them: the learning rate has decayed by then, unlike a run cut off by a signal.
   double time_limit_minutes = 0;
+  // Within an epoch, the run's state is also saved to last.safetensors after the first step this
+  // many minutes after the last save, so that a run killed outright (no Ctrl-C) loses at most
+  // about this much work (0: saved at the end of each epoch only). A stop request saves the
+  // exact place in the epoch whatever this is.
+  double checkpoint_minutes = 10;
   std::uint64_t seed = 1;
   int threads = 0;                 // 0: every core (process-wide: LibTorch's thread count)
   // Starting points
@@ -103,6 +109,9 @@ struct TrainOptions {
   int widen_features = 0;
   std::string resume_dir;  // continue from resume_dir/last.safetensors
   bool quiet = false;      // no per-epoch output
+  // Called after each training step with the epoch and the batches of it done so far (progress
+  // for a caller that shows its own; it may call request_stop()). Not saved with the run.
+  std::function<void(int epoch, std::int64_t batches_done)> on_step;
 };
 
 void to_json(nlohmann::json& out, const TrainOptions& options);

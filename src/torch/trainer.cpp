@@ -16,11 +16,13 @@
 #include <iostream>
 #include <limits>
 #include <map>
+#include <mutex>
 #include <numeric>
 #include <optional>
 #include <random>
 #include <sstream>
 
+#include <ATen/CPUGeneratorImpl.h>
 #include <opencv2/imgproc.hpp>
 
 #include "captcha/dataset.h"
@@ -187,6 +189,16 @@ struct TrainerState {
   // limit (0: not set yet).
   int planned_epochs = 0;
   std::vector<std::string> metrics_rows;
+  // The epoch after epochs_completed, where the run was saved part-way through it (batches_done 0:
+  // it had not begun). The torch generator's state (dropout) is saved beside it as a tensor.
+  struct PartEpoch {
+    std::int64_t batches_done = 0;
+    double loss_sum = 0;     // over the steps taken, weighted by batch size
+    std::int64_t seen = 0;   // images in those steps
+    std::int64_t skipped = 0;
+    double seconds = 0;      // spent on those steps
+    std::string shuffle_generator;  // the epoch's generator (order, augmentation) after them, as text
+  } part_epoch;
 };
 
 nlohmann::json state_to_json(const TrainerState& s) {
@@ -199,7 +211,14 @@ nlohmann::json state_to_json(const TrainerState& s) {
           {"plateau_epochs", s.plateau_epochs},
           {"elapsed_seconds", s.elapsed_seconds},
           {"augmenting", s.augmenting},
-          {"planned_epochs", s.planned_epochs}};
+          {"planned_epochs", s.planned_epochs},
+          {"part_epoch",
+           {{"batches_done", s.part_epoch.batches_done},
+            {"loss_sum", s.part_epoch.loss_sum},
+            {"seen", s.part_epoch.seen},
+            {"skipped", s.part_epoch.skipped},
+            {"seconds", s.part_epoch.seconds},
+            {"shuffle_generator", s.part_epoch.shuffle_generator}}}};
 }
 
 TrainerState state_from_json(const nlohmann::json& j) {
@@ -215,7 +234,48 @@ TrainerState state_from_json(const nlohmann::json& j) {
   s.elapsed_seconds = j.at("elapsed_seconds");
   s.augmenting = j.value("augmenting", true);  // runs saved before the setting augmented throughout
   s.planned_epochs = j.value("planned_epochs", 0);
+  if (j.contains("part_epoch")) {  // absent from checkpoints of versions that saved at epoch ends only
+    const nlohmann::json& part = j.at("part_epoch");
+    s.part_epoch.batches_done = part.at("batches_done");
+    s.part_epoch.loss_sum = part.at("loss_sum");
+    s.part_epoch.seen = part.at("seen");
+    s.part_epoch.skipped = part.at("skipped");
+    s.part_epoch.seconds = part.at("seconds");
+    s.part_epoch.shuffle_generator = part.at("shuffle_generator");
+  }
   return s;
+}
+
+Tensor byte_tensor(const std::string& bytes) {
+  Tensor t;
+  t.dtype = DType::kU8;
+  t.shape = {static_cast<std::int64_t>(bytes.size())};
+  t.bytes.assign(bytes.begin(), bytes.end());
+  return t;
+}
+
+// The state of LibTorch's default CPU generator, which dropout draws from.
+constexpr const char* kTorchGeneratorTensor = "trainer.torch_generator";
+
+Tensor torch_generator_state() {
+  at::Generator generator = at::detail::getDefaultCPUGenerator();
+  std::lock_guard<std::mutex> lock(generator.mutex());
+  const at::Tensor state = generator.get_state().contiguous();
+  const auto* begin = state.data_ptr<std::uint8_t>();
+  return byte_tensor(std::string(begin, begin + state.numel()));
+}
+
+void set_torch_generator_state(const Tensor& t, const std::string& path) {
+  if (t.dtype != DType::kU8) throw ModelFileError(path + ": " + kTorchGeneratorTensor + " is not a byte tensor");
+  at::Generator generator = at::detail::getDefaultCPUGenerator();
+  std::lock_guard<std::mutex> lock(generator.mutex());
+  auto state = torch::empty({static_cast<std::int64_t>(t.bytes.size())}, torch::kUInt8);
+  std::copy(t.bytes.begin(), t.bytes.end(), state.data_ptr<std::uint8_t>());
+  try {
+    generator.set_state(state);
+  } catch (const c10::Error&) {
+    throw ModelFileError(path + ": " + kTorchGeneratorTensor + " is not a generator state");
+  }
 }
 
 constexpr const char* kMetricsHeader =
@@ -490,7 +550,8 @@ void to_json(nlohmann::json& j, const TrainOptions& o) {
        {"lr_patience", o.lr_patience}, {"lr_factor", o.lr_factor},
        {"min_learning_rate", o.min_learning_rate}, {"ema_decay", o.ema_decay}, {"augment", o.augment},
        {"augment_style", o.augment_style}, {"augment_after_cer", o.augment_after_cer}, {"seed", o.seed},
-       {"init_model", o.init_model}, {"time_limit_minutes", o.time_limit_minutes}};
+       {"init_model", o.init_model}, {"time_limit_minutes", o.time_limit_minutes},
+       {"checkpoint_minutes", o.checkpoint_minutes}};
 }
 
 void from_json(const nlohmann::json& j, TrainOptions& o) {
@@ -531,6 +592,7 @@ void from_json(const nlohmann::json& j, TrainOptions& o) {
   o.seed = j.value("seed", o.seed);
   o.init_model = j.value("init_model", o.init_model);
   o.time_limit_minutes = j.value("time_limit_minutes", o.time_limit_minutes);
+  o.checkpoint_minutes = j.value("checkpoint_minutes", o.checkpoint_minutes);
 }
 
 TrainOptions options_from_checkpoint(const std::string& run_dir) {
@@ -566,6 +628,7 @@ TrainSummary train(const TrainOptions& input_options, std::ostream& log) {
     throw ConfigError("unknown augmentation style '" + o.augment_style + "' (expected light or captcha)");
   if (!(o.augment_after_cer >= 0)) throw ConfigError("--augment-after-cer must not be negative");
   if (!(o.time_limit_minutes >= 0)) throw ConfigError("--time-limit must not be negative");
+  if (!(o.checkpoint_minutes >= 0)) throw ConfigError("--checkpoint-every must not be negative");
   if (o.out_dir.empty()) throw ConfigError("an output folder (--out) is needed");
 
   // Starting points fix the charset, preprocessing and architecture.
@@ -738,7 +801,7 @@ TrainSummary train(const TrainOptions& input_options, std::ostream& log) {
     return m;
   };
   // `last` holds the raw weights under their own names (so that it loads as a model), the
-  // average under "ema.", and the optimizer state.
+  // average under "ema.", the optimizer state and dropout's generator.
   const auto save_last = [&](const Validation& figures) {
     ModelFile m = model_file(figures, state.epochs_completed, network);
     if (average)
@@ -746,12 +809,8 @@ TrainSummary train(const TrainOptions& input_options, std::ostream& log) {
         m.tensors.emplace(kAverageTensorPrefix + name, std::move(t));
     std::ostringstream bytes;
     torch::save(*optimizer, bytes);
-    const std::string blob = bytes.str();
-    Tensor t;
-    t.dtype = DType::kU8;
-    t.shape = {static_cast<std::int64_t>(blob.size())};
-    t.bytes.assign(blob.begin(), blob.end());
-    m.tensors["optimizer_state"] = std::move(t);
+    m.tensors["optimizer_state"] = byte_tensor(bytes.str());
+    m.tensors[kTorchGeneratorTensor] = torch_generator_state();
     TrainerState saved = state;
     saved.elapsed_seconds = state.elapsed_seconds + seconds_since(start_time);
     m.checkpoint = {{"state", state_to_json(saved)}, {"options", o}};
@@ -816,6 +875,7 @@ TrainSummary train(const TrainOptions& input_options, std::ostream& log) {
   state.planned_epochs = o.time_limit_minutes > 0 && state.planned_epochs > 0
                              ? std::min(state.planned_epochs, epoch_limit(o))
                              : epoch_limit(o);
+  auto last_save = Clock::now();
   for (int epoch = state.epochs_completed + 1; epoch <= state.planned_epochs; ++epoch) {
     const auto epoch_start = Clock::now();
     std::mt19937_64 rng(o.seed * 1000003ULL + static_cast<std::uint64_t>(epoch));
@@ -828,11 +888,46 @@ TrainSummary train(const TrainOptions& input_options, std::ostream& log) {
     std::iota(order.begin(), order.end(), 0);
     for (std::size_t i = order.size(); i > 1; --i) std::swap(order[i - 1], order[rng() % i]);
 
-    double loss_sum = 0;
-    std::size_t seen = 0;
-    std::size_t skipped_this_epoch = 0;
-    for (std::size_t b = 0; b < batches_per_epoch; ++b) {
+    // A run saved part-way through this epoch goes on from the step after the last one it took,
+    // with the generators as they were then: it trains exactly as a run never stopped would.
+    TrainerState::PartEpoch part = state.part_epoch;
+    if (part.batches_done > 0) {
+      const auto generator = resume_from.tensors.find(kTorchGeneratorTensor);
+      if (generator == resume_from.tensors.end() || part.batches_done >= static_cast<std::int64_t>(batches_per_epoch))
+        throw ModelFileError(resume_path + ": saved part-way through epoch " + std::to_string(epoch) +
+                             (generator == resume_from.tensors.end()
+                                  ? std::string(" without the generator's state")
+                                  : " after batch " + std::to_string(part.batches_done) + ", but the epoch now has " +
+                                        std::to_string(batches_per_epoch) + " (has the training folder changed?)"));
+      std::istringstream saved_generator(part.shuffle_generator);
+      if (!(saved_generator >> rng))
+        throw ModelFileError(resume_path + ": the epoch's generator state is unreadable");
+      set_torch_generator_state(generator->second, resume_path);
+      log << "  resuming epoch " << epoch << " after batch " << part.batches_done << " of " << batches_per_epoch << "\n";
+    }
+    state.part_epoch = {};
+    double& loss_sum = part.loss_sum;
+    std::int64_t& seen = part.seen;
+    std::int64_t& skipped_this_epoch = part.skipped;
+    // Saves the state after `batches` batches of this epoch.
+    const auto save_part = [&](std::int64_t batches) {
+      if (batches > 0) {
+        state.part_epoch = part;
+        state.part_epoch.batches_done = batches;
+        state.part_epoch.seconds = part.seconds + seconds_since(epoch_start);
+        std::ostringstream generator;
+        generator << rng;
+        state.part_epoch.shuffle_generator = generator.str();
+      }
+      save_last(last_validation);
+      state.part_epoch = {};
+      last_save = Clock::now();
+    };
+    std::int64_t b = part.batches_done;
+    for (; b < static_cast<std::int64_t>(batches_per_epoch); ++b) {
       if (g_stop_requested) break;
+      if (b > part.batches_done && o.checkpoint_minutes > 0 && seconds_since(last_save) >= 60 * o.checkpoint_minutes)
+        save_part(b);
       const std::size_t start = b * o.batch_size;
       const std::size_t count = std::min<std::size_t>(o.batch_size, train_set.size() - start);
       const Batch batch =
@@ -866,28 +961,31 @@ TrainSummary train(const TrainOptions& input_options, std::ostream& log) {
       optimizer->step();
       if (average) average->update(network, step);
       loss_sum += batch_loss * count;
-      seen += count;
+      seen += static_cast<std::int64_t>(count);
       bar.update(b + 1, batches_per_epoch, loss_sum / seen);
+      if (o.on_step) o.on_step(epoch, b + 1);
     }
     bar.clear();
     if (g_stop_requested) {
-      save_last(last_validation);
+      save_part(b);
       summary.interrupted = true;
-      log << "interrupted: state after epoch " << state.epochs_completed << " saved to "
-          << summary.last_checkpoint << "; continue with --resume " << o.out_dir << "\n";
+      log << "interrupted: state after ";
+      if (b > 0) log << "batch " << b << " of " << batches_per_epoch << " in ";
+      log << "epoch " << (b > 0 ? epoch : state.epochs_completed) << " saved to " << summary.last_checkpoint
+          << "; continue with --resume " << o.out_dir << "\n";
       break;
     }
     if (seen == 0)
       throw Error("training diverged in epoch " + std::to_string(epoch) + ": every step had a non-finite loss or gradient (" +
                   o.out_dir + "/last.safetensors holds the epoch before); try a lower --lr");
-    const double train_seconds = seconds_since(epoch_start);
+    const double train_seconds = part.seconds + seconds_since(epoch_start);
     const auto validation_start = Clock::now();
     const Validation v = validate(evaluated, val_set, charset, o.preprocess, label_lengths);
     validation_seconds = seconds_since(validation_start);
     last_validation = v;
     state.epochs_completed = epoch;
     ++epochs_this_run;
-    const double epoch_seconds = seconds_since(epoch_start);
+    const double epoch_seconds = part.seconds + seconds_since(epoch_start);
     epoch_seconds_sum += epoch_seconds;
 
     // Jitter once the network reads nearly everything, or once it has begun to learn the training
