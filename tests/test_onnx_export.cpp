@@ -33,6 +33,12 @@ float max_difference(const std::vector<float>& a, const std::vector<float>& b) {
   return worst;
 }
 
+float largest_magnitude(const std::vector<float>& values) {
+  float largest = 0;
+  for (float v : values) largest = std::max(largest, std::abs(v));
+  return largest;
+}
+
 struct Case {
   std::string arch, rnn;
   std::vector<int> conv_channels = ModelConfig{}.conv_channels;
@@ -89,7 +95,9 @@ TEST(OnnxExport, BundledModelReadsTheExamplesAsTheEngineDoes) {
   const InferenceNetwork engine(model, path);
   const auto ours = engine.forward(input.data(), n, w);
   const auto theirs = opencv_logits(dir / "general.onnx", input, n, h, w);
-  EXPECT_LT(max_difference(ours, theirs), 1e-4f);
+  // Float rounding through the convolutions and two 50-step BiLSTMs, summed in another order by
+  // OpenCV, grows with the logits' size (the stage-7 model's reach 24: 1.9e-4 apart at most).
+  EXPECT_LT(max_difference(ours, theirs), 2e-5f * std::max(1.0f, largest_magnitude(ours)));
   const int steps = engine.time_steps(w), classes = engine.num_classes();
   const auto ours_text = decode_logits(ours.data(), n, steps, classes, model.charset, 0);
   const auto theirs_text = decode_logits(theirs.data(), n, steps, classes, model.charset, 0);
