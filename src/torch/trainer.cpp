@@ -21,6 +21,7 @@
 #include <optional>
 #include <random>
 #include <sstream>
+#include <utility>
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <opencv2/imgproc.hpp>
@@ -801,8 +802,9 @@ TrainSummary train(const TrainOptions& input_options, std::ostream& log) {
     return m;
   };
   // `last` holds the raw weights under their own names (so that it loads as a model), the
-  // average under "ema.", the optimizer state and dropout's generator.
-  const auto save_last = [&](const Validation& figures) {
+  // average under "ema.", the optimizer state and dropout's generator; `part`, where the run stops
+  // inside an epoch, says how far into it.
+  const auto save_last = [&](const Validation& figures, const TrainerState::PartEpoch& part = {}) {
     ModelFile m = model_file(figures, state.epochs_completed, network);
     if (average)
       for (auto& [name, t] : export_weights(average->network()))
@@ -813,6 +815,7 @@ TrainSummary train(const TrainOptions& input_options, std::ostream& log) {
     m.tensors[kTorchGeneratorTensor] = torch_generator_state();
     TrainerState saved = state;
     saved.elapsed_seconds = state.elapsed_seconds + seconds_since(start_time);
+    saved.part_epoch = part;
     m.checkpoint = {{"state", state_to_json(saved)}, {"options", o}};
     save_model(summary.last_checkpoint, m);
   };
@@ -890,37 +893,35 @@ TrainSummary train(const TrainOptions& input_options, std::ostream& log) {
 
     // A run saved part-way through this epoch goes on from the step after the last one it took,
     // with the generators as they were then: it trains exactly as a run never stopped would.
-    TrainerState::PartEpoch part = state.part_epoch;
+    TrainerState::PartEpoch part = std::exchange(state.part_epoch, {});
     if (part.batches_done > 0) {
+      const std::string saved_part = resume_path + ": saved part-way through epoch " + std::to_string(epoch);
       const auto generator = resume_from.tensors.find(kTorchGeneratorTensor);
-      if (generator == resume_from.tensors.end() || part.batches_done >= static_cast<std::int64_t>(batches_per_epoch))
-        throw ModelFileError(resume_path + ": saved part-way through epoch " + std::to_string(epoch) +
-                             (generator == resume_from.tensors.end()
-                                  ? std::string(" without the generator's state")
-                                  : " after batch " + std::to_string(part.batches_done) + ", but the epoch now has " +
-                                        std::to_string(batches_per_epoch) + " (has the training folder changed?)"));
+      if (generator == resume_from.tensors.end()) throw ModelFileError(saved_part + " without the generator's state");
+      if (part.batches_done >= static_cast<std::int64_t>(batches_per_epoch))
+        throw ModelFileError(saved_part + " after batch " + std::to_string(part.batches_done) + ", but the epoch now has " +
+                             std::to_string(batches_per_epoch) + " (has the training folder changed?)");
       std::istringstream saved_generator(part.shuffle_generator);
       if (!(saved_generator >> rng))
         throw ModelFileError(resume_path + ": the epoch's generator state is unreadable");
       set_torch_generator_state(generator->second, resume_path);
       log << "  resuming epoch " << epoch << " after batch " << part.batches_done << " of " << batches_per_epoch << "\n";
     }
-    state.part_epoch = {};
     double& loss_sum = part.loss_sum;
     std::int64_t& seen = part.seen;
     std::int64_t& skipped_this_epoch = part.skipped;
     // Saves the state after `batches` batches of this epoch.
     const auto save_part = [&](std::int64_t batches) {
+      TrainerState::PartEpoch saved;
       if (batches > 0) {
-        state.part_epoch = part;
-        state.part_epoch.batches_done = batches;
-        state.part_epoch.seconds = part.seconds + seconds_since(epoch_start);
+        saved = part;
+        saved.batches_done = batches;
+        saved.seconds = part.seconds + seconds_since(epoch_start);
         std::ostringstream generator;
         generator << rng;
-        state.part_epoch.shuffle_generator = generator.str();
+        saved.shuffle_generator = generator.str();
       }
-      save_last(last_validation);
-      state.part_epoch = {};
+      save_last(last_validation, saved);
       last_save = Clock::now();
     };
     std::int64_t b = part.batches_done;
