@@ -212,6 +212,14 @@ TEST(Trainer, RunStoppedOrKilledInsideAnEpochResumesExactlyThere) {
   ASSERT_TRUE(train(stopped, log).interrupted);
   EXPECT_NE(log.str().find("state after batch 3 of 6 in epoch 2 saved"), std::string::npos) << log.str();
 
+  // A stop asked for during an epoch's last step comes after all its batches, before validation.
+  TrainOptions stopped_last = options("stopped-last");
+  stopped_last.on_step = [](int epoch, std::int64_t batches) {
+    if (epoch == 2 && batches == 6) request_stop();
+  };
+  ASSERT_TRUE(train(stopped_last, log).interrupted);
+  EXPECT_NE(log.str().find("state after batch 6 of 6 in epoch 2 saved"), std::string::npos) << log.str();
+
   // Saved before every step; the copy taken after the fourth step of epoch 2 holds the state
   // after its third, as a run killed then would have left it.
   TrainOptions killed = options("killed");
@@ -225,15 +233,19 @@ TEST(Trainer, RunStoppedOrKilledInsideAnEpochResumesExactlyThere) {
   };
   train(killed, log);
 
+  fs::copy(dir / "stopped-last", dir / "stopped-last-copy");
+
   const ModelFile straight = load_model(dir / "straight/final.safetensors");
-  for (const char* run : {"stopped", "snapshot"}) {
+  const std::pair<std::string, int> runs[] = {{"stopped", 3}, {"snapshot", 3}, {"stopped-last", 6}};
+  for (const auto& [run, batch] : runs) {
     TrainOptions resumed = options_from_checkpoint(dir / run);
     resumed.threads = 1;
     resumed.quiet = true;
     std::ostringstream again;
     const TrainSummary s = train(resumed, again);
     EXPECT_EQ(s.epochs_completed, 3) << run;
-    EXPECT_NE(again.str().find("resuming epoch 2 after batch 3 of 6"), std::string::npos) << again.str();
+    EXPECT_NE(again.str().find("resuming epoch 2 after batch " + std::to_string(batch) + " of 6"), std::string::npos)
+        << again.str();
     const std::string folder = dir / run;
     const ModelFile b = load_model(folder + "/final.safetensors");
     ASSERT_EQ(straight.tensors.size(), b.tensors.size());
@@ -241,6 +253,23 @@ TEST(Trainer, RunStoppedOrKilledInsideAnEpochResumesExactlyThere) {
     for (int column : {1, 2, 3})  // training loss (over the whole epoch), validation loss and exact match
       EXPECT_EQ(column_of_metrics(dir / "straight/metrics.csv", column), column_of_metrics(folder + "/metrics.csv", column))
           << run << " column " << column;
+  }
+
+  // A saved position past the end of the epoch: the training folder has lost images since.
+  std::vector<fs::path> images;
+  for (const auto& entry : fs::directory_iterator(dir / "data"))
+    if (entry.path().extension() == ".png") images.push_back(entry.path());
+  for (std::size_t i = 0; i < 8; ++i) fs::remove(images[i]);
+  TrainOptions shrunk = options_from_checkpoint(dir / "stopped-last-copy");
+  shrunk.quiet = true;
+  std::ostringstream refused;
+  try {
+    train(shrunk, refused);
+    ADD_FAILURE() << "resumed after batch 6 of an epoch that now has 4";
+  } catch (const ModelFileError& e) {
+    EXPECT_NE(std::string(e.what()).find("after batch 6, but the epoch now has 4 (has the training folder changed?)"),
+              std::string::npos)
+        << e.what();
   }
 }
 

@@ -892,13 +892,14 @@ TrainSummary train(const TrainOptions& input_options, std::ostream& log) {
     for (std::size_t i = order.size(); i > 1; --i) std::swap(order[i - 1], order[rng() % i]);
 
     // A run saved part-way through this epoch goes on from the step after the last one it took,
-    // with the generators as they were then: it trains exactly as a run never stopped would.
+    // with the generators as they were then: it trains exactly as a run never stopped would. One
+    // stopped during the epoch's last step saved all its batches and goes on with the validation.
     TrainerState::PartEpoch part = std::exchange(state.part_epoch, {});
     if (part.batches_done > 0) {
       const std::string saved_part = resume_path + ": saved part-way through epoch " + std::to_string(epoch);
       const auto generator = resume_from.tensors.find(kTorchGeneratorTensor);
       if (generator == resume_from.tensors.end()) throw ModelFileError(saved_part + " without the generator's state");
-      if (part.batches_done >= static_cast<std::int64_t>(batches_per_epoch))
+      if (part.batches_done > static_cast<std::int64_t>(batches_per_epoch))
         throw ModelFileError(saved_part + " after batch " + std::to_string(part.batches_done) + ", but the epoch now has " +
                              std::to_string(batches_per_epoch) + " (has the training folder changed?)");
       std::istringstream saved_generator(part.shuffle_generator);
