@@ -2,10 +2,12 @@
 // draws visible text, and bad options fail before anything is written.
 #include "captcha/generator.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <map>
 #include <set>
 #include <sstream>
+#include <vector>
 
 #include <gtest/gtest.h>
 #include <opencv2/imgcodecs.hpp>
@@ -116,6 +118,33 @@ TEST(Generator, EveryStyleDrawsVisibleText) {
       EXPECT_GT(deviation[0], 15) << style << " seed " << seed << ": no visible text";
     }
   }
+}
+
+// Share of an image's bottom row that is ink: pixels far from the row's own median.
+double ink_in_bottom_row(const cv::Mat& image) {
+  cv::Mat grey;
+  cv::cvtColor(image, grey, cv::COLOR_BGR2GRAY);
+  const cv::Mat row = grey.row(grey.rows - 1).clone();
+  std::vector<unsigned char> values(row.begin<unsigned char>(), row.end<unsigned char>());
+  std::nth_element(values.begin(), values.begin() + values.size() / 2, values.end());
+  const int median = values[values.size() / 2];
+  int ink = 0;
+  for (int x = 0; x < row.cols; ++x) ink += std::abs(row.at<unsigned char>(0, x) - median) > 40;
+  return static_cast<double>(ink) / row.cols;
+}
+
+TEST(Generator, CutSetsTheTextOnTheBottomEdge) {
+  // Descenders in every label: cut loses their ends below the image, mix keeps the text inside.
+  std::map<std::string, int> touching;
+  for (const char* style : {"cut", "mix"}) {
+    GenerateOptions o;
+    o.style = style;
+    const CaptchaGenerator generator(o);
+    for (std::uint64_t seed = 1; seed <= 40; ++seed)
+      touching[style] += ink_in_bottom_row(generator.draw("gjpqy", seed)) > 0.04;
+  }
+  EXPECT_GE(touching["cut"], 30) << "of 40";
+  EXPECT_LE(touching["mix"], 10) << "of 40";
 }
 
 TEST(Generator, FontsCoverTheCharset) {

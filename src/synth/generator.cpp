@@ -111,6 +111,9 @@ struct Effects {
   int strokes = 0;              // thick curves drawn with the ink from left of the text to its right
   bool scribble = false;        // a thick zig-zag from the first glyph to the right of the text
   double text_min = 0.5, text_max = 0.85;  // text height, share of the image height
+  // Where the bottom edge cuts the text, from the baseline (0) to below the lowest ink (1): a
+  // value below 1 cuts the descenders (g, j, p, q, y), as sites that set the text low do.
+  double cut = 1;
   double glyph_luminance_max = 150;         // per-glyph colours: the lightest allowed
 };
 
@@ -167,6 +170,27 @@ void spaced(Effects& e, Rng& r) {
   }
 }
 
+// Every effect with its own chance and strength.
+void mix(Effects& e, Rng& r) {
+  distort(e, r, r.uniform(0, 1));
+  e.font_per_glyph = r.chance(0.25);
+  e.bold = r.chance(0.25) ? r.uniform(1, 4) : 0;
+  if (r.chance(0.45)) warp(e, r);
+  if (r.chance(0.5)) lines(e, r);
+  if (r.chance(0.35)) noise(e, r);
+  if (r.chance(0.35)) e.blur = r.uniform(0.5, 1.6);
+  if (r.chance(0.5)) {
+    e.colour = true;
+    e.gradient = r.chance(0.5);
+    e.per_glyph_colour = r.chance(0.5);
+  }
+  e.hollow = r.chance(0.08);
+  if (e.hollow) e.bold = r.uniform(2, 4);
+  e.invert = r.chance(0.1);
+  if (r.chance(0.15)) strike(e, r);
+  if (r.chance(0.15)) spaced(e, r);
+}
+
 Effects pick_effects(const std::string& style, Rng& r) {
   Effects e;
   r.integer(60, 95);  // an unused draw, kept so that every seed still draws the same images
@@ -197,24 +221,13 @@ Effects pick_effects(const std::string& style, Rng& r) {
     strike(e, r);
   } else if (style == "spaced") {
     spaced(e, r);
-  } else {  // mix: every effect, each with its own chance and strength
-    distort(e, r, r.uniform(0, 1));
-    e.font_per_glyph = r.chance(0.25);
-    e.bold = r.chance(0.25) ? r.uniform(1, 4) : 0;
-    if (r.chance(0.45)) warp(e, r);
-    if (r.chance(0.5)) lines(e, r);
-    if (r.chance(0.35)) noise(e, r);
-    if (r.chance(0.35)) e.blur = r.uniform(0.5, 1.6);
-    if (r.chance(0.5)) {
-      e.colour = true;
-      e.gradient = r.chance(0.5);
-      e.per_glyph_colour = r.chance(0.5);
-    }
-    e.hollow = r.chance(0.08);
-    if (e.hollow) e.bold = r.uniform(2, 4);
-    e.invert = r.chance(0.1);
-    if (r.chance(0.15)) strike(e, r);
-    if (r.chance(0.15)) spaced(e, r);
+  } else if (style == "cut") {
+    // Mix's draws first, so its effects are mix's; struck through more often; text set low.
+    mix(e, r);
+    if (e.strokes == 0 && !e.scribble && r.chance(0.4)) strike(e, r);
+    e.cut = r.uniform(0.1, 0.8);
+  } else {
+    mix(e, r);
   }
   return e;
 }
@@ -295,8 +308,9 @@ class Renderer {
 
 // The text as a coverage layer and a colour layer at render size, cropped to the ink.
 struct TextLayer {
-  cv::Mat alpha;   // CV_32F, 0..1
-  cv::Mat colour;  // CV_32FC3
+  cv::Mat alpha;     // CV_32F, 0..1
+  cv::Mat colour;    // CV_32FC3
+  int body_bottom = 0;  // lowest row of a glyph's body (above the baseline, rotated): descenders lie below
 };
 
 void paste(TextLayer& layer, const cv::Mat& mask, int x, int y, const cv::Scalar& colour) {
@@ -447,7 +461,8 @@ const std::vector<std::pair<std::string, std::string>>& generator_styles() {
       {"inverted", "light text on a dark background"},
       {"strike", "heavy ragged glyphs on a grey gradient, struck through by thick curves and zig-zags"},
       {"spaced", "small glyphs far apart, each its own colour; thin lines"},
-      {"mix", "each image draws its own combination of all the above (the default)"},
+      {"cut", "as mix, struck through more often, the text set so low that the bottom edge cuts its descenders"},
+      {"mix", "each image draws its own combination of the styles above but cut (the default)"},
   };
   return styles;
 }
@@ -487,6 +502,7 @@ TextLayer CaptchaGenerator::Impl::render_text(Renderer& renderer, const std::u32
   const int baseline = margin + kRenderSize;
   int pen = margin;
   TextLayer layer;
+  double body_bottom = 0;
   const int capacity = margin * 2 + static_cast<int>(text.size()) * kRenderSize * 3 / 2;
   layer.alpha = cv::Mat::zeros(2 * margin + kRenderSize * 3 / 2, capacity, CV_32F);
   layer.colour = cv::Mat(layer.alpha.size(), CV_32FC3, cv::Scalar::all(0));
@@ -502,6 +518,10 @@ TextLayer CaptchaGenerator::Impl::render_text(Renderer& renderer, const std::u32
       g.mask.convertTo(mask, CV_32F, 1.0 / 255);
       int x = pen + g.left, y = baseline - g.top + static_cast<int>(r.uniform(-1, 1) * e.offset_jitter * kRenderSize);
       const double angle = r.uniform(-1, 1) * e.rotation;
+      const double radians = angle * CV_PI / 180, centre_y = y + mask.rows / 2.0;
+      const double body_below_centre = std::min<double>(g.top, mask.rows) - mask.rows / 2.0;
+      body_bottom = std::max(body_bottom, centre_y + mask.cols / 2.0 * std::abs(std::sin(radians)) +
+                                              body_below_centre * std::cos(radians));
       if (std::abs(angle) > 0.5) {
         const int pad = std::max(mask.rows, mask.cols) / 2 + 2;
         cv::copyMakeBorder(mask, mask, pad, pad, pad, pad, cv::BORDER_CONSTANT, 0);
@@ -541,6 +561,7 @@ TextLayer CaptchaGenerator::Impl::render_text(Renderer& renderer, const std::u32
   if (box.empty()) return {};
   layer.alpha = layer.alpha(box).clone();
   layer.colour = layer.colour(box).clone();
+  layer.body_bottom = static_cast<int>(std::ceil(body_bottom)) - box.y;
   return layer;
 }
 
@@ -577,8 +598,17 @@ cv::Mat CaptchaGenerator::Impl::draw(Renderer& renderer, const std::u32string& t
     cv::resize(text_layer.alpha, a, {w, h}, 0, 0, cv::INTER_AREA);
     cv::resize(text_layer.colour, c, {w, h}, 0, 0, cv::INTER_AREA);
     text_box = cv::Rect(r.integer(0, width - w), r.integer(0, height - h), w, h);
-    a.copyTo(alpha(text_box));
-    c.copyTo(colour(text_box));
+    if (e.cut < 1) {
+      // The bottom edge between the glyphs' bodies and the lowest ink: only what hangs below is lost.
+      const double body = std::clamp(text_layer.body_bottom * sy, 1.0, static_cast<double>(h));
+      const int kept = static_cast<int>(std::lround(body + e.cut * (h - body)));
+      text_box.y = height - kept;
+    }
+    const cv::Rect visible = text_box & cv::Rect(0, 0, width, height);
+    const cv::Rect source(visible.x - text_box.x, visible.y - text_box.y, visible.width, visible.height);
+    a(source).copyTo(alpha(visible));
+    c(source).copyTo(colour(visible));
+    text_box = visible;
   }
   if (e.wave > 0 || e.elastic > 0) {
     cv::Mat map_x, map_y;
