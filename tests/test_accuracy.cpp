@@ -20,7 +20,7 @@ TEST(Accuracy, DefaultModelReadsCaptchaV2) {
   if (root.empty()) GTEST_SKIP() << "../shared/data/captcha-v2 is absent; skipping";
   testing::TempDir dir("accuracy");
   TrainOptions options;  // the defaults
-  options.train_dir = root + "/train";
+  options.train_dirs = {root + "/train"};
   options.val_dir = root + "/val";
   options.out_dir = dir / "run";
   options.quiet = true;

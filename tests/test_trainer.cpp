@@ -9,6 +9,7 @@
 #include <thread>
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 #include <opencv2/imgcodecs.hpp>
 
 #include "captcha/dataset.h"
@@ -29,7 +30,7 @@ using testing::TempDir;
 // A small, fast configuration for generated 96x32 images.
 TrainOptions tiny_options(const std::string& data, const std::string& out) {
   TrainOptions o;
-  o.train_dir = data;
+  o.train_dirs = {data};
   o.val_dir = data;
   o.out_dir = out;
   o.preprocess.width = 96;
@@ -434,6 +435,25 @@ TEST(Trainer, StopRequestSavesLastAndResumeFinishes) {
   EXPECT_TRUE(fs::exists(dir / "run/final.safetensors"));
 }
 
+TEST(Trainer, TrainsOnSeveralFoldersAsOneSet) {
+  TempDir dir("folders");
+  testing::write_dataset(dir / "a", 10, "0123456789", 3, 31);
+  testing::write_dataset(dir / "b", 14, "0123456789", 3, 32);
+  TrainOptions o = tiny_options(dir / "a", dir / "run");
+  o.train_dirs = {dir / "a", dir / "b"};
+  o.epochs = 1;
+  std::ostringstream log;
+  const TrainSummary s = train(o, log);
+  EXPECT_NE(log.str().find(dir / "a + " + dir / "b (24 images)"), std::string::npos) << log.str();
+  EXPECT_EQ(load_model(dir / "run/final.safetensors").training.at("train_images"), 24);
+  EXPECT_EQ(options_from_checkpoint(dir / "run").train_dirs, o.train_dirs);
+  EXPECT_EQ(s.epochs_completed, 1);
+
+  // A run saved before several folders were allowed names its one folder as train_dir.
+  const nlohmann::json saved = {{"train_dir", "old/train"}, {"out_dir", "old/run"}};
+  EXPECT_EQ(saved.get<TrainOptions>().train_dirs, std::vector<std::string>{"old/train"});
+}
+
 TEST(Trainer, InitFromAnotherModelMapsTheCharset) {
   TempDir dir("init");
   testing::write_dataset(dir / "digits", 16, "0123", 3, 14);
@@ -538,7 +558,8 @@ TEST(Trainer, FitsTheInputSizeToSmallerImages) {
   EXPECT_EQ(model.preprocess.height, 40);
   // Fine-tuning keeps the starting model's size.
   testing::write_dataset(dir / "wide", 8, "0123", 3, 22, 120, 32);
-  o.train_dir = o.val_dir = dir / "wide";
+  o.train_dirs = {dir / "wide"};
+  o.val_dir = dir / "wide";
   o.out_dir = dir / "tuned";
   o.init_model = dir / "run/final.safetensors";
   train(o, log);
@@ -713,7 +734,7 @@ TEST(Trainer, RefusesBadSettings) {
   o.model.arch = "transformer";
   EXPECT_THROW(train(o, log), ConfigError);
   o = tiny_options(dir / "data", dir / "run");
-  o.train_dir = dir / "missing";
+  o.train_dirs = {dir / "data", dir / "missing"};
   EXPECT_THROW(train(o, log), DatasetError);
 }
 

@@ -42,7 +42,8 @@ void register_train(CLI::App& app, Action& run) {
   auto flags = std::make_shared<FlagSettings>();
   TrainOptions& o = *options;
 
-  cmd->add_option("--train", o.train_dir, "Folder of training images (label = file name or labels.tsv)")
+  cmd->add_option("--train", o.train_dirs,
+                  "Folder of training images (label = file name or labels.tsv); give it again to train on several")
       ->check(CLI::ExistingDirectory);
   cmd->add_option("--val", o.val_dir, "Folder of validation images (default: hold out --val-fraction of --train)")
       ->check(CLI::ExistingDirectory);
@@ -134,7 +135,7 @@ void register_train(CLI::App& app, Action& run) {
         stored.quiet = o.quiet;
         o = stored;
       } else {
-        if (o.train_dir.empty()) throw ConfigError("train needs --train DIR (or --resume DIR)");
+        if (o.train_dirs.empty()) throw ConfigError("train needs --train DIR (or --resume DIR)");
         if (o.out_dir.empty()) throw ConfigError("train needs --out DIR");
         if (o.model.arch == "resnet") {
           if (!cmd->count("--rnn")) o.model.rnn = "gru";

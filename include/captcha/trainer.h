@@ -1,7 +1,7 @@
 // Training a CRNN with CTC loss on labelled image folders.
 //
 //   captcha::TrainOptions options;
-//   options.train_dir = "data/train";
+//   options.train_dirs = {"data/train"};
 //   options.val_dir = "data/val";
 //   options.out_dir = "run";
 //   captcha::TrainSummary s = captcha::train(options, std::cerr);
@@ -15,6 +15,7 @@
 #include <functional>
 #include <iosfwd>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json_fwd.hpp>
 
@@ -25,8 +26,8 @@ namespace captcha {
 
 struct TrainOptions {
   // Data
-  std::string train_dir;
-  std::string val_dir;        // empty: hold out val_fraction of train_dir
+  std::vector<std::string> train_dirs;  // one or more folders, read as one training set
+  std::string val_dir;        // empty: hold out val_fraction of the training images
   double val_fraction = 0.1;
   std::string charset;        // "" (from labels), a preset or literal symbols
   bool fold_case = false;

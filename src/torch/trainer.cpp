@@ -441,6 +441,13 @@ void initialise_from(Crnn& network, const ModelFile& source, const Charset& char
   import_weights(network, tensors, path);
 }
 
+// The training folders as the log and error messages name them: "a", or "a + b".
+std::string train_folders(const TrainOptions& o) {
+  std::string out;
+  for (const auto& folder : o.train_dirs) out += (out.empty() ? "" : " + ") + folder;
+  return out;
+}
+
 void print_settings(std::ostream& log, const TrainOptions& o, const Charset& charset,
                     const LoadedDataset& train_set, const LoadedDataset& val_set, int time_steps,
                     std::int64_t parameters, bool augmenting) {
@@ -453,8 +460,8 @@ void print_settings(std::ostream& log, const TrainOptions& o, const Charset& cha
     return out;
   };
   log << "captcha-ocr train\n";
-  row("train", (o.train_dir) + " (" + std::to_string(train_set.size()) + " images)");
-  row("validation", (o.val_dir.empty() ? o.train_dir + " (held out " + std::to_string(std::lround(100 * o.val_fraction)) + "%)" : o.val_dir) +
+  row("train", train_folders(o) + " (" + std::to_string(train_set.size()) + " images)");
+  row("validation", (o.val_dir.empty() ? train_folders(o) + " (held out " + std::to_string(std::lround(100 * o.val_fraction)) + "%)" : o.val_dir) +
                         " (" + std::to_string(val_set.size()) + " images)");
   row("charset", charset.symbols_utf8() + " (" + std::to_string(charset.size()) + (o.fold_case ? ", case folded)" : ")"));
   row("input", std::to_string(o.preprocess.width) + "x" + std::to_string(o.preprocess.height) +
@@ -538,7 +545,7 @@ double fitted_confidence_penalty(std::size_t training_images) {
 }
 
 void to_json(nlohmann::json& j, const TrainOptions& o) {
-  j = {{"train_dir", o.train_dir}, {"val_dir", o.val_dir}, {"val_fraction", o.val_fraction},
+  j = {{"train_dirs", o.train_dirs}, {"val_dir", o.val_dir}, {"val_fraction", o.val_fraction},
        {"charset", o.charset}, {"fold_case", o.fold_case}, {"out_dir", o.out_dir},
        {"model", o.model}, {"preprocess", o.preprocess}, {"fit_input_size", o.fit_input_size},
        {"fit_features", o.fit_features}, {"fit_convolutions", o.fit_convolutions},
@@ -557,7 +564,11 @@ void to_json(nlohmann::json& j, const TrainOptions& o) {
 
 void from_json(const nlohmann::json& j, TrainOptions& o) {
   o = TrainOptions{};
-  o.train_dir = j.value("train_dir", o.train_dir);
+  // Runs saved before several training folders were allowed name one.
+  if (j.contains("train_dirs"))
+    o.train_dirs = j.at("train_dirs").get<std::vector<std::string>>();
+  else if (j.contains("train_dir"))
+    o.train_dirs = {j.at("train_dir").get<std::string>()};
   o.val_dir = j.value("val_dir", o.val_dir);
   o.val_fraction = j.value("val_fraction", o.val_fraction);
   o.charset = j.value("charset", o.charset);
@@ -661,6 +672,7 @@ TrainSummary train(const TrainOptions& input_options, std::ostream& log) {
   o.model.validate();
   nlohmann::json(o.preprocess).get<PreprocessOptions>();  // validates the input size
 
+  if (o.train_dirs.empty()) throw ConfigError("no training folder");
   // Output folder writable before long work.
   std::error_code ec;
   fs::create_directories(o.out_dir, ec);
@@ -673,7 +685,12 @@ TrainSummary train(const TrainOptions& input_options, std::ostream& log) {
   }
 
   // Data.
-  std::vector<Sample> train_samples = scan_folder(o.train_dir), val_samples;
+  std::vector<Sample> train_samples, val_samples;
+  for (const auto& folder : o.train_dirs) {
+    std::vector<Sample> samples = scan_folder(folder);
+    train_samples.insert(train_samples.end(), std::make_move_iterator(samples.begin()),
+                         std::make_move_iterator(samples.end()));
+  }
   if (!o.val_dir.empty()) {
     val_samples = scan_folder(o.val_dir);
   } else {
@@ -715,9 +732,9 @@ TrainSummary train(const TrainOptions& input_options, std::ostream& log) {
   load_options.max_time_steps = time_steps;
   load_options.fold_case = o.fold_case;
   load_options.threads = o.threads;
-  const LoadedDataset train_set = load_dataset(train_samples, charset, o.preprocess, load_options, o.train_dir);
-  const LoadedDataset val_set =
-      load_dataset(val_samples, charset, o.preprocess, load_options, o.val_dir.empty() ? o.train_dir + " (validation part)" : o.val_dir);
+  const LoadedDataset train_set = load_dataset(train_samples, charset, o.preprocess, load_options, train_folders(o));
+  const LoadedDataset val_set = load_dataset(val_samples, charset, o.preprocess, load_options,
+                                             o.val_dir.empty() ? train_folders(o) + " (validation part)" : o.val_dir);
 
   // Readings are held to the label lengths seen in training, as the recogniser does; the mean
   // length sets the blank's starting share below.
@@ -789,8 +806,8 @@ TrainSummary train(const TrainOptions& input_options, std::ostream& log) {
                   {"val_exact_match", figures.exact_match},
                   {"val_cer", figures.cer},
                   {"val_loss", figures.loss},
-                  {"train_dir", o.train_dir},
-                  {"val_dir", o.val_dir.empty() ? o.train_dir + " (held out)" : o.val_dir},
+                  {"train_dirs", o.train_dirs},
+                  {"val_dir", o.val_dir.empty() ? train_folders(o) + " (held out)" : o.val_dir},
                   {"train_images", train_set.size()},
                   {"val_images", val_set.size()},
                   {"optimizer", o.optimizer},
