@@ -111,8 +111,9 @@ struct Effects {
   int strokes = 0;              // thick curves drawn with the ink from left of the text to its right
   bool scribble = false;        // a thick zig-zag from the first glyph to the right of the text
   double text_min = 0.5, text_max = 0.85;  // text height, share of the image height
-  // Where the bottom edge cuts the text, from the baseline (0) to below the lowest ink (1): a
-  // value below 1 cuts the descenders (g, j, p, q, y), as sites that set the text low do.
+  // Where the bottom edge cuts the text, from the bottom of the glyphs' bodies (0) to below the
+  // lowest ink (1): a value below 1 cuts the descenders (g, j, p, q, y), as sites that set the
+  // text low do.
   double cut = 1;
   double glyph_luminance_max = 150;         // per-glyph colours: the lightest allowed
 };
@@ -308,9 +309,9 @@ class Renderer {
 
 // The text as a coverage layer and a colour layer at render size, cropped to the ink.
 struct TextLayer {
-  cv::Mat alpha;     // CV_32F, 0..1
-  cv::Mat colour;    // CV_32FC3
-  int body_bottom = 0;  // lowest row of a glyph's body (above the baseline, rotated): descenders lie below
+  cv::Mat alpha;         // CV_32F, 0..1
+  cv::Mat colour;        // CV_32FC3
+  int body_bottom = 0;   // lowest row any glyph's body (down to its baseline, rotated) reaches
 };
 
 void paste(TextLayer& layer, const cv::Mat& mask, int x, int y, const cv::Scalar& colour) {
