@@ -290,6 +290,19 @@ TEST_F(Cli, ResumeAndInit) {
   EXPECT_EQ(run("train --resume " + path("empty-run")).code, 2);
 }
 
+TEST_F(Cli, InitWithSizesGrowsTheStartingModel) {
+  // The suite's model: conv 32,64, 64 features, lstm (16).
+  const std::string start = "train --train " + data() + " --val " + data() + " --init " + model() + " --epochs 1 --threads 1";
+  Result r = run(start + " --out " + path("grown") + " --conv-channels 32,64,64 --features 80 --rnn-hidden 24");
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find(model() + ", grown to the model below"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("small (conv 32,64,64), 80 features + lstm (24)"), std::string::npos) << r.output;
+  r = run(start + " --out " + path("shrunk") + " --conv-channels 16,64");
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), 1) << r.output;
+  EXPECT_NE(r.output.find("has convolutions 32,64; growing keeps each as wide or wider"), std::string::npos) << r.output;
+}
+
 TEST_F(Cli, GenerateDrawsAFolderThatTrainAndEvalRead) {
   Result r = run("generate --out " + path("gen") + " --count 30 --style clean --charset digits --length 3 --size 96x32 --seed 5");
   ASSERT_EQ(r.code, 0) << r.output;

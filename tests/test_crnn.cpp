@@ -109,6 +109,54 @@ INSTANTIATE_TEST_SUITE_P(All, CrnnArch,
                                            ArchCase{"resnet", "gru"}, ArchCase{"resnet", "lstm"}),
                          [](const auto& info) { return info.param.arch + "_" + info.param.rnn; });
 
+TEST(Crnn, GrowingKeepsTheOutput) {
+  torch::NoGradGuard no_grad;
+  for (const char* rnn : {"lstm", "gru"})
+    for (const bool batch_norm : {true, false}) {
+      SCOPED_TRACE(std::string(rnn) + (batch_norm ? " with batch norm" : " without batch norm"));
+      torch::manual_seed(11);
+      ModelConfig c;
+      c.rnn = rnn;
+      c.batch_norm = batch_norm;
+      c.conv_channels = {8, 16};
+      c.dense = 16;
+      c.rnn_hidden = {12, 8};
+      Crnn original(c, 5, 32);
+      // Batch norms that have learnt something: statistics, scales and shifts away from 0 and 1.
+      for (auto& b : original->named_buffers()) {
+        if (b.key().find("running_mean") != std::string::npos) b.value().uniform_(-0.2, 0.2);
+        if (b.key().find("running_var") != std::string::npos) b.value().uniform_(0.5, 1.5);
+      }
+      for (auto& p : original->named_parameters())
+        if (p.key().rfind("bn", 0) == 0) p.value().uniform_(0.5, 1.5);
+      ModelFile source;
+      source.config = c;
+      source.charset = Charset("abcd");
+      source.tensors = export_weights(original);
+      // Every size grows; two convolutions are added, the first wider than the last loaded one.
+      ModelConfig g = c;
+      g.conv_channels = {12, 16, 24, 16};
+      g.dense = 24;
+      g.rnn_hidden = {16, 12};
+      Crnn grown(g, 5, 32);
+      import_weights(grown, grow_weights(source, g, export_weights(grown), 32, "m.safetensors"), "grown");
+      const auto images = torch::randn({4, 1, 32, 96});
+      grown->pass_through_norms(images, 2, 16);
+      original->eval();
+      grown->eval();
+      const auto before = original->forward(images), after = grown->forward(images);
+      EXPECT_LT((before - after).abs().max().item<float>(), 1e-4);
+      EXPECT_GT(before.abs().max().item<float>(), 0.1);
+      // In training the added convolutions pass the loaded ones' channels through as well, on
+      // the images their batch norms were measured on.
+      if (batch_norm) {
+        grown->train();
+        const auto loaded = grown->feature_map(images, 2), passed = grown->feature_map(images, 4).narrow(1, 0, 16);
+        EXPECT_LT((loaded - passed).abs().max().item<float>(), 1e-3 * loaded.abs().max().item<float>());
+      }
+    }
+}
+
 TEST(ImportWeights, RejectsAnotherArchitecture) {
   Crnn small(ModelConfig{}, 5, 32);
   ModelConfig gru;

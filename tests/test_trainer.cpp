@@ -631,59 +631,84 @@ TEST(Trainer, WidensAndDeepensTheNetworkForLargeTrainingSets) {
   EXPECT_EQ(load_model(dir / "tuned/final.safetensors").config.dense, fitted_features(8));
 }
 
-TEST(Trainer, WideningTheFeaturesKeepsWhatTheModelReads) {
-  TempDir dir("widen");
+TEST(Trainer, GrowingTheNetworkKeepsWhatItReads) {
+  TempDir dir("grow");
   testing::write_dataset(dir / "data", 24, "0123", 3, 31);
-  TrainOptions o = tiny_options(dir / "data", dir / "base");  // 32 features
-  o.model.batch_norm = false;  // no running statistics to drift while the weights stay
-  o.epochs = 6;
   std::ostringstream log;
+  const std::string base = dir / "base";
+  TrainOptions o = tiny_options(dir / "data", base);  // conv 16,32; 32 features
+  o.model.rnn_hidden = {48, 24};
+  o.model.batch_norm = false;  // no running statistics to drift while the weights stay (see Crnn.GrowingKeepsTheOutput)
+  o.epochs = 6;
   train(o, log);
-  TrainOptions wide = tiny_options(dir / "data", dir / "wide");
-  wide.init_model = dir / "base/final.safetensors";
-  wide.widen_features = 48;
-  wide.epochs = 1;
-  wide.learning_rate = 1e-9;  // leave the weights (almost) as loaded
-  wide.augment = false;
-  train(wide, log);
-  const ModelFile base = load_model(dir / "base/final.safetensors");
-  const ModelFile widened = load_model(dir / "wide/final.safetensors");
+  // Wider first convolution, two added ones (the first wider than the last loaded one), more
+  // features, wider BiLSTMs.
+  TrainOptions grown = tiny_options(dir / "data", dir / "grown");
+  grown.init_model = base + "/final.safetensors";
+  grown.grow = {48, {24, 32, 40, 32}, {56, 32}};
+  grown.epochs = 1;
+  grown.learning_rate = 1e-9;  // leave the weights (almost) as loaded
+  grown.augment = false;
+  train(grown, log);
+  const ModelFile loaded = load_model(base + "/final.safetensors");
+  const ModelFile widened = load_model(grown.out_dir + "/final.safetensors");
   EXPECT_EQ(widened.config.dense, 48);
+  EXPECT_EQ(widened.config.conv_channels, (std::vector<int>{24, 32, 40, 32}));
+  EXPECT_EQ(widened.config.rnn_hidden, (std::vector<int>{56, 32}));
+  // The old units of the first BiLSTM do not read the new features; the second layer's old
+  // units do not read the first one's new units (columns 48-55 and 104-111).
   const Tensor& input = widened.tensors.at("rnn0.weight_ih_l0");
-  ASSERT_EQ(input.shape[1], 48);
-  for (std::int64_t r = 0; r < input.shape[0]; ++r)
+  ASSERT_EQ(input.shape, (std::vector<std::int64_t>{4 * 56, 48}));
+  for (std::int64_t r = 0; r < 48; ++r)
     for (std::int64_t c = 32; c < 48; ++c) ASSERT_NEAR(input.f32()[r * 48 + c], 0, 1e-6) << r << "," << c;
-  EXPECT_NEAR(widened.tensors.at("dense.weight").f32()[5], base.tensors.at("dense.weight").f32()[5], 1e-5);
-  // Both read the same.
-  Recogniser before(dir / "base/final.safetensors", 1), after(dir / "wide/final.safetensors", 1);
+  const Tensor& second = widened.tensors.at("rnn1.weight_ih_l0_reverse");
+  for (std::int64_t c : {48, 55, 104, 111}) ASSERT_NEAR(second.f32()[c], 0, 1e-6) << c;
+  EXPECT_NEAR(widened.tensors.at("dense.weight").f32()[5], loaded.tensors.at("dense.weight").f32()[5], 1e-5);
+  // Both read the same (in one view: each run fits its own number of views).
+  Recogniser before(base + "/final.safetensors", 1), after(grown.out_dir + "/final.safetensors", 1);
+  ReadOptions one_view;
+  one_view.views = 1;
   for (const auto& s : scan_folder(dir / "data")) {
     const cv::Mat image = load_image(s.path);
-    const Reading a = before.read(image), b = after.read(image);
+    const Reading a = before.read(image, one_view), b = after.read(image, one_view);
     EXPECT_EQ(a.text, b.text) << s.path;
     EXPECT_NEAR(a.confidence, b.confidence, 0.02) << s.path;
   }
-  // Growing needs a starting small model and cannot shrink.
-  wide.out_dir = dir / "narrow";
-  wide.widen_features = 16;
-  EXPECT_THROW(train(wide, log), ConfigError);
-  wide.init_model.clear();
-  wide.widen_features = 64;
-  EXPECT_THROW(train(wide, log), ConfigError);
-  // A file whose first BiLSTM does not read its features is reported, not widened.
-  ModelFile broken = base;
-  const std::vector<std::int64_t>& reads = base.tensors.at("rnn0.weight_ih_l0").shape;
+  // Growing needs a starting small model and cannot shrink anything.
+  TrainOptions refused = tiny_options(dir / "data", dir / "refused");
+  refused.init_model = dir / "base/final.safetensors";
+  const auto refusal = [&](ModelGrowth growth) {
+    refused.grow = std::move(growth);
+    try {
+      train(refused, log);
+    } catch (const ConfigError& e) {
+      return std::string(e.what());
+    }
+    return std::string("accepted");
+  };
+  EXPECT_NE(refusal({16, {}, {}}).find("has 32 features per time step; growing cannot make them fewer (asked for 16)"),
+            std::string::npos);
+  EXPECT_NE(refusal({0, {8, 32}, {}}).find("has convolutions 16,32; growing keeps each as wide or wider"),
+            std::string::npos);
+  EXPECT_NE(refusal({0, {16, 32, 16}, {}}).find("adds ones at least 32 wide (asked for 16,32,16)"), std::string::npos);
+  EXPECT_NE(refusal({0, {}, {64}}).find("has BiRNN layers 48,24; growing keeps their number"), std::string::npos);
+  refused.init_model.clear();
+  EXPECT_NE(refusal({64, {}, {}}).find("needs a starting model"), std::string::npos);
+  // A file whose first BiLSTM does not read its features is reported, not grown.
+  ModelFile broken = loaded;
+  const std::vector<std::int64_t>& reads = loaded.tensors.at("rnn0.weight_ih_l0").shape;
   const std::vector<float> zeros(static_cast<std::size_t>(reads[0] * (reads[1] - 1)));
   broken.tensors["rnn0.weight_ih_l0"] = Tensor::from_f32({reads[0], reads[1] - 1}, zeros.data());
   save_model(dir / "broken.safetensors", broken);
-  wide.init_model = dir / "broken.safetensors";
-  wide.out_dir = dir / "from-broken";
+  refused.init_model = dir / "broken.safetensors";
+  refused.grow = {48, {}, {}};
   try {
-    train(wide, log);
-    FAIL() << "a misshapen tensor was widened";
+    train(refused, log);
+    FAIL() << "a misshapen tensor was grown";
   } catch (const ModelFileError& e) {
     const std::string message = e.what();
-    EXPECT_NE(message.find("broken.safetensors: tensor"), std::string::npos) << message;
-    EXPECT_NE(message.find("has the wrong shape"), std::string::npos) << message;
+    EXPECT_NE(message.find("broken.safetensors: tensor rnn0.weight_ih_l0 has the wrong shape"), std::string::npos)
+        << message;
   }
 }
 

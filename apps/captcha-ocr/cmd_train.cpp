@@ -78,9 +78,9 @@ void register_train(CLI::App& app, Action& run) {
   cmd->add_option("--arch", o.model.arch, "small (Keras-style CNN, ~432k parameters; wider from 10,000 training images, see --features) or resnet")
       ->capture_default_str()->check(CLI::IsMember({"small", "resnet"}));
   cmd->add_option("--rnn", o.model.rnn, "lstm or gru (resnet defaults to gru)")->check(CLI::IsMember({"lstm", "gru"}));
-  cmd->add_option("--rnn-hidden", flags->rnn_hidden, "Hidden size per direction of each BiRNN layer (small: 128,64, or 128,128 from 10,000 training images; resnet: 128,128)")
+  cmd->add_option("--rnn-hidden", flags->rnn_hidden, "Hidden size per direction of each BiRNN layer (small: 128,64, or 128,128 from 10,000 training images; resnet: 128,128); with --init, grows the starting small model's layers to these sizes")
       ->delimiter(',')->check(CLI::PositiveNumber);
-  cmd->add_option("--conv-channels", flags->conv_channels, "small: channels of its convolutions, two pooled ones and up to four more after them (default 32,64, or 32,64,64,64,64 from 10,000 training images)")
+  cmd->add_option("--conv-channels", flags->conv_channels, "small: channels of its convolutions, two pooled ones and up to four more after them (default 32,64, or 32,64,64,64,64 from 10,000 training images); with --init, grows the starting model's: each as wide or wider, added ones after the last, which start out passing its channels through")
       ->delimiter(',')->expected(2, static_cast<int>(ModelConfig::kMaxConvolutions))->check(CLI::PositiveNumber);
   cmd->add_option("--features", flags->features, "Features per time step fed to the first BiRNN layer (small: 64, or 256 from 10,000 training images; resnet: 256); with --init, grows the starting small model's features to this many")
       ->check(CLI::PositiveNumber);
@@ -148,7 +148,7 @@ void register_train(CLI::App& app, Action& run) {
           o.model.conv_channels = flags->conv_channels;
         }
         if (flags->features > 0) o.model.dense = flags->features;
-        if (flags->features > 0 && !o.init_model.empty()) o.widen_features = flags->features;
+        if (!o.init_model.empty()) o.grow = {flags->features, flags->conv_channels, flags->rnn_hidden};
         if (flags->keep_aspect) o.preprocess.resize = ResizeMode::kKeepAspect;
         if (flags->no_auto_crop) o.preprocess.auto_crop = false;
         if (flags->no_auto_invert) o.preprocess.auto_invert = false;

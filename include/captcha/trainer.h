@@ -24,6 +24,18 @@
 
 namespace captcha {
 
+// Sizes to grow a loaded small network to, each left as loaded where empty (0). Units are added
+// at the end of a layer with fresh incoming weights and zero outgoing ones, and added
+// convolutions (after the last one) pass the old channels through (a centre-tap identity kernel,
+// batch norm set to the measured statistics), so the grown network starts out reading as the
+// loaded one and then learns with the room it has gained.
+struct ModelGrowth {
+  int features = 0;                // ModelConfig::dense: as many or more
+  std::vector<int> conv_channels;  // each as wide or wider; added ones at least as wide as the last
+  std::vector<int> rnn_hidden;     // as many layers, each as wide or wider
+  bool empty() const { return features == 0 && conv_channels.empty() && rnn_hidden.empty(); }
+};
+
 struct TrainOptions {
   // Data
   std::vector<std::string> train_dirs;  // one or more folders, read as one training set
@@ -104,10 +116,8 @@ struct TrainOptions {
   int threads = 0;                 // 0: every core (process-wide: LibTorch's thread count)
   // Starting points
   std::string init_model;  // start from this model's weights (fine-tuning)
-  // With init_model (small network): grow its features per time step to this many. The new
-  // features start with fresh weights that the first BiRNN layer does not read yet (zero
-  // input weights), so the widened network starts out reading exactly as the loaded one.
-  int widen_features = 0;
+  // With init_model (small network): the sizes to grow it to (see ModelGrowth).
+  ModelGrowth grow;
   std::string resume_dir;  // continue from resume_dir/last.safetensors
   bool quiet = false;      // no per-epoch output
   // Called after each training step with the epoch and the batches of it done so far (progress

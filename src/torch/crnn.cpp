@@ -5,6 +5,7 @@
 
 #include <malloc.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -151,15 +152,47 @@ torch::Tensor channels_last(const torch::Tensor& images) {
 
 }  // namespace
 
-torch::Tensor CrnnImpl::small_features(torch::Tensor x) {
+torch::Tensor CrnnImpl::feature_map(torch::Tensor x, std::size_t convolutions) {
   // Pooling before the ReLU gives the same values (max and ReLU commute) with a quarter of the
   // ReLU work.
   x = channels_last(x);
-  for (std::size_t i = 0; i < convs_.size(); ++i) {
+  for (std::size_t i = 0; i < convolutions && i < convs_.size(); ++i) {
     x = convs_[i]->forward(x);
     if (!norms_.empty()) x = norms_[i]->forward(x);
     x = torch::relu(i < ModelConfig::kPooledConvolutions ? torch::max_pool2d(x, 2) : x);
   }
+  return x;
+}
+
+void CrnnImpl::pass_through_norms(const torch::Tensor& images, std::size_t first, int channels) {
+  if (norms_.empty() || first >= norms_.size()) return;
+  torch::NoGradGuard no_grad;
+  // Measured as training sees the feature map (batch statistics in the loaded norms, whose
+  // running statistics stay as they are); in evaluation the norms pass any input through.
+  std::vector<torch::Tensor> kept;
+  for (std::size_t i = 0; i < first; ++i)
+    for (const auto& b : norms_[i]->buffers()) kept.push_back(b.clone());
+  const bool training = is_training();
+  train(true);
+  const auto x = feature_map(images, first).narrow(1, 0, channels);
+  train(training);
+  auto restored = kept.begin();
+  for (std::size_t i = 0; i < first; ++i)
+    for (auto& b : norms_[i]->buffers()) b.copy_(*restored++);
+  const auto mean = x.mean({0, 2, 3});
+  const auto variance = x.var({0, 2, 3}, /*unbiased=*/false);
+  for (std::size_t i = first; i < norms_.size(); ++i) {
+    auto& norm = *norms_[i];
+    // (x - mean) / sqrt(variance + eps) * scale + shift == x
+    norm.running_mean.narrow(0, 0, channels).copy_(mean);
+    norm.running_var.narrow(0, 0, channels).copy_(variance);
+    norm.weight.narrow(0, 0, channels).copy_((variance + norm.options.eps()).sqrt());
+    norm.bias.narrow(0, 0, channels).copy_(mean);
+  }
+}
+
+torch::Tensor CrnnImpl::small_features(torch::Tensor x) {
+  x = feature_map(x, convs_.size());
   // N x C x H x W -> N x W x (C * H): each column of the feature map is one time step.
   x = x.permute({0, 3, 1, 2}).flatten(2);
   return dropout_->forward(torch::relu(dense_->forward(x)));
@@ -179,6 +212,109 @@ torch::Tensor CrnnImpl::forward(torch::Tensor images) {
     x = config_.rnn == "lstm" ? fused_bilstm(lstms_[i], x) : std::get<0>(grus_[i]->forward(x));
   }
   return classifier_->forward(x);
+}
+
+namespace {
+
+// Where each of a layer's `old_size` units sits once the layer has `new_size`: in the same
+// place, as a layer grows at its end; for a layer of `blocks` equal blocks (an RNN's gates, a
+// BiRNN's two directions), in the same place of its block.
+std::vector<std::int64_t> unit_places(std::int64_t old_size, std::int64_t new_size, std::int64_t blocks = 1) {
+  std::vector<std::int64_t> places;
+  for (std::int64_t b = 0; b < blocks; ++b)
+    for (std::int64_t j = 0; j < old_size / blocks; ++j) places.push_back(b * (new_size / blocks) + j);
+  return places;
+}
+
+// `old`'s values placed in `grown`, a tensor of the grown shape: its row r in row rows[r], its
+// column c in column columns[c] (a convolution's kernel, the further dimensions, whole). The old
+// rows' other columns are zeroed, so the old units do not read what was added; the rows added
+// keep `grown`'s values. A 1-D tensor has rows only.
+void place(const Tensor& old, Tensor& grown, const std::vector<std::int64_t>& rows,
+           const std::vector<std::int64_t>& columns = {}) {
+  auto* out = reinterpret_cast<float*>(grown.bytes.data());
+  if (old.shape.size() < 2) {
+    for (std::size_t r = 0; r < rows.size(); ++r) out[rows[r]] = old.f32()[r];
+    return;
+  }
+  std::int64_t inner = 1;
+  for (std::size_t d = 2; d < old.shape.size(); ++d) inner *= old.shape[d];
+  const std::int64_t old_row = old.shape[1] * inner, grown_row = grown.shape[1] * inner;
+  for (std::size_t r = 0; r < rows.size(); ++r) {
+    float* row = out + rows[r] * grown_row;
+    std::fill_n(row, grown_row, 0.0f);
+    for (std::size_t c = 0; c < columns.size(); ++c)
+      std::copy_n(old.f32() + r * old_row + c * inner, inner, row + columns[c] * inner);
+  }
+}
+
+}  // namespace
+
+std::map<std::string, Tensor> grow_weights(const ModelFile& source, const ModelConfig& grown,
+                                           std::map<std::string, Tensor> fresh, int input_height,
+                                           const std::string& path) {
+  const ModelConfig& old = source.config;
+  {
+    Crnn check(old, source.charset.num_classes(), input_height);
+    import_weights(check, source.tensors, path);
+  }
+  const auto& from = source.tensors;
+  const auto grow = [&](const std::string& name, const std::vector<std::int64_t>& rows,
+                        const std::vector<std::int64_t>& columns = {}) {
+    place(from.at(name), fresh.at(name), rows, columns);
+  };
+  // Convolutions: those loaded widen; added ones copy the last one's channels through.
+  const std::size_t loaded = old.conv_channels.size();
+  for (std::size_t i = 0; i < grown.conv_channels.size(); ++i) {
+    const std::string conv = "conv" + std::to_string(i + 1), norm = "bn" + std::to_string(i + 1);
+    if (i < loaded) {
+      const auto rows = unit_places(old.conv_channels[i], grown.conv_channels[i]);
+      grow(conv + ".weight", rows, unit_places(i == 0 ? 1 : old.conv_channels[i - 1], i == 0 ? 1 : grown.conv_channels[i - 1]));
+      if (!old.batch_norm) grow(conv + ".bias", rows);
+      if (old.batch_norm) {
+        for (const char* field : {".weight", ".bias", ".running_mean", ".running_var"}) grow(norm + field, rows);
+        fresh[norm + ".num_batches_tracked"] = from.at(norm + ".num_batches_tracked");
+      }
+      continue;
+    }
+    Tensor& kernel = fresh.at(conv + ".weight");  // out x in x 3 x 3
+    auto* values = reinterpret_cast<float*>(kernel.bytes.data());
+    const std::int64_t row = kernel.shape[1] * 9;
+    for (std::int64_t c = 0; c < old.conv_channels.back(); ++c) {
+      std::fill_n(values + c * row, row, 0.0f);
+      values[c * row + c * 9 + 4] = 1.0f;
+    }
+    // The batch norm passes them through (in evaluation) until pass_through_norms measures them.
+    if (old.batch_norm) {
+      auto* scale = reinterpret_cast<float*>(fresh.at(norm + ".weight").bytes.data());
+      for (std::int64_t c = 0; c < old.conv_channels.back(); ++c) scale[c] = std::sqrt(1.0f + 1e-5f);
+    }
+  }
+  const std::int64_t height = input_height / 4;
+  grow("dense.weight", unit_places(old.dense, grown.dense),
+       unit_places(old.conv_channels.back() * height, grown.conv_channels.back() * height));
+  grow("dense.bias", unit_places(old.dense, grown.dense));
+  // BiRNN layers: the gates are blocks of the rows; a later layer reads both directions.
+  const std::int64_t gates = old.rnn == "lstm" ? 4 : 3;
+  for (std::size_t i = 0; i < old.rnn_hidden.size(); ++i) {
+    const auto rows = unit_places(gates * old.rnn_hidden[i], gates * grown.rnn_hidden[i], gates);
+    const auto inputs = i == 0 ? unit_places(old.dense, grown.dense)
+                               : unit_places(2 * old.rnn_hidden[i - 1], 2 * grown.rnn_hidden[i - 1], 2);
+    for (const std::string direction : {"", "_reverse"}) {
+      const std::string layer = "rnn" + std::to_string(i) + ".";
+      grow(layer + "weight_ih_l0" + direction, rows, inputs);
+      grow(layer + "weight_hh_l0" + direction, rows, unit_places(old.rnn_hidden[i], grown.rnn_hidden[i]));
+      grow(layer + "bias_ih_l0" + direction, rows);
+      grow(layer + "bias_hh_l0" + direction, rows);
+    }
+  }
+  const Tensor& classifier = from.at("classifier.weight");
+  std::vector<float> zeros(static_cast<std::size_t>(classifier.shape[0] * 2 * grown.rnn_hidden.back()));
+  fresh["classifier.weight"] = Tensor::from_f32({classifier.shape[0], 2 * grown.rnn_hidden.back()}, zeros.data());
+  grow("classifier.weight", unit_places(classifier.shape[0], classifier.shape[0]),
+       unit_places(2 * old.rnn_hidden.back(), 2 * grown.rnn_hidden.back(), 2));
+  fresh["classifier.bias"] = from.at("classifier.bias");
+  return fresh;
 }
 
 std::map<std::string, Tensor> export_weights(Crnn& network) {

@@ -27,6 +27,15 @@ class CrnnImpl : public torch::nn::Module {
   // it to predict blanks, with large gradients through every layer, and the plateau that
   // follows lasts longer.
   void set_blank_share(double share);
+  // small: the feature map after the first `convolutions` convolutions (with their batch norm,
+  // pooling and ReLU), N x C x H x W.
+  torch::Tensor feature_map(torch::Tensor images, std::size_t convolutions);
+  // small: the batch norms of the convolutions from index `first` on, whose kernels copy channels
+  // [0, `channels`) through unchanged, set to pass those channels through as well: their running
+  // statistics, and so their shift and scale, are the mean and variance of each channel of the
+  // feature map that `images` (N x 1 x H x W) produce before `first` in training. In evaluation
+  // they then pass any input through; in training, batches like `images`.
+  void pass_through_norms(const torch::Tensor& images, std::size_t first, int channels);
 
  private:
   torch::Tensor small_features(torch::Tensor x);
@@ -57,6 +66,16 @@ std::map<std::string, Tensor> export_weights(Crnn& network);
 // checkpoint's optimizer state and weight average) are ignored.
 void import_weights(Crnn& network, const std::map<std::string, Tensor>& tensors,
                     const std::string& path);
+
+// The weights of `source`, a small network (checked against its own architecture: ModelFileError
+// naming `path`), grown to `grown`, whose fresh weights are `fresh` (see ModelGrowth in
+// captcha/trainer.h): every loaded unit in its place, reading only what it read before; added
+// units keep their fresh incoming weights and nothing reads them yet; added convolutions copy
+// the last loaded one's channels through, and in evaluation their batch norms too (see
+// pass_through_norms for training). The classifier keeps the source's classes.
+std::map<std::string, Tensor> grow_weights(const ModelFile& source, const ModelConfig& grown,
+                                           std::map<std::string, Tensor> fresh, int input_height,
+                                           const std::string& path);
 
 // Decodes logits N x T x C: softmax (restricted to `allowed` when non-empty), then greedy
 // (beam_width <= 1) or prefix beam search, each reading held to `lengths` (see decode()).

@@ -368,58 +368,58 @@ class WeightAverage {
   double decay_;
 };
 
-// Copies the leading `rows` x `columns` block of a row-major float tensor (1-D: `rows` values)
-// into the same place of `into`, whose other values stay as they are.
-void copy_block(const Tensor& from, Tensor& into, std::int64_t rows, std::int64_t columns) {
-  const std::int64_t from_columns = from.shape.size() > 1 ? from.shape[1] : 1;
-  const std::int64_t into_columns = into.shape.size() > 1 ? into.shape[1] : 1;
-  auto* out = reinterpret_cast<float*>(into.bytes.data());
-  for (std::int64_t r = 0; r < rows; ++r)
-    std::copy_n(from.f32() + r * from_columns, columns, out + r * into_columns);
+// Layer sizes as the log and messages show them: "32,64".
+std::string sizes(const std::vector<int>& values) {
+  std::string out;
+  for (int v : values) out += (out.empty() ? "" : ",") + std::to_string(v);
+  return out;
 }
 
-// The loaded small network's features per time step grown to `network`'s: the dense layer's
-// extra rows keep their fresh initialisation, the first BiRNN layer reads them with zero weights.
-// Tensors that do not fit that pattern are left for import_weights to report.
-void widen_features(std::map<std::string, Tensor>& tensors, const std::map<std::string, Tensor>& fresh) {
-  const char* names[] = {"dense.weight", "dense.bias", "rnn0.weight_ih_l0", "rnn0.weight_ih_l0_reverse"};
-  for (const char* name : names)
-    if (!tensors.count(name) || !fresh.count(name) || tensors.at(name).dtype != DType::kF32 ||
-        tensors.at(name).shape.size() != fresh.at(name).shape.size())
-      return;
-  const auto& old_dense = tensors.at("dense.weight").shape;
-  const std::int64_t features = old_dense.size() == 2 ? old_dense[0] : 0;
-  const auto grown = [&](const char* name, std::vector<std::int64_t> old_shape) {
-    return tensors.at(name).shape == old_shape && fresh.at(name).shape.back() >= old_shape.back();
+// `o.model` grown from the loaded `o.init_model` as `o.grow` asks: its sizes checked, none
+// smaller than the loaded model's.
+ModelConfig grown_config(const TrainOptions& o) {
+  ModelConfig grown = o.model;
+  const auto refuse = [&](const std::string& has, const std::string& rule, const std::string& asked) {
+    throw ConfigError(o.init_model + " has " + has + "; growing " + rule + " (asked for " + asked + ")");
   };
-  const auto& new_dense = fresh.at("dense.weight").shape;
-  const std::int64_t gates = fresh.at("rnn0.weight_ih_l0").shape[0];
-  if (features < 1 || features > new_dense[0] || old_dense[1] != new_dense[1] ||
-      !grown("dense.bias", {features}) || !grown("rnn0.weight_ih_l0", {gates, features}) ||
-      !grown("rnn0.weight_ih_l0_reverse", {gates, features}))
-    return;
-  Tensor dense = fresh.at("dense.weight"), bias = fresh.at("dense.bias");
-  copy_block(tensors.at("dense.weight"), dense, features, dense.shape[1]);
-  copy_block(tensors.at("dense.bias"), bias, features, 1);
-  tensors["dense.weight"] = std::move(dense);
-  tensors["dense.bias"] = std::move(bias);
-  for (const char* name : {"rnn0.weight_ih_l0", "rnn0.weight_ih_l0_reverse"}) {
-    Tensor input = fresh.at(name);
-    std::fill(input.bytes.begin(), input.bytes.end(), std::uint8_t{0});
-    copy_block(tensors.at(name), input, input.shape[0], features);
-    tensors[name] = std::move(input);
+  if (o.grow.features > 0) {
+    if (o.grow.features < grown.dense)
+      refuse(std::to_string(grown.dense) + " features per time step", "cannot make them fewer",
+             std::to_string(o.grow.features));
+    grown.dense = o.grow.features;
   }
+  if (!o.grow.conv_channels.empty()) {
+    const auto& has = grown.conv_channels;
+    const auto& asked = o.grow.conv_channels;
+    bool smaller = asked.size() < has.size();
+    for (std::size_t i = 0; i < asked.size(); ++i)
+      smaller = smaller || asked[i] < (i < has.size() ? has[i] : has.back());
+    if (smaller)
+      refuse("convolutions " + sizes(has),
+             "keeps each as wide or wider and adds ones at least " + std::to_string(has.back()) + " wide", sizes(asked));
+    grown.conv_channels = asked;
+  }
+  if (!o.grow.rnn_hidden.empty()) {
+    const auto& has = grown.rnn_hidden;
+    const auto& asked = o.grow.rnn_hidden;
+    bool smaller = asked.size() != has.size();
+    for (std::size_t i = 0; i < asked.size() && i < has.size(); ++i) smaller = smaller || asked[i] < has[i];
+    if (smaller) refuse("BiRNN layers " + sizes(has), "keeps their number and each as wide or wider", sizes(asked));
+    grown.rnn_hidden = asked;
+  }
+  grown.validate();
+  return grown;
 }
 
 // Copies `source` weights into `network`; when the charsets differ, the classifier rows of the
-// symbols both share are copied and the others keep their fresh initialisation. A wider
-// network (TrainOptions::widen_features) gets the loaded features and fresh, unread ones.
-void initialise_from(Crnn& network, const ModelFile& source, const Charset& charset, const std::string& path) {
-  auto tensors = source.tensors;
+// symbols both share are copied and the others keep their fresh initialisation. A network grown
+// from the source's (`grown`, see ModelGrowth) gets the loaded weights in place and fresh, unread
+// units beside them.
+void initialise_from(Crnn& network, const ModelFile& source, const Charset& charset, const std::string& path,
+                     const ModelConfig& grown, int input_height) {
   const auto fresh = export_weights(network);
-  if (source.config.arch == "small" && fresh.count("dense.weight") &&
-      fresh.at("dense.weight").shape[0] != source.config.dense)
-    widen_features(tensors, fresh);
+  const bool growing = nlohmann::json(grown) != nlohmann::json(source.config);
+  auto tensors = growing ? grow_weights(source, grown, fresh, input_height, path) : source.tensors;
   if (source.charset.symbols() == charset.symbols()) {
     import_weights(network, tensors, path);
     return;
@@ -454,15 +454,11 @@ void print_settings(std::ostream& log, const TrainOptions& o, const Charset& cha
   const auto row = [&](const std::string& key, const std::string& value) {
     log << "  " << std::left << std::setw(16) << key << value << std::right << "\n";
   };
-  const auto sizes = [](const std::vector<int>& values) {
-    std::string out;
-    for (int v : values) out += (out.empty() ? "" : ",") + std::to_string(v);
-    return out;
-  };
   log << "captcha-ocr train\n";
   row("train", train_folders(o) + " (" + std::to_string(train_set.size()) + " images)");
   row("validation", (o.val_dir.empty() ? train_folders(o) + " (held out " + std::to_string(std::lround(100 * o.val_fraction)) + "%)" : o.val_dir) +
                         " (" + std::to_string(val_set.size()) + " images)");
+  if (!o.init_model.empty()) row("starting model", o.init_model + (o.grow.empty() ? "" : ", grown to the model below"));
   row("charset", charset.symbols_utf8() + " (" + std::to_string(charset.size()) + (o.fold_case ? ", case folded)" : ")"));
   row("input", std::to_string(o.preprocess.width) + "x" + std::to_string(o.preprocess.height) +
                    (o.preprocess.resize == ResizeMode::kStretch ? " stretch" : " keep-aspect") +
@@ -659,15 +655,12 @@ TrainSummary train(const TrainOptions& input_options, std::ostream& log) {
     init_from = load_model(o.init_model);
     o.model = init_from.config;
     o.preprocess = init_from.preprocess;
-    if (o.widen_features > 0) {
-      if (o.model.arch != "small") throw ConfigError("widening the features is for the small network only");
-      if (o.widen_features < o.model.dense)
-        throw ConfigError(o.init_model + " has " + std::to_string(o.model.dense) +
-                          " features; they can grow, not shrink (asked for " + std::to_string(o.widen_features) + ")");
-      o.model.dense = o.widen_features;
+    if (!o.grow.empty()) {
+      if (o.model.arch != "small") throw ConfigError("growing a network is for the small network only");
+      o.model = grown_config(o);
     }
-  } else if (o.widen_features > 0) {
-    throw ConfigError("widening the features needs a starting model (--init)");
+  } else if (!o.grow.empty()) {
+    throw ConfigError("growing a network needs a starting model (--init)");
   }
   o.model.validate();
   nlohmann::json(o.preprocess).get<PreprocessOptions>();  // validates the input size
@@ -752,7 +745,15 @@ TrainSummary train(const TrainOptions& input_options, std::ostream& log) {
   if (resuming) {
     import_weights(network, resume_from.tensors, resume_path);
   } else if (!o.init_model.empty()) {
-    initialise_from(network, init_from, charset, o.init_model);
+    initialise_from(network, init_from, charset, o.init_model, o.model, o.preprocess.height);
+    const std::size_t loaded_convolutions = init_from.config.conv_channels.size();
+    if (o.model.arch == "small" && o.model.conv_channels.size() > loaded_convolutions) {
+      // The added convolutions' batch norms measured on the first training images, unaugmented.
+      std::vector<std::size_t> first(std::min<std::size_t>(train_set.size(), 256));
+      std::iota(first.begin(), first.end(), 0);
+      network->pass_through_norms(make_batch(train_set, first, 0, first.size(), o.preprocess, nullptr).images,
+                                  loaded_convolutions, init_from.config.conv_channels.back());
+    }
   } else {
     // Before training, the blank gets the share of the time steps it takes in an alignment of
     // an average label: the network starts where CTC's first hundred steps would take it.
