@@ -223,8 +223,12 @@ TEST(Trainer, RunStoppedOrKilledInsideAnEpochResumesExactlyThere) {
 
   // Saved before every step; the copy taken after the fourth step of epoch 2 holds the state
   // after its third, as a run killed then would have left it.
+  // Its folders given relative to the working folder, which the resumed run does not share.
   TrainOptions killed = options("killed");
   killed.checkpoint_minutes = 1e-9;
+  killed.train_dirs = {"data"};
+  killed.val_dir = "data";
+  killed.quiet = false;
   killed.on_step = [&](int epoch, std::int64_t batches) {
     if (epoch != 2 || batches != 4) return;
     fs::create_directories(dir / "snapshot");
@@ -232,7 +236,15 @@ TEST(Trainer, RunStoppedOrKilledInsideAnEpochResumesExactlyThere) {
       fs::copy_file(entry.path(), fs::path(dir / "snapshot") / entry.path().filename());
     request_stop();
   };
-  train(killed, log);
+  const fs::path working_folder = fs::current_path();
+  fs::current_path(dir.path());
+  std::ostringstream killed_log;
+  train(killed, killed_log);
+  fs::current_path(working_folder);
+  // Each periodic save is reported, for logs that show no progress bar.
+  EXPECT_NE(killed_log.str().find("  epoch 2 batch 3/6 | train loss "), std::string::npos) << killed_log.str();
+  EXPECT_NE(killed_log.str().find(" img/s | saved to last.safetensors\n"), std::string::npos) << killed_log.str();
+  EXPECT_EQ(options_from_checkpoint(dir / "snapshot").train_dirs, std::vector<std::string>{dir / "data"});
 
   fs::copy(dir / "stopped-last", dir / "stopped-last-copy");
 

@@ -834,7 +834,11 @@ TrainSummary train(const TrainOptions& input_options, std::ostream& log) {
     TrainerState saved = state;
     saved.elapsed_seconds = state.elapsed_seconds + seconds_since(start_time);
     saved.part_epoch = part;
-    m.checkpoint = {{"state", state_to_json(saved)}, {"options", o}};
+    // The folders absolute, so that --resume works from any working folder.
+    TrainOptions stored = o;
+    for (auto& folder : stored.train_dirs) folder = fs::absolute(folder).string();
+    if (!stored.val_dir.empty()) stored.val_dir = fs::absolute(stored.val_dir).string();
+    m.checkpoint = {{"state", state_to_json(saved)}, {"options", stored}};
     save_model(summary.last_checkpoint, m);
   };
 
@@ -946,8 +950,16 @@ TrainSummary train(const TrainOptions& input_options, std::ostream& log) {
     std::int64_t b = part.batches_done;
     for (; b < static_cast<std::int64_t>(batches_per_epoch); ++b) {
       if (g_stop_requested) break;
-      if (b > part.batches_done && o.checkpoint_minutes > 0 && seconds_since(last_save) >= 60 * o.checkpoint_minutes)
+      if (b > part.batches_done && o.checkpoint_minutes > 0 && seconds_since(last_save) >= 60 * o.checkpoint_minutes) {
         save_part(b);
+        // Also the run's progress where no bar shows it (a log file).
+        if (!o.quiet) {
+          bar.clear();
+          log << "  epoch " << epoch << " batch " << b << "/" << batches_per_epoch << std::fixed << std::setprecision(4)
+              << " | train loss " << loss_sum / std::max<std::int64_t>(seen, 1) << std::setprecision(0) << " | "
+              << seen / (part.seconds + seconds_since(epoch_start)) << " img/s | saved to last.safetensors\n";
+        }
+      }
       const std::size_t start = b * o.batch_size;
       const std::size_t count = std::min<std::size_t>(o.batch_size, train_set.size() - start);
       const Batch batch =
