@@ -284,7 +284,9 @@ std::map<std::string, Tensor> grow_weights(const ModelFile& source, const ModelC
       std::fill_n(values + c * row, row, 0.0f);
       values[c * row + c * 9 + 4] = 1.0f;
     }
-    // The batch norm passes them through (in evaluation) until pass_through_norms measures them.
+    // The batch norm passes them through (in evaluation) until pass_through_norms measures them:
+    // running mean 0 and variance 1 as fresh, so its scale is sqrt(1 + eps) (eps as BatchNorm2d's
+    // default, which the network uses).
     if (old.batch_norm) {
       auto* scale = reinterpret_cast<float*>(fresh.at(norm + ".weight").bytes.data());
       for (std::int64_t c = 0; c < old.conv_channels.back(); ++c) scale[c] = std::sqrt(1.0f + 1e-5f);
