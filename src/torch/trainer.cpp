@@ -747,7 +747,7 @@ TrainSummary train(const TrainOptions& input_options, std::ostream& log) {
   } else if (!o.init_model.empty()) {
     initialise_from(network, init_from, charset, o.init_model, o.model, o.preprocess.height);
     const std::size_t loaded_convolutions = init_from.config.conv_channels.size();
-    if (o.model.arch == "small" && o.model.conv_channels.size() > loaded_convolutions) {
+    if (o.model.conv_channels.size() > loaded_convolutions) {  // only a grown small network adds any
       // The added convolutions' batch norms measured on the first training images, unaugmented.
       std::vector<std::size_t> first(std::min<std::size_t>(train_set.size(), 256));
       std::iota(first.begin(), first.end(), 0);
@@ -931,6 +931,8 @@ TrainSummary train(const TrainOptions& input_options, std::ostream& log) {
       log << "  resuming epoch " << epoch << " after batch " << part.batches_done << " of " << batches_per_epoch << "\n";
     }
     double& loss_sum = part.loss_sum;
+    // Seconds spent on this epoch's steps, before a resume included.
+    const auto seconds_in_epoch = [&] { return part.seconds + seconds_since(epoch_start); };
     std::int64_t& seen = part.seen;
     std::int64_t& skipped_this_epoch = part.skipped;
     // Saves the state after `batches` batches of this epoch.
@@ -939,7 +941,7 @@ TrainSummary train(const TrainOptions& input_options, std::ostream& log) {
       if (batches > 0) {
         saved = part;
         saved.batches_done = batches;
-        saved.seconds = part.seconds + seconds_since(epoch_start);
+        saved.seconds = seconds_in_epoch();
         std::ostringstream generator;
         generator << rng;
         saved.shuffle_generator = generator.str();
@@ -957,7 +959,7 @@ TrainSummary train(const TrainOptions& input_options, std::ostream& log) {
           bar.clear();
           log << "  epoch " << epoch << " batch " << b << "/" << batches_per_epoch << std::fixed << std::setprecision(4)
               << " | train loss " << loss_sum / std::max<std::int64_t>(seen, 1) << std::setprecision(0) << " | "
-              << seen / (part.seconds + seconds_since(epoch_start)) << " img/s | saved to last.safetensors\n";
+              << seen / seconds_in_epoch() << " img/s | saved to last.safetensors\n";
         }
       }
       const std::size_t start = b * o.batch_size;
@@ -1010,14 +1012,14 @@ TrainSummary train(const TrainOptions& input_options, std::ostream& log) {
     if (seen == 0)
       throw Error("training diverged in epoch " + std::to_string(epoch) + ": every step had a non-finite loss or gradient (" +
                   o.out_dir + "/last.safetensors holds the epoch before); try a lower --lr");
-    const double train_seconds = part.seconds + seconds_since(epoch_start);
+    const double train_seconds = seconds_in_epoch();
     const auto validation_start = Clock::now();
     const Validation v = validate(evaluated, val_set, charset, o.preprocess, label_lengths);
     validation_seconds = seconds_since(validation_start);
     last_validation = v;
     state.epochs_completed = epoch;
     ++epochs_this_run;
-    const double epoch_seconds = part.seconds + seconds_since(epoch_start);
+    const double epoch_seconds = seconds_in_epoch();
     epoch_seconds_sum += epoch_seconds;
 
     // Jitter once the network reads nearly everything, or once it has begun to learn the training
