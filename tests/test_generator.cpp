@@ -85,6 +85,41 @@ TEST(Generator, LabelsAreUniqueIgnoringCaseAndNameTheFiles) {
   }
 }
 
+// --label-case one: no label mixes the cases, half are lower-case, half capitals, digits in both;
+// by default most labels of this length mix them.
+TEST(Generator, OneCaseLabelsKeepTheirLettersInOneCase) {
+  GenerateOptions o;
+  o.charset = "alnum";
+  o.min_length = 5;
+  o.max_length = 7;
+  o.seed = 5;
+  const auto count_labels = [](const std::vector<std::string>& labels) {
+    std::map<std::string, int> kinds;
+    for (const auto& label : labels) {
+      const bool small = std::any_of(label.begin(), label.end(), [](char c) { return c >= 'a' && c <= 'z'; });
+      const bool capital = std::any_of(label.begin(), label.end(), [](char c) { return c >= 'A' && c <= 'Z'; });
+      const bool digit = std::any_of(label.begin(), label.end(), [](char c) { return c >= '0' && c <= '9'; });
+      ++kinds[small && capital ? "mixed" : small ? "lower" : capital ? "upper" : "digits"];
+      if (digit) ++kinds["with digits"];
+    }
+    return kinds;
+  };
+  auto any = count_labels(CaptchaGenerator(o).labels(2000));
+  EXPECT_GT(any["mixed"], 1600);
+  o.label_case = "one";
+  const std::vector<std::string> labels = CaptchaGenerator(o).labels(2000);
+  auto one = count_labels(labels);
+  EXPECT_EQ(one["mixed"], 0);
+  EXPECT_GT(one["lower"], 900);
+  EXPECT_GT(one["upper"], 900);
+  EXPECT_GT(one["with digits"], 1000);
+  std::set<std::string> folded;
+  for (const auto& label : labels) EXPECT_TRUE(folded.insert(u32_to_utf8(fold_case(utf8_to_u32(label)))).second);
+  o.charset = "abc0";  // no capitals: every symbol stays in both pools
+  auto no_capitals = count_labels(CaptchaGenerator(o).labels(50));
+  EXPECT_EQ(no_capitals["lower"] + no_capitals["digits"], 50);
+}
+
 TEST(Generator, LabelsThatAreNotFileNamesGetNumbersAndLabelsTsv) {
   TempDir dir("gen-unsafe");
   const auto samples = generate_and_scan(dir / "out", 30, "a/b?", 4, 4);
@@ -210,6 +245,9 @@ TEST(Generator, BadOptionsFailBeforeWriting) {
   o = options_for(dir / "out", 10);
   o.format = "gif";
   fails(o, "--format");
+  o = options_for(dir / "out", 10);
+  o.label_case = "upper";
+  fails(o, "--label-case");
   o = options_for(dir / "out", 10);
   o.charset = "ab";
   o.min_length = o.max_length = 2;

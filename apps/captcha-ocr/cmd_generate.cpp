@@ -43,6 +43,11 @@ void register_generate(CLI::App& app, Action& run) {
   cmd->add_option("--style", o.style, style_help)->capture_default_str();
   cmd->add_option("--charset", o.charset, "digits, lower, upper, alnum, alnum-lower or literal symbols")
       ->capture_default_str();
+  cmd->add_option("--label-case", o.label_case,
+                  "any (each symbol from the whole charset) or one (each label's letters all lower-case or all "
+                  "capitals, half the labels each)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"any", "one"}));
   cmd->add_option("--length", *length, "Symbols per label: N or MIN-MAX")->capture_default_str();
   cmd->add_option("--size", *size, "Image size WIDTHxHEIGHT")->capture_default_str();
   cmd->add_option("--format", o.format, "png or jpg")->capture_default_str()->check(CLI::IsMember({"png", "jpg"}));

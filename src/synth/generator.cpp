@@ -711,6 +711,19 @@ const std::vector<std::string>& CaptchaGenerator::font_files() const { return im
 std::vector<std::string> CaptchaGenerator::labels(int count) const {
   const auto& o = impl_->options;
   const std::u32string& symbols = impl_->charset.symbols();
+  // With label_case "one", a label draws from the charset less the capitals (pools[0]) or less
+  // the lower-case letters that have capitals in it (pools[1]).
+  std::vector<std::u32string> pools{symbols};
+  if (o.label_case == "one") {
+    pools.assign(2, U"");
+    const auto has = [&](char32_t c) { return symbols.find(c) != std::u32string::npos; };
+    for (char32_t c : symbols) {
+      const bool capital = c >= U'A' && c <= U'Z' && has(c - U'A' + U'a');
+      const bool small = c >= U'a' && c <= U'z' && has(c - U'a' + U'A');
+      if (!capital) pools[0] += c;
+      if (!small) pools[1] += c;
+    }
+  }
   Rng r(mix_seed(o.seed, 0xC0FFEE));
   std::set<std::u32string> seen;
   std::vector<std::string> out;
@@ -720,8 +733,9 @@ std::vector<std::string> CaptchaGenerator::labels(int count) const {
       throw ConfigError("cannot draw " + std::to_string(count) + " labels that differ ignoring case from " +
                         std::to_string(symbols.size()) + " symbols at lengths " + std::to_string(o.min_length) +
                         "-" + std::to_string(o.max_length));
+    const std::u32string& pool = pools.size() == 1 ? pools[0] : pools[r.integer(0, 1)];
     std::u32string label(r.integer(o.min_length, o.max_length), U' ');
-    for (auto& c : label) c = symbols[r.integer(0, static_cast<int>(symbols.size()) - 1)];
+    for (auto& c : label) c = pool[r.integer(0, static_cast<int>(pool.size()) - 1)];
     if (seen.insert(fold_case(label)).second) out.push_back(u32_to_utf8(label));
   }
   return out;
@@ -746,6 +760,8 @@ GenerateSummary generate(const GenerateOptions& o, std::ostream& log) {
                       "x16 (8 pixels per symbol)");
   if (o.width > 4096 || o.height > 1024) throw ConfigError("--size is larger than 4096x1024");
   if (o.format != "png" && o.format != "jpg") throw ConfigError("--format must be png or jpg");
+  if (o.label_case != "any" && o.label_case != "one")
+    throw ConfigError("--label-case must be any or one (got '" + o.label_case + "')");
   const auto& styles = generator_styles();
   if (std::none_of(styles.begin(), styles.end(), [&](const auto& s) { return s.first == o.style; })) {
     std::string names;
