@@ -667,6 +667,11 @@ TEST(Trainer, GrowingTheNetworkKeepsWhatItReads) {
   EXPECT_EQ(widened.config.dense, 48);
   EXPECT_EQ(widened.config.conv_channels, (std::vector<int>{24, 32, 40, 32}));
   EXPECT_EQ(widened.config.rnn_hidden, (std::vector<int>{56, 32}));
+  // The run keeps the growth asked for with its options (so a resumed run's log says it was grown).
+  const ModelGrowth kept = options_from_checkpoint(grown.out_dir).grow;
+  EXPECT_EQ(kept.features, 48);
+  EXPECT_EQ(kept.conv_channels, (std::vector<int>{24, 32, 40, 32}));
+  EXPECT_EQ(kept.rnn_hidden, (std::vector<int>{56, 32}));
   // The old units of the first BiLSTM do not read the new features; the second layer's old
   // units do not read the first one's new units (columns 48-55 and 104-111).
   const Tensor& input = widened.tensors.at("rnn0.weight_ih_l0");
