@@ -27,7 +27,7 @@ struct GenerateOptions {
   std::string style = "mix";      // one of generator_styles()
   std::string charset = "alnum";  // a preset or literal symbols (see Charset::from_spec)
   // "any": each symbol of a label drawn from the whole charset; "one": each label's letters all
-  // lower-case or all capitals (half the labels each), as most sites' captchas are, so that a
+  // lower-case or all capitals (half the labels each), as many sites' captchas are, so that a
   // model with both cases learns to read a glyph whose cases look alike (c/C, o/O, x/X) in the
   // case of its neighbours. Fonts are chosen for the whole charset either way.
   std::string label_case = "any";
