@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iomanip>
+#include <map>
 #include <mutex>
 #include <ostream>
 #include <random>
@@ -712,16 +713,17 @@ std::vector<std::string> CaptchaGenerator::labels(int count) const {
   const auto& o = impl_->options;
   const std::u32string& symbols = impl_->charset.symbols();
   // With label_case "one", a label draws from the charset less the capitals (pools[0]) or less
-  // the lower-case letters that have capitals in it (pools[1]).
+  // the lower-case letters (pools[1]), of the letters that have both cases in it (as fold_case,
+  // which keeps the labels unique, pairs them).
   std::vector<std::u32string> pools{symbols};
   if (o.label_case == "one") {
     pools.assign(2, U"");
-    const auto has = [&](char32_t c) { return symbols.find(c) != std::u32string::npos; };
+    std::map<char32_t, int> cases;
+    for (char32_t c : symbols) ++cases[fold_case(c)];
     for (char32_t c : symbols) {
-      const bool capital = c >= U'A' && c <= U'Z' && has(c - U'A' + U'a');
-      const bool small = c >= U'a' && c <= U'z' && has(c - U'a' + U'A');
-      if (!capital) pools[0] += c;
-      if (!small) pools[1] += c;
+      const bool both = cases[fold_case(c)] > 1, small = fold_case(c) == c;
+      if (!both || small) pools[0] += c;
+      if (!both || !small) pools[1] += c;
     }
   }
   Rng r(mix_seed(o.seed, 0xC0FFEE));

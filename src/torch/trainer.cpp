@@ -540,6 +540,9 @@ double fitted_confidence_penalty(std::size_t training_images) {
   return training_images >= kWideTrainingSet ? kLargeSetConfidencePenalty : 0.0;
 }
 
+// Absent fields (runs saved before session 27 kept no growth) read as not grown.
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(ModelGrowth, features, conv_channels, rnn_hidden)
+
 void to_json(nlohmann::json& j, const TrainOptions& o) {
   j = {{"train_dirs", o.train_dirs}, {"val_dir", o.val_dir}, {"val_fraction", o.val_fraction},
        {"charset", o.charset}, {"fold_case", o.fold_case}, {"out_dir", o.out_dir},
@@ -555,9 +558,7 @@ void to_json(nlohmann::json& j, const TrainOptions& o) {
        {"min_learning_rate", o.min_learning_rate}, {"ema_decay", o.ema_decay}, {"augment", o.augment},
        {"augment_style", o.augment_style}, {"augment_after_cer", o.augment_after_cer}, {"seed", o.seed},
        {"init_model", o.init_model}, {"time_limit_minutes", o.time_limit_minutes},
-       {"checkpoint_minutes", o.checkpoint_minutes},
-       {"grow", {{"features", o.grow.features}, {"conv_channels", o.grow.conv_channels},
-                 {"rnn_hidden", o.grow.rnn_hidden}}}};
+       {"checkpoint_minutes", o.checkpoint_minutes}, {"grow", o.grow}};
 }
 
 void from_json(const nlohmann::json& j, TrainOptions& o) {
@@ -603,12 +604,7 @@ void from_json(const nlohmann::json& j, TrainOptions& o) {
   o.init_model = j.value("init_model", o.init_model);
   o.time_limit_minutes = j.value("time_limit_minutes", o.time_limit_minutes);
   o.checkpoint_minutes = j.value("checkpoint_minutes", o.checkpoint_minutes);
-  if (j.contains("grow")) {  // runs saved before session 27 did not keep it
-    const auto& grow = j.at("grow");
-    o.grow.features = grow.value("features", 0);
-    o.grow.conv_channels = grow.value("conv_channels", std::vector<int>{});
-    o.grow.rnn_hidden = grow.value("rnn_hidden", std::vector<int>{});
-  }
+  o.grow = j.value("grow", o.grow);
 }
 
 TrainOptions options_from_checkpoint(const std::string& run_dir) {
