@@ -1,10 +1,15 @@
-// The pretrained general model in models/ loads, describes itself, and reads the bundled
-// example images in examples/ (drawn by captcha-ocr generate; labels.tsv holds the answers).
+// The pretrained general model in models/ loads, describes itself, reads the bundled example
+// images in examples/ (drawn by captcha-ocr generate; labels.tsv holds the answers), and reads
+// every real test folder in ../shared/data above the bar of issue #3 (skipped where absent).
 #include <gtest/gtest.h>
 
+#include <ostream>
+
 #include "captcha/dataset.h"
+#include "captcha/metrics.h"
 #include "captcha/preprocess.h"
 #include "captcha/recogniser.h"
+#include "support/fixtures.h"
 
 namespace captcha {
 namespace {
@@ -26,6 +31,44 @@ TEST(BundledModel, ReadsTheBundledExamples) {
   ASSERT_GE(samples.size(), 8u);
   for (const auto& s : samples) EXPECT_EQ(recogniser.read(load_image(s.path)).text, s.label) << s.path;
 }
+
+struct Bar {
+  std::string set;
+  bool case_insensitive;  // as the set's README says to score it
+  double ddddocr;         // ddddocr's default model, zero-shot, on the set's test folder
+};
+
+void PrintTo(const Bar& bar, std::ostream* out) { *out << bar.set; }
+
+class BundledModelZeroShot : public ::testing::TestWithParam<Bar> {};
+
+// Zero-shot, read as `captcha-ocr eval` reads by default, the model beats the most used general
+// captcha model on each test folder (bench/zero_shot.sh prints the same figures).
+TEST_P(BundledModelZeroShot, ReadsTheTestFolderBetterThanDdddocr) {
+  const Bar& bar = GetParam();
+  const std::string root = testing::shared_dataset(bar.set);
+  if (root.empty()) GTEST_SKIP() << "../shared/data/" << bar.set << " is absent; skipping";
+  const Recogniser recogniser(kSource + "/models/general.safetensors", 1);
+  const auto samples = scan_folder(root + "/test");
+  std::vector<cv::Mat> prepared;
+  for (const auto& s : samples) prepared.push_back(recogniser.prepare(load_image(s.path)));
+  const auto readings = recogniser.read_prepared(prepared);
+  MetricsAccumulator metrics(bar.case_insensitive);
+  for (std::size_t i = 0; i < samples.size(); ++i) metrics.add(samples[i].label, readings[i].text);
+  const EvaluationReport report = metrics.report();
+  const double exact = bar.case_insensitive ? report.exact_match_case_insensitive : report.exact_match;
+  EXPECT_GT(100 * exact, bar.ddddocr) << bar.set << ": " << report.count << " images";
+}
+
+INSTANTIATE_TEST_SUITE_P(Sets, BundledModelZeroShot,
+                         ::testing::Values(Bar{"captcha-v2", false, 89.4}, Bar{"indiagov-real", false, 84.5},
+                                           Bar{"generic-text-lower", true, 21.5},
+                                           Bar{"generic-text-upper", true, 20.3}),
+                         [](const auto& info) {
+                           std::string name = info.param.set;
+                           for (auto& c : name) if (c == '-') c = '_';
+                           return name;
+                         });
 
 }  // namespace
 }  // namespace captcha
