@@ -42,11 +42,7 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(SetCase{"captcha-v2", {{"train", 832}, {"val", 104}, {"test", 104}}, 19},
                       SetCase{"indiagov-real", {{"train", 879}, {"val", 110}, {"test", 110}}, 28},
                       SetCase{"generic-text-lower", {{"train", 1600}, {"test", 400}}, 36}),
-    [](const auto& info) {
-      std::string name = info.param.name;
-      for (auto& c : name) if (c == '-') c = '_';
-      return name;
-    });
+    [](const auto& info) { return testing::dataset_test_name(info.param.name); });
 
 TEST(SharedData, LabelsTsvGivesTheAnswerNotTheFileName) {
   const std::string root = testing::shared_dataset("generic-text-upper");

@@ -721,7 +721,8 @@ std::vector<std::string> CaptchaGenerator::labels(int count) const {
     std::map<char32_t, int> cases;
     for (char32_t c : symbols) ++cases[fold_case(c)];
     for (char32_t c : symbols) {
-      const bool both = cases[fold_case(c)] > 1, small = fold_case(c) == c;
+      const char32_t folded = fold_case(c);
+      const bool both = cases[folded] > 1, small = folded == c;
       if (!both || small) pools[0] += c;
       if (!both || !small) pools[1] += c;
     }

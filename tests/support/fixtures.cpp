@@ -3,6 +3,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -68,6 +69,11 @@ std::string read_file(const std::string& path) {
 std::string shared_dataset(const std::string& name) {
   const fs::path path = fs::path(CAPTCHA_SOURCE_DIR) / ".." / "shared" / "data" / name;
   return fs::is_directory(path) ? fs::canonical(path).string() : "";
+}
+
+std::string dataset_test_name(std::string name) {
+  std::replace(name.begin(), name.end(), '-', '_');
+  return name;
 }
 
 }  // namespace captcha::testing

@@ -39,4 +39,8 @@ std::string read_file(const std::string& path);
 // ../shared/data/<name> relative to the source tree, or "" when it is absent.
 std::string shared_dataset(const std::string& name);
 
+// A dataset's folder name as a parameterised test's name (gtest allows no '-'): "captcha-v2" ->
+// "captcha_v2".
+std::string dataset_test_name(std::string name);
+
 }  // namespace captcha::testing
