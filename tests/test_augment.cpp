@@ -1,5 +1,5 @@
 // The trainer's distortions of training images.
-#include "torch/augment.h"
+#include "captcha/augment.h"
 
 #include <gtest/gtest.h>
 

@@ -1,14 +1,13 @@
 // The pretrained general model in models/ loads, describes itself, reads the bundled example
 // images in examples/ (drawn by captcha-ocr generate; labels.tsv holds the answers), and reads
-// every real test folder in ../shared/data above the bar of issue #3 (skipped where absent).
+// every real test folder in ../shared/data above ddddocr's default model (skipped where absent).
 #include <gtest/gtest.h>
 
 #include <ostream>
 
 #include "captcha/dataset.h"
-#include "captcha/metrics.h"
 #include "captcha/preprocess.h"
-#include "captcha/recogniser.h"
+#include "captcha/reader.h"
 #include "support/fixtures.h"
 
 namespace captcha {
@@ -49,13 +48,9 @@ TEST_P(BundledModelZeroShot, ReadsTheTestFolderBetterThanDdddocr) {
   const std::string root = testing::shared_dataset(bar.set);
   if (root.empty()) GTEST_SKIP() << "../shared/data/" << bar.set << " is absent; skipping";
   const Recogniser recogniser(kSource + "/models/general.safetensors", 1);
-  const auto samples = scan_folder(root + "/test");
-  std::vector<cv::Mat> prepared;
-  for (const auto& s : samples) prepared.push_back(recogniser.prepare(load_image(s.path)));
-  const auto readings = recogniser.read_prepared(prepared);
-  MetricsAccumulator metrics(bar.case_insensitive);
-  for (std::size_t i = 0; i < samples.size(); ++i) metrics.add(samples[i].label, readings[i].text);
-  const EvaluationReport report = metrics.report();  // exact_match ignores case where asked to
+  const Evaluation evaluation = evaluate(recogniser, root + "/test", {}, bar.case_insensitive);
+  const EvaluationReport& report = evaluation.figures;  // exact_match ignores case where asked to
+  EXPECT_EQ(evaluation.skipped.total(), 0u);
   EXPECT_GT(100 * report.exact_match, bar.ddddocr) << bar.set << ": " << report.count << " images";
 }
 

@@ -1,12 +1,13 @@
 // captcha-ocr predict: reads images (files, folders, or '-' for bytes on stdin).
 #include <iomanip>
 #include <iostream>
+#include <iterator>
 
 #include <nlohmann/json.hpp>
 
 #include "captcha/dataset.h"
 #include "captcha/errors.h"
-#include "captcha/recogniser.h"
+#include "captcha/reader.h"
 #include "captcha/utf8.h"
 #include "common.h"
 
@@ -34,32 +35,33 @@ void print_reading(const std::string& path, const Reading& r, bool json) {
             << '\n';
 }
 
+// The inputs in order; "-" (image bytes on stdin) is read once, here, before any reading starts.
+std::vector<ImageInput> inputs_of(const std::vector<std::string>& files) {
+  std::vector<ImageInput> inputs;
+  for (const auto& file : files) {
+    if (file != "-") {
+      inputs.push_back(ImageInput::file(file));
+      continue;
+    }
+    std::vector<std::uint8_t> bytes((std::istreambuf_iterator<char>(std::cin)), std::istreambuf_iterator<char>());
+    inputs.push_back(ImageInput::encoded("<stdin>", std::move(bytes)));
+  }
+  return inputs;
+}
+
 int run_predict(const PredictArgs& args) {
   const Recogniser recogniser = args.reading.load();
   std::vector<std::string> files = list_images(args.paths);
   if (args.limit > 0 && files.size() > static_cast<std::size_t>(args.limit)) files.resize(args.limit);
-  const ReadOptions options = args.reading.read_options();
-
   int failures = 0;
-  // Chunks bound the memory held for a large folder while keeping batches full.
-  const std::size_t chunk = static_cast<std::size_t>(std::max(1, args.reading.batch_size));
-  for (std::size_t start = 0; start < files.size(); start += chunk) {
-    const std::size_t count = std::min(chunk, files.size() - start);
-    const auto [prepared, errors] = args.reading.prepare(
-        recogniser, std::vector<std::string>(files.begin() + start, files.begin() + start + count));
-    std::vector<cv::Mat> batch;
-    for (const auto& image : prepared)
-      if (!image.empty()) batch.push_back(image);
-    const auto readings = recogniser.read_prepared(batch, options);
-    for (std::size_t i = 0, k = 0; i < count; ++i) {
-      if (prepared[i].empty()) {
-        std::cerr << "captcha-ocr: error: " << errors[i] << "\n";
-        ++failures;
-      } else {
-        print_reading(files[start + i], readings[k++], args.json);
-      }
+  read_images(recogniser, inputs_of(files), args.reading.batch_options(), [&](std::size_t i, const ReadResult& r) {
+    if (r.ok()) {
+      print_reading(files[i], r.reading, args.json);
+    } else {
+      std::cerr << "captcha-ocr: error: " << r.error << "\n";
+      ++failures;
     }
-  }
+  });
   return failures ? kExitFailure : kExitOk;
 }
 

@@ -1,14 +1,7 @@
 // Shared command-line helpers.
 #include "common.h"
 
-#include <algorithm>
-#include <filesystem>
-#include <iostream>
-#include <iterator>
-
-#include "captcha/errors.h"
-#include "captcha/image_io.h"
-#include "captcha/parallel.h"
+#include <string>
 
 namespace captcha::cli {
 
@@ -37,34 +30,6 @@ Recogniser ReadingFlags::load() const {
   return recogniser;
 }
 
-namespace {
-
-cv::Mat read_input(const std::string& path) {
-  if (path != "-") return load_image(path);
-  std::vector<std::uint8_t> bytes((std::istreambuf_iterator<char>(std::cin)), std::istreambuf_iterator<char>());
-  return decode_image(bytes, "<stdin>");
-}
-
-}  // namespace
-
-ReadingFlags::Prepared ReadingFlags::prepare(const Recogniser& recogniser,
-                                             const std::vector<std::string>& paths) const {
-  Prepared out;
-  out.images.resize(paths.size());
-  out.errors.resize(paths.size());
-  // stdin can only be read once and in order: no threads when it is among the inputs.
-  const bool has_stdin = std::find(paths.begin(), paths.end(), "-") != paths.end();
-  parallel_for(paths.size(), has_stdin ? 1 : threads, [&](std::size_t i) {
-    try {
-      out.images[i] = recogniser.prepare(read_input(paths[i]));
-      if (!save_debug.empty()) save_debug_image(save_debug, paths[i], out.images[i]);
-    } catch (const Error& e) {
-      out.errors[i] = e.what();
-    }
-  });
-  return out;
-}
-
 ReadOptions ReadingFlags::read_options() const {
   ReadOptions options;
   options.beam_width = beam;
@@ -87,13 +52,12 @@ std::string ReadingFlags::describe(const Recogniser& recogniser) const {
   return text + (beam > 1 ? ", beam " + std::to_string(beam) : ", best path");
 }
 
-void save_debug_image(const std::string& dir, const std::string& source_path, const cv::Mat& image) {
-  namespace fs = std::filesystem;
-  std::error_code ec;
-  fs::create_directories(dir, ec);
-  const std::string stem = source_path == "-" ? "stdin" : fs::path(source_path).stem().string();
-  const std::string out = (fs::path(dir) / (stem + ".png")).string();
-  write_image(out, image);
+BatchOptions ReadingFlags::batch_options() const {
+  BatchOptions options;
+  options.read = read_options();
+  options.threads = threads;
+  options.debug_dir = save_debug;
+  return options;
 }
 
 }  // namespace captcha::cli

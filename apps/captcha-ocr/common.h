@@ -8,6 +8,7 @@
 #include <CLI/CLI.hpp>
 
 #include "captcha/preprocess.h"
+#include "captcha/reader.h"
 #include "captcha/recogniser.h"
 
 namespace captcha::cli {
@@ -54,17 +55,8 @@ struct ReadingFlags {
   // views, beam 10").
   std::string describe(const Recogniser& recogniser) const;
 
-  // Decodes and prepares `paths` ("-": image bytes on stdin) in parallel, writing debug images
-  // when --save-debug is given. An image that fails stays empty in `images`, and `errors` holds
-  // its one-line reason at the same index.
-  struct Prepared {
-    std::vector<cv::Mat> images;
-    std::vector<std::string> errors;
-  };
-  Prepared prepare(const Recogniser& recogniser, const std::vector<std::string>& paths) const;
+  // The reading options with --threads and --save-debug.
+  BatchOptions batch_options() const;
 };
-
-// Writes `image` as DIR/<file stem>.png, creating DIR.
-void save_debug_image(const std::string& dir, const std::string& source_path, const cv::Mat& image);
 
 }  // namespace captcha::cli

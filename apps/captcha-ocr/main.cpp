@@ -6,7 +6,7 @@
 #include "captcha/errors.h"
 #include "common.h"
 #ifdef CAPTCHA_CLI_WITH_TRAIN
-#include "captcha/trainer.h"
+#include "captcha/training_process.h"
 #endif
 
 #ifndef CAPTCHA_CLI_WITH_TRAIN

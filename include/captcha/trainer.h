@@ -155,8 +155,7 @@ struct TrainSummary {
 
 // Trains and writes the run folder. Progress goes to `log`. Throws ConfigError or
 // DatasetError before any long work when the settings or the data cannot work.
-// Process-wide effects: LibTorch's thread count, and glibc keeps freed memory for reuse instead
-// of returning each large block to the kernel (fresh pages for every batch cost ~40% of a step).
+// Process-wide effects: see configure_training_process (captcha/training_process.h).
 TrainSummary train(const TrainOptions& options, std::ostream& log);
 
 // Reads the options stored in DIR/last.safetensors, so a run can be resumed with the settings
@@ -165,16 +164,5 @@ TrainOptions options_from_checkpoint(const std::string& run_dir);
 
 // Asks a running train() to save its state and return at the next batch. Async-signal-safe.
 void request_stop();
-
-// Debian 12's OpenBLAS (0.3.21) falls back to its SSE3 "Prescott" kernels on CPUs newer than
-// itself (e.g. this project's Xeon, family 6 model 207), and training steps then take a third
-// longer. It reads its OPENBLAS_CORETYPE variable only when it is loaded, so this sets the
-// variable to its AVX2 kernels ("Haswell") and starts the program again with `argv`, when
-// OpenBLAS chose Prescott on a CPU with AVX2 and FMA and the variable was not set. Returns
-// (doing nothing) otherwise, or when the restart fails. Call it first in main().
-void restart_with_fast_blas(char** argv);
-
-// The BLAS kernels in use, for logs: "OpenBLAS Haswell kernels (OPENBLAS_CORETYPE=Haswell)".
-std::string blas_description();
 
 }  // namespace captcha

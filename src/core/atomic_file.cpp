@@ -1,4 +1,4 @@
-#include "atomic_file.h"
+#include "captcha/atomic_file.h"
 
 #include <filesystem>
 #include <fstream>

@@ -4,8 +4,9 @@
 
 #include <cstring>
 
-#include "atomic_file.h"
+#include "captcha/atomic_file.h"
 #include "captcha/errors.h"
+#include "captcha/network_spec.h"
 
 namespace captcha {
 
@@ -81,19 +82,12 @@ class GraphBuilder {
  public:
   GraphBuilder(const ModelFile& model, const std::string& path) : model_(model), path_(path) {}
 
-  // A weight from the model file as an initializer (checked against `shape`).
-  std::string weight(const std::string& name, const std::vector<std::int64_t>& shape) {
-    const float* values = tensor(name, shape);
-    return initializer(name, shape, std::vector<float>(values, values + model_.tensors.at(name).numel()));
+  // A weight from the model file (checked against the spec by check_weights) as an initializer.
+  std::string weight(const std::string& name) {
+    const Tensor& t = tensor(name);
+    return initializer(name, t.shape, std::vector<float>(t.f32(), t.f32() + t.numel()));
   }
-  // A weight's values, checked against `shape`.
-  const float* tensor(const std::string& name, const std::vector<std::int64_t>& shape) const {
-    const auto it = model_.tensors.find(name);
-    if (it == model_.tensors.end()) throw ModelFileError(path_ + ": missing tensor " + name + " for this architecture");
-    if (it->second.dtype != DType::kF32 || it->second.shape != shape)
-      throw ModelFileError(path_ + ": tensor " + name + " has the wrong shape for this architecture");
-    return it->second.f32();
-  }
+  const Tensor& tensor(const std::string& name) const { return model_.tensors.at(name); }
   std::string initializer(const std::string& name, const std::vector<std::int64_t>& shape, const std::vector<float>& values) {
     Message t;
     for (auto d : shape) t.varint(1, static_cast<std::uint64_t>(d));
@@ -120,19 +114,22 @@ class GraphBuilder {
     return output;
   }
 
-  std::string conv(const std::string& x, const std::string& name, int in, int out, int kernel,
-                   std::vector<std::int64_t> stride, bool bias) {
-    std::vector<std::string> inputs{x, weight(name + ".weight", {out, in, kernel, kernel})};
-    if (bias) inputs.push_back(weight(name + ".bias", {out}));
-    const std::int64_t p = kernel / 2;
-    return node("Conv", inputs, {Attribute::ints("kernel_shape", {kernel, kernel}), Attribute::ints("pads", {p, p, p, p}),
-                                 Attribute::ints("strides", stride)});
+  // A convolution with its batch norm, max pool and ReLU as the spec has them.
+  std::string convolution(const std::string& x, const ConvolutionSpec& c) {
+    std::vector<std::string> inputs{x, weight(c.name + ".weight")};
+    if (c.bias) inputs.push_back(weight(c.name + ".bias"));
+    const std::int64_t p = c.padding();
+    std::string y = node("Conv", inputs, {Attribute::ints("kernel_shape", {c.kernel, c.kernel}), Attribute::ints("pads", {p, p, p, p}),
+                                          Attribute::ints("strides", {c.stride_height, c.stride_width})});
+    if (!c.norm.empty()) y = batch_norm(y, c.norm);
+    if (c.pool) y = max_pool(y);
+    return c.relu ? node("Relu", {y}) : y;
   }
-  std::string batch_norm(const std::string& x, const std::string& name, int channels) {
+  std::string batch_norm(const std::string& x, const std::string& name) {
     return node("BatchNormalization",
-                {x, weight(name + ".weight", {channels}), weight(name + ".bias", {channels}),
-                 weight(name + ".running_mean", {channels}), weight(name + ".running_var", {channels})},
-                {Attribute::real("epsilon", 1e-5f)});
+                {x, weight(name + ".weight"), weight(name + ".bias"), weight(name + ".running_mean"),
+                 weight(name + ".running_var")},
+                {Attribute::real("epsilon", kBatchNormEpsilon)});
   }
   std::string max_pool(const std::string& x) {
     return node("MaxPool", {x}, {Attribute::ints("kernel_shape", {2, 2}), Attribute::ints("strides", {2, 2})});
@@ -140,47 +137,47 @@ class GraphBuilder {
   std::string transpose(const std::string& x, const std::vector<std::int64_t>& perm) {
     return node("Transpose", {x}, {Attribute::ints("perm", perm)});
   }
-  // x . W^T + b for a LibTorch Linear (weight out x in).
-  std::string linear(const std::string& x, const std::string& name, int in, int out, std::string output = "") {
-    const float* w = tensor(name + ".weight", {out, in});
+  // x . W^T + b for a LibTorch Linear (weight out x in), then its ReLU.
+  std::string linear(const std::string& x, const DenseSpec& dense, std::string output = "") {
+    const float* w = tensor(dense.name + ".weight").f32();
+    const int in = dense.in, out = dense.out;
     std::vector<float> transposed(static_cast<std::size_t>(in) * out);
     for (int o = 0; o < out; ++o)
       for (int i = 0; i < in; ++i) transposed[static_cast<std::size_t>(i) * out + o] = w[static_cast<std::size_t>(o) * in + i];
-    const std::string w_t = initializer(name + ".weight_t", {in, out}, transposed);
-    return node("Add", {node("MatMul", {x, w_t}), weight(name + ".bias", {out})}, {}, std::move(output));
+    const std::string w_t = initializer(dense.name + ".weight_t", {in, out}, transposed);
+    const std::string y = node("Add", {node("MatMul", {x, w_t}), weight(dense.name + ".bias")}, {}, dense.relu ? "" : std::move(output));
+    return dense.relu ? node("Relu", {y}, {}, std::move(output)) : y;
   }
 
   // A LibTorch bidirectional LSTM/GRU layer on sequence-major input [T, N, input]; returns
   // [T, N, 2 hidden]. ONNX's gate orders: LSTM i,o,f,c (LibTorch i,f,g,o); GRU z,r,h (r,z,n).
   // `batch` > 0: a fixed batch size, for which GRUs get an explicit zero initial state
   // (OpenCV's importer wants one).
-  std::string birnn(const std::string& x, const std::string& name, bool gru, int input, int hidden, int batch) {
-    const int gates = gru ? 3 : 4;
-    const std::vector<int> order = gru ? std::vector<int>{1, 0, 2} : std::vector<int>{0, 3, 1, 2};
+  std::string birnn(const std::string& x, const BiRnnSpec& rnn, int batch) {
+    const int gates = rnn.gates(), hidden = rnn.hidden, input = rnn.input;
+    const std::vector<int> order = rnn.gru ? std::vector<int>{1, 0, 2} : std::vector<int>{0, 3, 1, 2};
     std::vector<float> w, r, b;
     for (const char* suffix : {"_l0", "_l0_reverse"}) {
-      const auto get = [&](const std::string& part, std::vector<std::int64_t> shape) {
-        return tensor(name + part + suffix, shape);
-      };
-      const float* w_ih = get(".weight_ih", {gates * hidden, input});
-      const float* w_hh = get(".weight_hh", {gates * hidden, hidden});
-      const float* b_ih = get(".bias_ih", {gates * hidden});
-      const float* b_hh = get(".bias_hh", {gates * hidden});
+      const auto get = [&](const std::string& part) { return tensor(rnn.name + part + suffix).f32(); };
+      const float* w_ih = get(".weight_ih");
+      const float* w_hh = get(".weight_hh");
+      const float* b_ih = get(".bias_ih");
+      const float* b_hh = get(".bias_hh");
       for (int g : order) w.insert(w.end(), w_ih + g * hidden * input, w_ih + (g + 1) * hidden * input);
       for (int g : order) r.insert(r.end(), w_hh + g * hidden * hidden, w_hh + (g + 1) * hidden * hidden);
       for (int g : order) b.insert(b.end(), b_ih + g * hidden, b_ih + (g + 1) * hidden);
       for (int g : order) b.insert(b.end(), b_hh + g * hidden, b_hh + (g + 1) * hidden);
     }
     std::vector<Attribute> attributes{Attribute::text("direction", "bidirectional"), Attribute::integer("hidden_size", hidden)};
-    if (gru) attributes.push_back(Attribute::integer("linear_before_reset", 1));
-    std::vector<std::string> inputs{x, initializer(name + ".W", {2, gates * hidden, input}, w),
-                                    initializer(name + ".R", {2, gates * hidden, hidden}, r),
-                                    initializer(name + ".B", {2, 2 * gates * hidden}, b)};
-    if (gru && batch > 0) {
+    if (rnn.gru) attributes.push_back(Attribute::integer("linear_before_reset", 1));
+    std::vector<std::string> inputs{x, initializer(rnn.name + ".W", {2, gates * hidden, input}, w),
+                                    initializer(rnn.name + ".R", {2, gates * hidden, hidden}, r),
+                                    initializer(rnn.name + ".B", {2, 2 * gates * hidden}, b)};
+    if (rnn.gru && batch > 0) {
       inputs.push_back("");  // sequence_lens: every sequence is whole
-      inputs.push_back(initializer(name + ".initial_h", {2, batch, hidden}, std::vector<float>(2ull * batch * hidden, 0.0f)));
+      inputs.push_back(initializer(rnn.name + ".initial_h", {2, batch, hidden}, std::vector<float>(2ull * batch * hidden, 0.0f)));
     }
-    const std::string y = node(gru ? "GRU" : "LSTM", inputs, attributes);
+    const std::string y = node(rnn.gru ? "GRU" : "LSTM", inputs, attributes);
     // Y: [T, 2, N, hidden] -> [T, N, 2, hidden] -> [T, N, 2 hidden].
     return node("Reshape", {transpose(y, {0, 2, 1, 3}), keep_two_dims()});
   }
@@ -228,52 +225,28 @@ class GraphBuilder {
 }  // namespace
 
 void export_onnx(const ModelFile& model, const std::string& model_path, const std::string& path, int batch) {
-  const ModelConfig& c = model.config;
-  c.validate();
   const int height = model.preprocess.height, width = model.preprocess.width;
-  const int classes = model.charset.num_classes();
+  const NetworkSpec spec = network_spec(model.config, height, model.charset.num_classes());
+  check_weights(spec, model.tensors, model_path);
   GraphBuilder g(model, model_path);
   std::string x = "image";
-  if (c.arch == "small") {
-    for (std::size_t i = 0; i < c.conv_channels.size(); ++i) {
-      const std::string n = std::to_string(i + 1);
-      const int in = i == 0 ? 1 : c.conv_channels[i - 1], out = c.conv_channels[i];
-      x = g.conv(x, "conv" + n, in, out, 3, {1, 1}, !c.batch_norm);
-      if (c.batch_norm) x = g.batch_norm(x, "bn" + n, out);
-      x = g.node("Relu", {i < ModelConfig::kPooledConvolutions ? g.max_pool(x) : x});
-    }
-    // N x C x H x W -> N x W x (C H), then the dense layer.
+  for (const auto& conv : spec.convolutions) x = g.convolution(x, conv);
+  for (const auto& block : spec.blocks) {
+    const std::string y = g.convolution(g.convolution(x, block.conv1), block.conv2);
+    const std::string shortcut = block.shortcut ? g.convolution(x, *block.shortcut) : x;
+    x = g.node("Relu", {g.node("Add", {y, shortcut})});
+  }
+  if (spec.step_features == StepFeatures::kColumns) {
+    // N x C x H x W -> N x W x (C H).
     x = g.node("Reshape", {g.transpose(x, {0, 3, 1, 2}), g.keep_two_dims()});
-    x = g.node("Relu", {g.linear(x, "dense", c.conv_channels.back() * (height / 4), c.dense)});
   } else {
-    x = g.node("Relu", {g.batch_norm(g.conv(x, "stem.0", 1, kResnetChannels[0], 3, {1, 1}, false), "stem.1", kResnetChannels[0])});
-    int in = kResnetChannels[0], block = 0;
-    for (int s = 0; s < 4; ++s) {
-      for (int repeat = 0; repeat < 2; ++repeat, ++block) {
-        const std::string name = "stages." + std::to_string(block);
-        const int out = kResnetChannels[s];
-        const auto stride = repeat == 0 ? std::vector<std::int64_t>{kResnetStrides[s][0], kResnetStrides[s][1]}
-                                        : std::vector<std::int64_t>{1, 1};
-        auto y = g.node("Relu", {g.batch_norm(g.conv(x, name + ".conv1", in, out, 3, stride, false), name + ".bn1", out)});
-        y = g.batch_norm(g.conv(y, name + ".conv2", out, out, 3, {1, 1}, false), name + ".bn2", out);
-        auto shortcut = x;
-        if (in != out || stride[0] != 1 || stride[1] != 1)
-          shortcut = g.batch_norm(g.conv(x, name + ".shortcut.0", in, out, 1, stride, false), name + ".shortcut.1", out);
-        x = g.node("Relu", {g.node("Add", {y, shortcut})});
-        in = out;
-      }
-    }
-    // Mean over the height: N x C x W -> N x W x C, then the projection.
+    // Mean over the height: N x C x W -> N x W x C.
     x = g.transpose(g.node("ReduceMean", {x}, {Attribute::ints("axes", {2}), Attribute::integer("keepdims", 0)}), {0, 2, 1});
-    x = g.node("Relu", {g.linear(x, "project", in, c.dense)});
   }
-  int features = c.dense;
+  x = g.linear(x, spec.features);
   x = g.transpose(x, {1, 0, 2});  // sequence-major for the RNN operators
-  for (std::size_t i = 0; i < c.rnn_hidden.size(); ++i) {
-    x = g.birnn(x, "rnn" + std::to_string(i), c.rnn == "gru", features, c.rnn_hidden[i], batch);
-    features = 2 * c.rnn_hidden[i];
-  }
-  x = g.linear(x, "classifier", features, classes);
+  for (const auto& rnn : spec.rnns) x = g.birnn(x, rnn, batch);
+  x = g.linear(x, spec.classifier);
   g.node("Transpose", {x}, {Attribute::ints("perm", {1, 0, 2})}, "logits");  // batch-major again
 
   std::vector<Message> metadata;
@@ -285,8 +258,8 @@ void export_onnx(const ModelFile& model, const std::string& model_path, const st
   meta("label_lengths", nlohmann::json{model.label_lengths.min, model.label_lengths.max}.dump());
   meta("preprocess", nlohmann::json(model.preprocess).dump());
   meta("reading_views", std::to_string(model.reading_views));  // see reading_view()
-  meta("architecture", nlohmann::json(c).dump());
-  write_file_atomically(path, g.encode("image", metadata, batch, height, width, "logits", classes));
+  meta("architecture", nlohmann::json(model.config).dump());
+  write_file_atomically(path, g.encode("image", metadata, batch, height, width, "logits", spec.classes));
 }
 
 }  // namespace captcha

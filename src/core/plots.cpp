@@ -7,7 +7,7 @@
 
 #include <opencv2/imgproc.hpp>
 
-#include "atomic_file.h"
+#include "captcha/atomic_file.h"
 #include "captcha/errors.h"
 #include "captcha/image_io.h"
 

@@ -22,6 +22,7 @@
 #include <oneapi/dnnl/dnnl.hpp>
 
 #include "captcha/errors.h"
+#include "captcha/network_spec.h"
 #include "kernels.h"
 #include "small_cnn.h"
 
@@ -32,7 +33,6 @@ namespace {
 using dnnl::memory;
 using Tag = memory::format_tag;
 constexpr auto kF32 = memory::data_type::f32;
-constexpr float kBatchNormEpsilon = 1e-5f;  // LibTorch's BatchNorm2d default
 
 // A convolution with batch norm already folded in: weights O x I x KH x KW, bias O.
 struct ConvLayer {
@@ -54,42 +54,31 @@ std::vector<float> transposed(const std::vector<float>& m, int rows, int cols) {
   return out;
 }
 
-// Looks up the model's tensors by name, checking shapes, naming the file in every error.
-class TensorSource {
+// The model's weights by name, once check_weights has found each with the spec's shape.
+class WeightReader {
  public:
-  TensorSource(const ModelFile& model, const std::string& path) : model_(model), path_(path) {}
+  explicit WeightReader(const ModelFile& model) : model_(model) {}
 
-  const Tensor& get(const std::string& name, const std::vector<std::int64_t>& shape) const {
-    const auto it = model_.tensors.find(name);
-    if (it == model_.tensors.end())
-      throw ModelFileError(path_ + ": missing tensor " + name + " for this architecture");
-    if (it->second.dtype != DType::kF32)
-      throw ModelFileError(path_ + ": tensor " + name + " has the wrong dtype");
-    if (it->second.shape != shape)
-      throw ModelFileError(path_ + ": tensor " + name + " has the wrong shape for this architecture");
-    return it->second;
-  }
-  std::vector<float> values(const std::string& name, const std::vector<std::int64_t>& shape) const {
-    const Tensor& t = get(name, shape);
+  std::vector<float> values(const std::string& name) const {
+    const Tensor& t = model_.tensors.at(name);
     return std::vector<float>(t.f32(), t.f32() + t.numel());
   }
 
-  // A convolution (bias when `with_bias`), with the batch norm under `norm` folded in if given.
-  ConvLayer conv(const std::string& name, int in, int out, int kernel, memory::dims stride,
-                 bool with_bias, const std::string& norm) const {
+  // A convolution with its batch norm, if any, folded in.
+  ConvLayer conv(const ConvolutionSpec& spec) const {
     ConvLayer layer;
-    layer.in = in;
-    layer.out = out;
-    layer.kernel = kernel;
-    layer.stride = std::move(stride);
-    layer.padding = {kernel / 2, kernel / 2};
-    layer.weight = values(name + ".weight", {out, in, kernel, kernel});
-    layer.bias = with_bias ? values(name + ".bias", {out}) : std::vector<float>(out, 0.0f);
-    if (!norm.empty()) {
-      const auto gamma = values(norm + ".weight", {out}), beta = values(norm + ".bias", {out});
-      const auto mean = values(norm + ".running_mean", {out}), var = values(norm + ".running_var", {out});
-      const std::size_t per_output = static_cast<std::size_t>(in) * kernel * kernel;
-      for (int o = 0; o < out; ++o) {
+    layer.in = spec.in;
+    layer.out = spec.out;
+    layer.kernel = spec.kernel;
+    layer.stride = {spec.stride_height, spec.stride_width};
+    layer.padding = {spec.padding(), spec.padding()};
+    layer.weight = values(spec.name + ".weight");
+    layer.bias = spec.bias ? values(spec.name + ".bias") : std::vector<float>(spec.out, 0.0f);
+    if (!spec.norm.empty()) {
+      const auto gamma = values(spec.norm + ".weight"), beta = values(spec.norm + ".bias");
+      const auto mean = values(spec.norm + ".running_mean"), var = values(spec.norm + ".running_var");
+      const std::size_t per_output = static_cast<std::size_t>(spec.in) * spec.kernel * spec.kernel;
+      for (int o = 0; o < spec.out; ++o) {
         const float scale = gamma[o] / std::sqrt(var[o] + kBatchNormEpsilon);
         for (std::size_t k = 0; k < per_output; ++k) layer.weight[o * per_output + k] *= scale;
         layer.bias[o] = (layer.bias[o] - mean[o]) * scale + beta[o];
@@ -98,25 +87,34 @@ class TensorSource {
     return layer;
   }
 
-  // A fully connected layer for the engine's kernel (LibTorch's weight: out x in).
-  engine::DenseWeights linear(const std::string& name, int in, int out) const {
-    return engine::prepare_dense(values(name + ".weight", {out, in}), values(name + ".bias", {out}), in, out);
+  // A fully connected layer for the engine's kernel (LibTorch's weight: out x in), its input
+  // columns reordered by `column_order` where given (new column k reads old column_order[k]).
+  engine::DenseWeights linear(const DenseSpec& spec, const std::vector<int>& column_order = {}) const {
+    std::vector<float> weight = values(spec.name + ".weight");
+    if (!column_order.empty()) {
+      std::vector<float> reordered(weight.size());
+      for (std::size_t o = 0; o < static_cast<std::size_t>(spec.out); ++o)
+        for (std::size_t k = 0; k < column_order.size(); ++k)
+          reordered[o * spec.in + k] = weight[o * spec.in + column_order[k]];
+      weight = std::move(reordered);
+    }
+    return engine::prepare_dense(weight, values(spec.name + ".bias"), spec.in, spec.out);
   }
 
-  // A bidirectional LSTM/GRU layer (LibTorch's names: weight_ih_l0, ..., *_reverse).
-  engine::BiRnnWeights rnn(const std::string& name, bool gru, int input, int hidden) const {
+  // A bidirectional LSTM/GRU layer.
+  engine::BiRnnWeights rnn(const BiRnnSpec& spec) const {
     engine::BiRnnWeights layer;
-    layer.gru = gru;
-    layer.input = input;
-    layer.hidden = hidden;
-    const int width = layer.gates() * hidden;
+    layer.gru = spec.gru;
+    layer.input = spec.input;
+    layer.hidden = spec.hidden;
+    const int width = layer.gates() * spec.hidden;
     for (int d = 0; d < 2; ++d) {
       const std::string suffix = d == 0 ? "_l0" : "_l0_reverse";
-      layer.input_weights[d] = transposed(values(name + ".weight_ih" + suffix, {width, input}), width, input);
-      layer.recurrent_weights[d] = transposed(values(name + ".weight_hh" + suffix, {width, hidden}), width, hidden);
-      layer.input_bias[d] = values(name + ".bias_ih" + suffix, {width});
-      auto recurrent_bias = values(name + ".bias_hh" + suffix, {width});
-      if (gru) {
+      layer.input_weights[d] = transposed(values(spec.name + ".weight_ih" + suffix), width, spec.input);
+      layer.recurrent_weights[d] = transposed(values(spec.name + ".weight_hh" + suffix), width, spec.hidden);
+      layer.input_bias[d] = values(spec.name + ".bias_ih" + suffix);
+      auto recurrent_bias = values(spec.name + ".bias_hh" + suffix);
+      if (spec.gru) {
         layer.recurrent_bias[d] = std::move(recurrent_bias);
       } else {
         for (int k = 0; k < width; ++k) layer.input_bias[d][k] += recurrent_bias[k];
@@ -126,15 +124,8 @@ class TensorSource {
     return layer;
   }
 
-  std::size_t weight_count() const {
-    std::size_t n = 0;
-    for (const auto& [name, t] : model_.tensors) n += is_network_weight(name);
-    return n;
-  }
-
  private:
   const ModelFile& model_;
-  const std::string& path_;
 };
 
 // Sizes of an oneDNN memory's dimensions.
@@ -143,21 +134,16 @@ memory::dims dims_of(const memory& m) { return m.get_desc().dims(); }
 }  // namespace
 
 struct InferenceNetwork::Impl {
+  NetworkSpec spec;
   ModelConfig config;
-  int height = 0, classes = 0;
-  // small
-  ConvLayer conv1, conv2;
-  std::vector<ConvLayer> unpooled;  // small: the convolutions after conv2 (conv3, ...)
-  // With fast_cnn, its input columns in the fused kernels' output order (height major instead
-  // of channel major).
-  engine::DenseWeights dense;
-  // small, on AVX2 machines: the fused convolution kernels.
+  std::vector<ConvLayer> convolutions;  // spec.convolutions, batch norm folded in
+  std::vector<ResidualBlock> blocks;    // spec.blocks, likewise
+  // On AVX2 machines, where the spec starts with two pooled 3x3 convolutions of sizes its
+  // kernels take: those two fused (see engine::small_cnn_forward).
   std::optional<engine::SmallCnnWeights> fast_cnn;
-  // resnet
-  ConvLayer stem;
-  std::vector<ResidualBlock> blocks;
-  engine::DenseWeights project;
-  // shared
+  // With fast_cnn and no convolution after the fused pair, its input columns are in the fused
+  // kernels' output order (height major instead of channel major).
+  engine::DenseWeights features;
   std::vector<engine::BiRnnWeights> rnns;
   engine::DenseWeights classifier;
 
@@ -369,118 +355,91 @@ std::unique_ptr<InferenceNetwork::Impl::Plan> InferenceNetwork::Impl::build_plan
   plan->width = width;
   plan->steps = output_time_steps(config, width);
   PlanBuilder build(*this, *plan);
-  plan->input = memory(memory::desc({batch, 1, height, width}, kF32, Tag::nchw), engine);
+  plan->input = memory(memory::desc({batch, 1, spec.input_height, width}, kF32, Tag::nchw), engine);
   memory rows;
-  if (fast_cnn && unpooled.empty()) {
-    rows = build.dense(build.fast_small_features(plan->input, *fast_cnn), dense, /*relu=*/true);
-  } else if (fast_cnn) {
-    // The fused kernels for the pooled pair, oneDNN for the convolutions after them.
-    auto x = build.fast_small_feature_map(plan->input, *fast_cnn);
-    for (const auto& conv : unpooled) x = build.convolution(x, conv, /*relu=*/true);
-    rows = build.dense(build.columns_as_rows(x), dense, /*relu=*/true);
-  } else if (config.arch == "small") {
-    auto x = build.max_pool(build.convolution(plan->input, conv1, /*relu=*/true));
-    x = build.max_pool(build.convolution(x, conv2, /*relu=*/true));
-    for (const auto& conv : unpooled) x = build.convolution(x, conv, /*relu=*/true);
-    rows = build.dense(build.columns_as_rows(x), dense, /*relu=*/true);
+  if (fast_cnn && convolutions.size() == 2 && blocks.empty()) {
+    // The fused kernels write the features layer's input rows directly.
+    rows = build.dense(build.fast_small_features(plan->input, *fast_cnn), features, spec.features.relu);
   } else {
-    auto x = build.convolution(plan->input, stem, /*relu=*/true);
+    memory x = plan->input;
+    std::size_t first = 0;
+    if (fast_cnn) {
+      x = build.fast_small_feature_map(plan->input, *fast_cnn);
+      first = 2;
+    }
+    for (std::size_t i = first; i < convolutions.size(); ++i) {
+      // Max pooling after the ReLU gives the same values (max and ReLU commute).
+      x = build.convolution(x, convolutions[i], spec.convolutions[i].relu);
+      if (spec.convolutions[i].pool) x = build.max_pool(x);
+    }
     for (const auto& block : blocks) {
       const memory y = build.convolution(x, block.conv1, /*relu=*/true);
       // The block's output: the shortcut first, then conv2 + batch norm summed onto it, ReLU.
       const memory out = block.shortcut ? build.convolution(x, *block.shortcut, /*relu=*/false) : x;
       x = build.convolution(y, block.conv2, /*relu=*/true, &out);
     }
-    rows = build.dense(build.height_mean_as_rows(x), project, /*relu=*/true);
+    x = spec.step_features == StepFeatures::kColumns ? build.columns_as_rows(x) : build.height_mean_as_rows(x);
+    rows = build.dense(x, features, spec.features.relu);
   }
   for (const auto& rnn : rnns) rows = build.birnn(rows, rnn, batch, plan->steps);
-  plan->logits = build.dense(rows, classifier, /*relu=*/false);
+  plan->logits = build.dense(rows, classifier, spec.classifier.relu);
   return plan;
 }
+
+namespace {
+
+// Whether the spec starts with the pair of convolutions the fused AVX2 kernels compute (each
+// 3x3, stride 1, batch norm folded, ReLU, 2x2 max pool) with sizes they take, on this CPU.
+bool fusable(const NetworkSpec& spec) {
+  if (spec.convolutions.size() < 2 || spec.step_features != StepFeatures::kColumns || spec.input_height < 4) return false;
+  for (std::size_t i = 0; i < 2; ++i) {
+    const ConvolutionSpec& c = spec.convolutions[i];
+    if (c.kernel != 3 || c.stride_height != 1 || c.stride_width != 1 || !c.pool || !c.relu) return false;
+  }
+  return engine::small_cnn_supported(spec.convolutions[0].out, spec.convolutions[1].out);
+}
+
+// The features layer's input column order after the fused kernels: column y * channels + c
+// reads LibTorch's flattened column c * height + y.
+std::vector<int> height_major_columns(int channels, int height) {
+  std::vector<int> order(static_cast<std::size_t>(channels) * height);
+  for (int c = 0; c < channels; ++c)
+    for (int y = 0; y < height; ++y) order[static_cast<std::size_t>(y) * channels + c] = c * height + y;
+  return order;
+}
+
+}  // namespace
 
 InferenceNetwork::InferenceNetwork(const ModelFile& model, const std::string& path) : impl_(std::make_unique<Impl>()) {
   Impl& net = *impl_;
   net.config = model.config;
-  net.config.validate();
-  net.height = model.preprocess.height;
-  net.classes = model.charset.num_classes();
-  const ModelConfig& c = net.config;
-  const TensorSource source(model, path);
-  std::size_t used = 0;
-  int features = 0;
-  if (c.arch == "small") {
-    const std::string bn1 = c.batch_norm ? "bn1" : "", bn2 = c.batch_norm ? "bn2" : "";
-    net.conv1 = source.conv("conv1", 1, c.conv_channels[0], 3, {1, 1}, !c.batch_norm, bn1);
-    net.conv2 = source.conv("conv2", c.conv_channels[0], c.conv_channels[1], 3, {1, 1}, !c.batch_norm, bn2);
-    used += c.batch_norm ? 2 * (1 + 5) : 2 * 2;
-    for (std::size_t i = ModelConfig::kPooledConvolutions; i < c.conv_channels.size(); ++i) {
-      const std::string n = std::to_string(i + 1);
-      net.unpooled.push_back(source.conv("conv" + n, c.conv_channels[i - 1], c.conv_channels[i], 3, {1, 1}, !c.batch_norm,
-                                         c.batch_norm ? "bn" + n : ""));
-      used += c.batch_norm ? 1 + 5 : 2;
-    }
-    const int c2 = c.conv_channels.back(), h2 = net.height / 4, dense_in = c2 * h2;
-    std::vector<float> dense_weight = source.values("dense.weight", {c.dense, dense_in});
-    used += 2;
-    features = c.dense;
-    if (engine::small_cnn_supported(c.conv_channels[0], c.conv_channels[1]) && net.height >= 4) {
-      net.fast_cnn = engine::prepare_small_cnn(net.conv1.weight, net.conv1.bias, net.conv2.weight, net.conv2.bias,
-                                               c.conv_channels[0], c.conv_channels[1]);
-    }
-    if (net.fast_cnn && net.unpooled.empty()) {
-      // Dense input column c * h2 + y (LibTorch's flatten) becomes y * c2 + c.
-      std::vector<float> permuted(dense_weight.size());
-      for (int o = 0; o < c.dense; ++o)
-        for (int ch = 0; ch < c2; ++ch)
-          for (int y = 0; y < h2; ++y)
-            permuted[static_cast<std::size_t>(o) * dense_in + y * c2 + ch] =
-                dense_weight[static_cast<std::size_t>(o) * dense_in + ch * h2 + y];
-      dense_weight = std::move(permuted);
-    }
-    net.dense = engine::prepare_dense(dense_weight, source.values("dense.bias", {c.dense}), dense_in, c.dense);
-  } else {
-    net.stem = source.conv("stem.0", 1, kResnetChannels[0], 3, {1, 1}, false, "stem.1");
-    used += 1 + 5;
-    int in = kResnetChannels[0];
-    for (int s = 0; s < 4; ++s) {
-      for (int repeat = 0; repeat < 2; ++repeat) {
-        const std::string name = "stages." + std::to_string(net.blocks.size());
-        const int out = kResnetChannels[s];
-        const memory::dims stride = repeat == 0 ? memory::dims{kResnetStrides[s][0], kResnetStrides[s][1]} : memory::dims{1, 1};
-        ResidualBlock block;
-        block.conv1 = source.conv(name + ".conv1", in, out, 3, stride, false, name + ".bn1");
-        block.conv2 = source.conv(name + ".conv2", out, out, 3, {1, 1}, false, name + ".bn2");
-        used += 2 * (1 + 5);
-        if (in != out || stride[0] != 1 || stride[1] != 1) {
-          block.shortcut = source.conv(name + ".shortcut.0", in, out, 1, stride, false, name + ".shortcut.1");
-          used += 1 + 5;
-        }
-        net.blocks.push_back(std::move(block));
-        in = out;
-      }
-    }
-    net.project = source.linear("project", in, c.dense);
-    used += 2;
-    features = c.dense;
+  net.spec = network_spec(model.config, model.preprocess.height, model.charset.num_classes());
+  check_weights(net.spec, model.tensors, path);
+  const NetworkSpec& spec = net.spec;
+  const WeightReader weights(model);
+  for (const auto& conv : spec.convolutions) net.convolutions.push_back(weights.conv(conv));
+  for (const auto& block : spec.blocks) {
+    ResidualBlock layer{weights.conv(block.conv1), weights.conv(block.conv2), std::nullopt};
+    if (block.shortcut) layer.shortcut = weights.conv(*block.shortcut);
+    net.blocks.push_back(std::move(layer));
   }
-  for (std::size_t i = 0; i < c.rnn_hidden.size(); ++i) {
-    net.rnns.push_back(source.rnn("rnn" + std::to_string(i), c.rnn == "gru", features, c.rnn_hidden[i]));
-    features = 2 * c.rnn_hidden[i];
-    used += 8;
+  std::vector<int> column_order;
+  if (fusable(spec)) {
+    const ConvLayer &first = net.convolutions[0], &second = net.convolutions[1];
+    net.fast_cnn = engine::prepare_small_cnn(first.weight, first.bias, second.weight, second.bias, first.out, second.out);
+    if (net.convolutions.size() == 2) column_order = height_major_columns(spec.map_channels, spec.map_height);
   }
-  net.classifier = source.linear("classifier", features, net.classes);
-  used += 2;
-  if (source.weight_count() != used)
-    throw ModelFileError(path + ": holds " + std::to_string(source.weight_count()) +
-                         " weight tensors, the architecture has " + std::to_string(used));
+  net.features = weights.linear(spec.features, column_order);
+  for (const auto& rnn : spec.rnns) net.rnns.push_back(weights.rnn(rnn));
+  net.classifier = weights.linear(spec.classifier);
 }
 
 InferenceNetwork::~InferenceNetwork() = default;
 InferenceNetwork::InferenceNetwork(InferenceNetwork&&) noexcept = default;
 InferenceNetwork& InferenceNetwork::operator=(InferenceNetwork&&) noexcept = default;
 
-int InferenceNetwork::num_classes() const { return impl_->classes; }
-int InferenceNetwork::height() const { return impl_->height; }
+int InferenceNetwork::num_classes() const { return impl_->spec.classes; }
+int InferenceNetwork::height() const { return impl_->spec.input_height; }
 int InferenceNetwork::time_steps(int width) const { return output_time_steps(impl_->config, width); }
 
 std::vector<float> InferenceNetwork::forward(const float* images, int batch, int width) const {
@@ -488,7 +447,7 @@ std::vector<float> InferenceNetwork::forward(const float* images, int batch, int
   if (width < 4 || time_steps(width) < 1)
     throw ConfigError("inference: input width " + std::to_string(width) + " is too small");
   auto plan = impl_->take_plan(batch, width);
-  std::memcpy(plan->input.get_data_handle(), images, sizeof(float) * batch * impl_->height * width);
+  std::memcpy(plan->input.get_data_handle(), images, sizeof(float) * batch * impl_->spec.input_height * width);
   dnnl::stream stream(impl_->engine);
   // CAPTCHA_ENGINE_PROFILE=1: each step's wall time on stderr (for work on the engine).
   static const bool profile = std::getenv("CAPTCHA_ENGINE_PROFILE") != nullptr;
@@ -509,7 +468,7 @@ std::vector<float> InferenceNetwork::forward(const float* images, int batch, int
   }
   stream.wait();
   const auto* logits = static_cast<const float*>(plan->logits.get_data_handle());
-  std::vector<float> out(logits, logits + static_cast<std::size_t>(batch) * plan->steps * impl_->classes);
+  std::vector<float> out(logits, logits + static_cast<std::size_t>(batch) * plan->steps * impl_->spec.classes);
   impl_->return_plan(std::move(plan));
   return out;
 }

@@ -3,13 +3,9 @@
 #include "crnn.h"
 #include "fused_lstm.h"
 
-#include <malloc.h>
-
 #include <algorithm>
 #include <cmath>
 #include <cstring>
-#include <limits>
-#include <thread>
 
 #include "captcha/errors.h"
 
@@ -19,22 +15,25 @@ namespace nn = torch::nn;
 
 namespace {
 
-// ResNet basic block: two 3x3 convolutions with batch norm, identity or 1x1 projection shortcut.
+nn::Conv2dOptions conv_options(const ConvolutionSpec& c) {
+  return nn::Conv2dOptions(c.in, c.out, c.kernel)
+      .stride({c.stride_height, c.stride_width})
+      .padding(c.padding())
+      .bias(c.bias);
+}
+
+// ResNet basic block (ResidualBlockSpec): two convolutions with batch norm, and an identity or
+// a 1x1 projection shortcut.
 class BasicBlockImpl : public nn::Module {
  public:
-  BasicBlockImpl(int in, int out, std::vector<int64_t> stride) {
-    conv1_ = register_module("conv1", nn::Conv2d(nn::Conv2dOptions(in, out, /*kernel_size=*/3)
-                                                     .stride(stride).padding(1).bias(false)));
-    bn1_ = register_module("bn1", nn::BatchNorm2d(out));
-    conv2_ = register_module("conv2", nn::Conv2d(nn::Conv2dOptions(out, out, /*kernel_size=*/3)
-                                                     .padding(1).bias(false)));
-    bn2_ = register_module("bn2", nn::BatchNorm2d(out));
-    if (in != out || stride[0] != 1 || stride[1] != 1) {
-      shortcut_ = register_module(
-          "shortcut",
-          nn::Sequential(nn::Conv2d(nn::Conv2dOptions(in, out, /*kernel_size=*/1).stride(stride).bias(false)),
-                         nn::BatchNorm2d(out)));
-    }
+  explicit BasicBlockImpl(const ResidualBlockSpec& spec) {
+    conv1_ = register_module("conv1", nn::Conv2d(conv_options(spec.conv1)));
+    bn1_ = register_module("bn1", nn::BatchNorm2d(spec.conv1.out));
+    conv2_ = register_module("conv2", nn::Conv2d(conv_options(spec.conv2)));
+    bn2_ = register_module("bn2", nn::BatchNorm2d(spec.conv2.out));
+    if (spec.shortcut)
+      shortcut_ = register_module("shortcut", nn::Sequential(nn::Conv2d(conv_options(*spec.shortcut)),
+                                                             nn::BatchNorm2d(spec.shortcut->out)));
   }
   torch::Tensor forward(torch::Tensor x) {
     auto y = torch::relu(bn1_->forward(conv1_->forward(x)));
@@ -51,48 +50,36 @@ TORCH_MODULE(BasicBlock);
 
 }  // namespace
 
-CrnnImpl::CrnnImpl(const ModelConfig& config, int num_classes, int input_height) : config_(config) {
-  config.validate();
-  int features = 0;
-  if (config.arch == "small") {
-    const bool bias = !config.batch_norm;  // batch norm's shift replaces the bias
+CrnnImpl::CrnnImpl(const ModelConfig& config, int num_classes, int input_height)
+    : spec_(network_spec(config, input_height, num_classes)) {
+  if (spec_.blocks.empty()) {
     // Registered in this order (every convolution, then every batch norm) so that the parameter
     // order, and so the initialisation drawn for a seed and a checkpoint's optimizer state, stay
     // those of the two-convolution network that came first.
-    const auto& channels = config.conv_channels;
-    for (std::size_t i = 0; i < channels.size(); ++i)
-      convs_.push_back(register_module("conv" + std::to_string(i + 1),
-          nn::Conv2d(nn::Conv2dOptions(i == 0 ? 1 : channels[i - 1], channels[i], /*kernel_size=*/3).padding(1).bias(bias))));
-    for (std::size_t i = 0; i < channels.size() && config.batch_norm; ++i)
-      norms_.push_back(register_module("bn" + std::to_string(i + 1), nn::BatchNorm2d(channels[i])));
-    dense_ = register_module("dense", nn::Linear(channels.back() * (input_height / 4), config.dense));
-    features = config.dense;
+    for (const auto& conv : spec_.convolutions) convs_.push_back(register_module(conv.name, nn::Conv2d(conv_options(conv))));
+    for (const auto& conv : spec_.convolutions)
+      if (!conv.norm.empty()) norms_.push_back(register_module(conv.norm, nn::BatchNorm2d(conv.out)));
   } else {
-    stem_ = register_module("stem", nn::Sequential(
-        nn::Conv2d(nn::Conv2dOptions(1, kResnetChannels[0], /*kernel_size=*/3).padding(1).bias(false)),
-        nn::BatchNorm2d(kResnetChannels[0]), nn::ReLU()));
+    // The stem's convolution, batch norm and ReLU as one Sequential, "stem.0" and "stem.1".
+    stem_ = register_module("stem", nn::Sequential());
+    for (const auto& conv : spec_.convolutions) {
+      stem_->push_back(nn::Conv2d(conv_options(conv)));
+      stem_->push_back(nn::BatchNorm2d(conv.out));
+      stem_->push_back(nn::ReLU());
+    }
     stages_ = register_module("stages", nn::Sequential());
-    int in = kResnetChannels[0];
-    for (int s = 0; s < 4; ++s) {
-      stages_->push_back(BasicBlock(in, kResnetChannels[s], std::vector<int64_t>{kResnetStrides[s][0], kResnetStrides[s][1]}));
-      stages_->push_back(BasicBlock(kResnetChannels[s], kResnetChannels[s], std::vector<int64_t>{1, 1}));
-      in = kResnetChannels[s];
-    }
-    project_ = register_module("project", nn::Linear(in, config.dense));
-    features = config.dense;
+    for (const auto& block : spec_.blocks) stages_->push_back(BasicBlock(block));
   }
-  dropout_ = register_module("dropout", nn::Dropout(config.dropout));
-  for (std::size_t i = 0; i < config.rnn_hidden.size(); ++i) {
-    const int hidden = config.rnn_hidden[i];
-    const std::string name = "rnn" + std::to_string(i);
-    if (config.rnn == "lstm") {
-      lstms_.push_back(register_module(name, nn::LSTM(nn::LSTMOptions(features, hidden).batch_first(true).bidirectional(true))));
+  features_ = register_module(spec_.features.name, nn::Linear(spec_.features.in, spec_.features.out));
+  dropout_ = register_module("dropout", nn::Dropout(spec_.dropout));
+  for (const auto& rnn : spec_.rnns) {
+    if (rnn.gru) {
+      grus_.push_back(register_module(rnn.name, nn::GRU(nn::GRUOptions(rnn.input, rnn.hidden).batch_first(true).bidirectional(true))));
     } else {
-      grus_.push_back(register_module(name, nn::GRU(nn::GRUOptions(features, hidden).batch_first(true).bidirectional(true))));
+      lstms_.push_back(register_module(rnn.name, nn::LSTM(nn::LSTMOptions(rnn.input, rnn.hidden).batch_first(true).bidirectional(true))));
     }
-    features = 2 * hidden;
   }
-  classifier_ = register_module("classifier", nn::Linear(features, num_classes));
+  classifier_ = register_module(spec_.classifier.name, nn::Linear(spec_.classifier.in, spec_.classifier.out));
   initialise_like_keras();
 }
 
@@ -127,8 +114,8 @@ void CrnnImpl::initialise_like_keras() {
       }
     }
   };
-  for (std::size_t i = 0; i < lstms_.size(); ++i) init_rnn(*lstms_[i], 4, config_.rnn_hidden[i]);
-  for (std::size_t i = 0; i < grus_.size(); ++i) init_rnn(*grus_[i], 3, config_.rnn_hidden[i]);
+  for (std::size_t i = 0; i < lstms_.size(); ++i) init_rnn(*lstms_[i], 4, spec_.rnns[i].hidden);
+  for (std::size_t i = 0; i < grus_.size(); ++i) init_rnn(*grus_[i], 3, spec_.rnns[i].hidden);
 }
 
 void CrnnImpl::set_blank_share(double share) {
@@ -159,7 +146,7 @@ torch::Tensor CrnnImpl::feature_map(torch::Tensor x, std::size_t convolutions) {
   for (std::size_t i = 0; i < convolutions && i < convs_.size(); ++i) {
     x = convs_[i]->forward(x);
     if (!norms_.empty()) x = norms_[i]->forward(x);
-    x = torch::relu(i < ModelConfig::kPooledConvolutions ? torch::max_pool2d(x, 2) : x);
+    x = torch::relu(spec_.convolutions[i].pool ? torch::max_pool2d(x, 2) : x);
   }
   return x;
 }
@@ -195,21 +182,20 @@ torch::Tensor CrnnImpl::small_features(torch::Tensor x) {
   x = feature_map(x, convs_.size());
   // N x C x H x W -> N x W x (C * H): each column of the feature map is one time step.
   x = x.permute({0, 3, 1, 2}).flatten(2);
-  return dropout_->forward(torch::relu(dense_->forward(x)));
+  return dropout_->forward(torch::relu(features_->forward(x)));
 }
 
 torch::Tensor CrnnImpl::resnet_features(torch::Tensor x) {
   x = stages_->forward(stem_->forward(channels_last(x)));
   x = x.mean(2).permute({0, 2, 1});  // average over the height: N x W x C
-  return dropout_->forward(torch::relu(project_->forward(x)));
+  return dropout_->forward(torch::relu(features_->forward(x)));
 }
 
 torch::Tensor CrnnImpl::forward(torch::Tensor images) {
-  auto x = config_.arch == "small" ? small_features(images) : resnet_features(images);
-  const std::size_t layers = config_.rnn_hidden.size();
-  for (std::size_t i = 0; i < layers; ++i) {
+  auto x = spec_.blocks.empty() ? small_features(images) : resnet_features(images);
+  for (std::size_t i = 0; i < spec_.rnns.size(); ++i) {
     if (i > 0) x = dropout_->forward(x);
-    x = config_.rnn == "lstm" ? fused_bilstm(lstms_[i], x) : std::get<0>(grus_[i]->forward(x));
+    x = spec_.rnns[i].gru ? std::get<0>(grus_[i]->forward(x)) : fused_bilstm(lstms_[i], x);
   }
   return classifier_->forward(x);
 }
@@ -253,69 +239,66 @@ void place(const Tensor& old, Tensor& grown, const std::vector<std::int64_t>& ro
 std::map<std::string, Tensor> grow_weights(const ModelFile& source, const ModelConfig& grown,
                                            std::map<std::string, Tensor> fresh, int input_height,
                                            const std::string& path) {
-  const ModelConfig& old = source.config;
-  {
-    Crnn check(old, source.charset.num_classes(), input_height);
-    import_weights(check, source.tensors, path);
-  }
+  const int classes = source.charset.num_classes();
+  const NetworkSpec old = network_spec(source.config, input_height, classes);
+  const NetworkSpec spec = network_spec(grown, input_height, classes);
+  check_weights(old, source.tensors, path);
   const auto& from = source.tensors;
   const auto grow = [&](const std::string& name, const std::vector<std::int64_t>& rows,
                         const std::vector<std::int64_t>& columns = {}) {
     place(from.at(name), fresh.at(name), rows, columns);
   };
   // Convolutions: those loaded widen; added ones copy the last one's channels through.
-  const std::size_t loaded = old.conv_channels.size();
-  for (std::size_t i = 0; i < grown.conv_channels.size(); ++i) {
-    const std::string conv = "conv" + std::to_string(i + 1), norm = "bn" + std::to_string(i + 1);
+  const std::size_t loaded = old.convolutions.size();
+  for (std::size_t i = 0; i < spec.convolutions.size(); ++i) {
+    const ConvolutionSpec& conv = spec.convolutions[i];
     if (i < loaded) {
-      const auto rows = unit_places(old.conv_channels[i], grown.conv_channels[i]);
-      grow(conv + ".weight", rows, unit_places(i == 0 ? 1 : old.conv_channels[i - 1], i == 0 ? 1 : grown.conv_channels[i - 1]));
-      if (!old.batch_norm) grow(conv + ".bias", rows);
-      if (old.batch_norm) {
-        for (const char* field : {".weight", ".bias", ".running_mean", ".running_var"}) grow(norm + field, rows);
-        fresh[norm + ".num_batches_tracked"] = from.at(norm + ".num_batches_tracked");
+      const ConvolutionSpec& was = old.convolutions[i];
+      const auto rows = unit_places(was.out, conv.out);
+      grow(conv.name + ".weight", rows, unit_places(was.in, conv.in));
+      if (was.bias) grow(conv.name + ".bias", rows);
+      if (!was.norm.empty()) {
+        for (const char* field : {".weight", ".bias", ".running_mean", ".running_var"}) grow(conv.norm + field, rows);
+        fresh[conv.norm + ".num_batches_tracked"] = from.at(was.norm + ".num_batches_tracked");
       }
       continue;
     }
-    Tensor& kernel = fresh.at(conv + ".weight");  // out x in x 3 x 3
+    Tensor& kernel = fresh.at(conv.name + ".weight");  // out x in x 3 x 3
     auto* values = reinterpret_cast<float*>(kernel.bytes.data());
     const std::int64_t row = kernel.shape[1] * 9;
-    for (std::int64_t c = 0; c < old.conv_channels.back(); ++c) {
+    for (std::int64_t c = 0; c < old.map_channels; ++c) {
       std::fill_n(values + c * row, row, 0.0f);
       values[c * row + c * 9 + 4] = 1.0f;
     }
     // The batch norm passes them through (in evaluation) until pass_through_norms measures them:
-    // running mean 0 and variance 1 as fresh, so its scale is sqrt(1 + eps) (eps as BatchNorm2d's
-    // default, which the network uses).
-    if (old.batch_norm) {
-      auto* scale = reinterpret_cast<float*>(fresh.at(norm + ".weight").bytes.data());
-      for (std::int64_t c = 0; c < old.conv_channels.back(); ++c) scale[c] = std::sqrt(1.0f + 1e-5f);
+    // running mean 0 and variance 1 as fresh, so its scale is sqrt(1 + eps).
+    if (!conv.norm.empty()) {
+      auto* scale = reinterpret_cast<float*>(fresh.at(conv.norm + ".weight").bytes.data());
+      for (std::int64_t c = 0; c < old.map_channels; ++c) scale[c] = std::sqrt(1.0f + kBatchNormEpsilon);
     }
   }
-  const std::int64_t height = input_height / 4;
-  grow("dense.weight", unit_places(old.dense, grown.dense),
-       unit_places(old.conv_channels.back() * height, grown.conv_channels.back() * height));
-  grow("dense.bias", unit_places(old.dense, grown.dense));
+  const auto feature_rows = unit_places(old.features.out, spec.features.out);
+  grow(spec.features.name + ".weight", feature_rows, unit_places(old.features.in, spec.features.in));
+  grow(spec.features.name + ".bias", feature_rows);
   // BiRNN layers: the gates are blocks of the rows; a later layer reads both directions.
-  const std::int64_t gates = old.rnn == "lstm" ? 4 : 3;
-  for (std::size_t i = 0; i < old.rnn_hidden.size(); ++i) {
-    const auto rows = unit_places(gates * old.rnn_hidden[i], gates * grown.rnn_hidden[i], gates);
-    const auto inputs = i == 0 ? unit_places(old.dense, grown.dense)
-                               : unit_places(2 * old.rnn_hidden[i - 1], 2 * grown.rnn_hidden[i - 1], 2);
-    for (const std::string direction : {"", "_reverse"}) {
-      const std::string layer = "rnn" + std::to_string(i) + ".";
-      grow(layer + "weight_ih_l0" + direction, rows, inputs);
-      grow(layer + "weight_hh_l0" + direction, rows, unit_places(old.rnn_hidden[i], grown.rnn_hidden[i]));
-      grow(layer + "bias_ih_l0" + direction, rows);
-      grow(layer + "bias_hh_l0" + direction, rows);
+  for (std::size_t i = 0; i < old.rnns.size(); ++i) {
+    const BiRnnSpec &was = old.rnns[i], &rnn = spec.rnns[i];
+    const auto rows = unit_places(was.gates() * was.hidden, rnn.gates() * rnn.hidden, rnn.gates());
+    const auto inputs = unit_places(was.input, rnn.input, i == 0 ? 1 : 2);
+    for (const std::string direction : {"_l0", "_l0_reverse"}) {
+      grow(rnn.name + ".weight_ih" + direction, rows, inputs);
+      grow(rnn.name + ".weight_hh" + direction, rows, unit_places(was.hidden, rnn.hidden));
+      grow(rnn.name + ".bias_ih" + direction, rows);
+      grow(rnn.name + ".bias_hh" + direction, rows);
     }
   }
-  const Tensor& classifier = from.at("classifier.weight");
-  std::vector<float> zeros(static_cast<std::size_t>(classifier.shape[0] * 2 * grown.rnn_hidden.back()));
-  fresh["classifier.weight"] = Tensor::from_f32({classifier.shape[0], 2 * grown.rnn_hidden.back()}, zeros.data());
-  grow("classifier.weight", unit_places(classifier.shape[0], classifier.shape[0]),
-       unit_places(2 * old.rnn_hidden.back(), 2 * grown.rnn_hidden.back(), 2));
-  fresh["classifier.bias"] = from.at("classifier.bias");
+  // The classifier keeps every class and reads the last layer's old units only.
+  const std::string classifier = spec.classifier.name;
+  std::vector<float> zeros(static_cast<std::size_t>(spec.classifier.out) * spec.classifier.in);
+  fresh[classifier + ".weight"] = Tensor::from_f32({spec.classifier.out, spec.classifier.in}, zeros.data());
+  grow(classifier + ".weight", unit_places(spec.classifier.out, spec.classifier.out),
+       unit_places(old.classifier.in, spec.classifier.in, 2));
+  fresh[classifier + ".bias"] = from.at(classifier + ".bias");
   return fresh;
 }
 
@@ -337,28 +320,15 @@ std::map<std::string, Tensor> export_weights(Crnn& network) {
 }
 
 void import_weights(Crnn& network, const std::map<std::string, Tensor>& tensors, const std::string& path) {
+  check_weights(network->spec(), tensors, path);
   torch::NoGradGuard no_grad;
-  std::size_t used = 0;
   const auto load = [&](const std::string& name, torch::Tensor& target) {
-    const auto it = tensors.find(name);
-    if (it == tensors.end()) throw ModelFileError(path + ": missing tensor " + name + " for this architecture");
-    const Tensor& t = it->second;
-    if (std::vector<int64_t>(target.sizes().begin(), target.sizes().end()) != t.shape)
-      throw ModelFileError(path + ": tensor " + name + " has the wrong shape for this architecture");
-    const bool integer = target.scalar_type() == torch::kLong;
-    if ((integer ? DType::kI64 : DType::kF32) != t.dtype)
-      throw ModelFileError(path + ": tensor " + name + " has the wrong dtype");
-    auto source = torch::from_blob(const_cast<std::uint8_t*>(t.bytes.data()), target.sizes(),
-                                   integer ? torch::kLong : torch::kFloat);
-    target.copy_(source);
-    ++used;
+    const Tensor& t = tensors.at(name);  // present with this shape and dtype: checked above
+    target.copy_(torch::from_blob(const_cast<std::uint8_t*>(t.bytes.data()), target.sizes(),
+                                  t.dtype == DType::kI64 ? torch::kLong : torch::kFloat));
   };
   for (auto& p : network->named_parameters()) load(p.key(), p.value());
   for (auto& b : network->named_buffers()) load(b.key(), b.value());
-  std::size_t weights_in_file = 0;
-  for (const auto& [name, t] : tensors) weights_in_file += is_network_weight(name);
-  if (weights_in_file != used)
-    throw ModelFileError(path + ": holds " + std::to_string(weights_in_file) + " weight tensors, the architecture has " + std::to_string(used));
 }
 
 std::vector<DecodedText> decode_logits(const torch::Tensor& logits, const Charset& charset,
@@ -366,17 +336,6 @@ std::vector<DecodedText> decode_logits(const torch::Tensor& logits, const Charse
   const auto values = logits.detach().to(torch::kFloat).contiguous();
   return decode_logits(values.data_ptr<float>(), values.size(0), values.size(1), values.size(2), charset,
                        beam_width, allowed, lengths);
-}
-
-void configure_torch(int threads) {
-  const int n = threads > 0 ? threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  torch::set_num_threads(n);
-  // glibc hands blocks over 128 KiB-32 MiB to mmap and back to the kernel when freed, so each
-  // batch's activations (tens of MB) came as fresh pages, faulted in and zeroed by the kernel at
-  // every step: about 40% of a training step on this project's machine. Freed memory is kept
-  // for the next batch instead.
-  mallopt(M_MMAP_THRESHOLD, 1 << 30);
-  mallopt(M_TRIM_THRESHOLD, std::numeric_limits<int>::max());
 }
 
 }  // namespace captcha

@@ -11,6 +11,7 @@
 #include "captcha/ctc_decode.h"
 #include "captcha/model_config.h"
 #include "captcha/model_file.h"
+#include "captcha/network_spec.h"
 #include "captcha/safetensors.h"
 
 namespace captcha {
@@ -19,7 +20,10 @@ namespace captcha {
 // output logits N x T x num_classes, T = output_time_steps(config, W).
 class CrnnImpl : public torch::nn::Module {
  public:
+  // The network of network_spec(config, input_height, num_classes); its parameters and buffers
+  // carry the spec's tensor names. Throws ConfigError.
   CrnnImpl(const ModelConfig& config, int num_classes, int input_height);
+  const NetworkSpec& spec() const { return spec_; }
   torch::Tensor forward(torch::Tensor images);
   // Sets the classifier's bias so that, before any training, the blank takes `share` of the
   // probability at every time step and the other symbols split the rest evenly (0 < share < 1).
@@ -42,15 +46,14 @@ class CrnnImpl : public torch::nn::Module {
   torch::Tensor resnet_features(torch::Tensor x);
   void initialise_like_keras();
 
-  ModelConfig config_;
-  // small
+  NetworkSpec spec_;  // the layers below are built from it
+  // Without residual blocks (small)
   std::vector<torch::nn::Conv2d> convs_;
   std::vector<torch::nn::BatchNorm2d> norms_;  // empty without batch norm
-  torch::nn::Linear dense_{nullptr};
-  // resnet
+  // With residual blocks (resnet)
   torch::nn::Sequential stem_{nullptr}, stages_{nullptr};
-  torch::nn::Linear project_{nullptr};
-  // shared
+  // Both
+  torch::nn::Linear features_{nullptr};
   torch::nn::Dropout dropout_{nullptr};
   std::vector<torch::nn::LSTM> lstms_;
   std::vector<torch::nn::GRU> grus_;
@@ -82,9 +85,5 @@ std::map<std::string, Tensor> grow_weights(const ModelFile& source, const ModelC
 std::vector<DecodedText> decode_logits(const torch::Tensor& logits, const Charset& charset,
                                        int beam_width = 0, const std::vector<bool>& allowed = {},
                                        LengthRange lengths = {});
-
-// Sets LibTorch's intra-op threads (`threads` > 0, or every core) and has glibc keep freed
-// memory for reuse instead of returning large blocks to the kernel (process-wide).
-void configure_torch(int threads);
 
 }  // namespace captcha

@@ -32,8 +32,9 @@
 #include "captcha/model_file.h"
 #include "captcha/plots.h"
 #include "captcha/utf8.h"
-#include "core/atomic_file.h"
-#include "augment.h"
+#include "captcha/atomic_file.h"
+#include "captcha/augment.h"
+#include "captcha/training_process.h"
 #include "crnn.h"
 
 namespace fs = std::filesystem;
@@ -622,7 +623,7 @@ TrainSummary train(const TrainOptions& input_options, std::ostream& log) {
   const auto start_time = Clock::now();
   TrainOptions o = input_options;
   g_stop_requested = false;
-  configure_torch(o.threads);
+  configure_training_process(o.threads);
   if (o.epochs < 0 || (o.epochs == 0 && !(o.time_limit_minutes > 0)))
     throw ConfigError("--epochs must be at least 1 (or 0 under a --time-limit)");
   if (o.batch_size < 1) throw ConfigError("--batch-size must be at least 1");

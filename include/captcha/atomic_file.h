@@ -1,5 +1,4 @@
 // Writing a file whole or not at all: the bytes go to PATH.tmp, which is then renamed to PATH.
-// Private to the project's libraries (not a public header).
 #pragma once
 
 #include <string>

@@ -1,5 +1,8 @@
-// The trainer's random distortions of its (preprocessed, 8-bit grey) training images; internal
-// to the training library, apart from the trainer so that tests can look at them.
+// Random distortions of preprocessed (8-bit grey) training images, as the trainer applies them
+// (OpenCV only; no LibTorch).
+//
+//   std::mt19937_64 rng(seed);
+//   cv::Mat jittered = captcha::augment_light(image, rng, model.preprocess);
 #pragma once
 
 #include <random>

@@ -1,12 +1,19 @@
-// Picks OpenBLAS's AVX2 kernels on CPUs that the installed OpenBLAS does not know.
+// Process-wide set-up for training: LibTorch's threads, glibc's freed memory, and OpenBLAS's AVX2
+// kernels on CPUs that the installed OpenBLAS does not know.
+#include "captcha/training_process.h"
+
 #include <dlfcn.h>
+#include <malloc.h>
 #include <strings.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
+#include <limits>
 #include <string>
+#include <thread>
 
-#include "captcha/trainer.h"
+#include <torch/torch.h>
 
 namespace captcha {
 
@@ -40,6 +47,15 @@ void restart_with_fast_blas(char** argv) {
   setenv(kCoreVariable, "Haswell", 1);
   execv("/proc/self/exe", argv);
   unsetenv(kCoreVariable);  // exec failed: carry on with the slow kernels
+}
+
+void configure_training_process(int threads) {
+  const int n = threads > 0 ? threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  torch::set_num_threads(n);
+  // glibc hands blocks over 128 KiB-32 MiB to mmap and back to the kernel when freed; kept
+  // instead for the next batch.
+  mallopt(M_MMAP_THRESHOLD, 1 << 30);
+  mallopt(M_TRIM_THRESHOLD, std::numeric_limits<int>::max());
 }
 
 }  // namespace captcha

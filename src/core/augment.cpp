@@ -1,4 +1,4 @@
-#include "augment.h"
+#include "captcha/augment.h"
 
 #include <algorithm>
 #include <cmath>

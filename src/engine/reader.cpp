@@ -1,0 +1,169 @@
+// Reading many images in parallel batches with a result or an error each, and evaluation on a
+// labelled folder.
+#include "captcha/reader.h"
+
+#include <algorithm>
+#include <cctype>
+#include <filesystem>
+#include <fstream>
+
+#include "captcha/errors.h"
+#include "captcha/image_io.h"
+#include "captcha/parallel.h"
+#include "captcha/plots.h"
+
+namespace captcha {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+// The file name a debug image of `input` gets: its stem, keeping letters, digits, '.', '_' and
+// '-' only (an encoded input's name may be anything, "<stdin>" say).
+std::string debug_file_name(const ImageInput& input) {
+  std::string stem;
+  for (const char c : fs::path(input.name).stem().string())
+    if (std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-') stem += c;
+  return (stem.empty() ? "image" : stem) + ".png";
+}
+
+cv::Mat decode(const ImageInput& input) {
+  return input.bytes ? decode_image(*input.bytes, input.name) : load_image(input.name);
+}
+
+// Decodes and preprocesses inputs [first, first + count) in parallel; an input that fails keeps
+// an empty image and its error.
+void prepare_chunk(const Recogniser& recogniser, const std::vector<ImageInput>& inputs, std::size_t first,
+                   std::size_t count, const BatchOptions& options, std::vector<cv::Mat>& images,
+                   std::vector<std::string>& errors) {
+  images.assign(count, cv::Mat());
+  errors.assign(count, std::string());
+  parallel_for(count, options.threads, [&](std::size_t i) {
+    const ImageInput& input = inputs[first + i];
+    try {
+      images[i] = recogniser.prepare(decode(input));
+      if (!options.debug_dir.empty())
+        write_image((fs::path(options.debug_dir) / debug_file_name(input)).string(), images[i]);
+    } catch (const std::exception& e) {
+      images[i] = cv::Mat();
+      errors[i] = e.what();
+      if (errors[i].rfind(input.name, 0) != 0) errors[i] = input.name + ": " + errors[i];
+    }
+  });
+}
+
+// read_images, preparing `chunk` inputs at a time (the forward passes take options.read.batch_size).
+void read_in_chunks(const Recogniser& recogniser, const std::vector<ImageInput>& inputs, const BatchOptions& options,
+                    std::size_t chunk, const std::function<void(std::size_t, const ReadResult&)>& on_result) {
+  if (!options.debug_dir.empty()) {
+    std::error_code ec;
+    fs::create_directories(options.debug_dir, ec);
+    if (!fs::is_directory(options.debug_dir)) throw Error(options.debug_dir + ": cannot create the debug image folder");
+  }
+  chunk = std::max<std::size_t>(chunk, 1);
+  std::vector<cv::Mat> images;
+  std::vector<std::string> errors;
+  for (std::size_t first = 0; first < inputs.size(); first += chunk) {
+    const std::size_t count = std::min(chunk, inputs.size() - first);
+    prepare_chunk(recogniser, inputs, first, count, options, images, errors);
+    std::vector<cv::Mat> readable;
+    for (const auto& image : images)
+      if (!image.empty()) readable.push_back(image);
+    const std::vector<Reading> readings = recogniser.read_prepared(readable, options.read);
+    for (std::size_t i = 0, k = 0; i < count; ++i) {
+      ReadResult result;
+      result.source = inputs[first + i].name;
+      if (images[i].empty()) {
+        result.error = errors[i];
+      } else {
+        result.reading = readings[k++];
+      }
+      on_result(first + i, result);
+    }
+  }
+}
+
+}  // namespace
+
+void read_images(const Recogniser& recogniser, const std::vector<ImageInput>& inputs, const BatchOptions& options,
+                 const std::function<void(std::size_t, const ReadResult&)>& on_result) {
+  read_in_chunks(recogniser, inputs, options, static_cast<std::size_t>(std::max(1, options.read.batch_size)), on_result);
+}
+
+std::vector<ReadResult> read_images(const Recogniser& recogniser, const std::vector<ImageInput>& inputs,
+                                    const BatchOptions& options) {
+  std::vector<ReadResult> results(inputs.size());
+  read_images(recogniser, inputs, options, [&](std::size_t i, const ReadResult& r) { results[i] = r; });
+  return results;
+}
+
+std::vector<ReadResult> read_files(const Recogniser& recogniser, const std::vector<std::string>& paths,
+                                   const BatchOptions& options) {
+  std::vector<ImageInput> inputs;
+  inputs.reserve(paths.size());
+  for (const auto& path : paths) inputs.push_back(ImageInput::file(path));
+  return read_images(recogniser, inputs, options);
+}
+
+std::size_t Evaluation::misread_count() const {
+  return static_cast<std::size_t>(
+      std::count_if(readings.begin(), readings.end(), [](const ScoredReading& r) { return !r.correct; }));
+}
+
+Evaluation evaluate(const Recogniser& recogniser, const std::string& folder, const BatchOptions& options,
+                    bool case_insensitive) {
+  const std::vector<Sample> samples = scan_folder(folder);
+  std::vector<ImageInput> inputs;
+  inputs.reserve(samples.size());
+  for (const auto& sample : samples) inputs.push_back(ImageInput::file(sample.path));
+
+  Evaluation evaluation;
+  evaluation.case_insensitive = case_insensitive || recogniser.model().fold_case;
+  MetricsAccumulator metrics(evaluation.case_insensitive);
+  SkipReport& skipped = evaluation.skipped;
+  // The whole folder prepared as one chunk, so that every batch but the last is full.
+  std::vector<ReadResult> results(inputs.size());
+  read_in_chunks(recogniser, inputs, options, inputs.size(),
+                 [&](std::size_t i, const ReadResult& r) { results[i] = r; });
+  for (std::size_t i = 0; i < samples.size(); ++i) {
+    const ReadResult& result = results[i];
+    if (!result.ok()) {
+      ++skipped.unreadable;
+      if (skipped.examples.size() < SkipReport::kMaxExamples) skipped.examples.push_back(result.error);
+      continue;
+    }
+    const Sample& sample = samples[i];
+    metrics.add(sample.label, result.reading.text);
+    const auto scored = [&](const std::string& text) { return evaluation.case_insensitive ? fold_label(text) : text; };
+    evaluation.readings.push_back({sample.path, sample.label, result.reading.text, result.reading.confidence,
+                                   scored(sample.label) == scored(result.reading.text)});
+  }
+  if (evaluation.readings.empty()) throw DatasetError(folder + ": no readable image; " + skipped.summary());
+  evaluation.figures = metrics.report();
+  return evaluation;
+}
+
+void write_misreads(const Evaluation& evaluation, const std::string& path) {
+  std::ofstream out(path);
+  if (!out) throw Error(path + ": cannot write the errors file");
+  out << "path\ttruth\treading\tconfidence\n";
+  for (const auto& r : evaluation.readings)
+    if (!r.correct) out << r.path << '\t' << r.truth << '\t' << r.reading << '\t' << r.confidence << '\n';
+  if (!out.flush()) throw Error(path + ": cannot write the errors file");
+}
+
+cv::Mat draw_evaluation_grid(const Evaluation& evaluation, std::size_t count, int columns) {
+  std::vector<const ScoredReading*> order;
+  for (const auto& r : evaluation.readings)
+    if (!r.correct) order.push_back(&r);
+  for (const auto& r : evaluation.readings)
+    if (r.correct) order.push_back(&r);
+  if (order.size() > count) order.resize(count);
+  const auto shown = [&](const std::string& text) { return evaluation.case_insensitive ? fold_label(text) : text; };
+  std::vector<GridCell> cells;
+  for (const ScoredReading* r : order)
+    cells.push_back({read_colour_image(r->path), shown(r->truth), shown(r->reading), r->confidence});
+  return draw_reading_grid(cells, columns);
+}
+
+}  // namespace captcha
