@@ -5,12 +5,14 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <sstream>
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
 #include "captcha/model_file.h"
 #include "captcha/recogniser.h"
+#include "captcha/trainer.h"
 #include "support/fixtures.h"
 
 namespace captcha {
@@ -133,6 +135,34 @@ TEST_F(Cli, TrainPicksOpenBlasAvx2KernelsUnlessTheUserChoseOthers) {
   r = run_binary("env OPENBLAS_CORETYPE=Prescott " CAPTCHA_OCR_BIN, train + path("blas-chosen"));
   ASSERT_EQ(r.code, 0) << r.output;
   EXPECT_NE(r.output.find("OpenBLAS Prescott kernels (OPENBLAS_CORETYPE=Prescott)"), std::string::npos) << r.output;
+}
+
+// The tool only parses flags into TrainOptions: a library caller who sets the same options gets
+// the same model, the sizes the trainer fits to the data included (small and resnet).
+TEST_F(Cli, LibraryCallerTrainsTheModelTheToolTrains) {
+  for (const std::string arch : {"small", "resnet"}) {
+    const std::string cli_run = path("same-cli-" + arch), library_run = path("same-library-" + arch);
+    const Result r = run("train --train " + data() + " --val " + data() + " --out " + cli_run + " --arch " + arch +
+                         " --epochs 1 --threads 1 --quiet");
+    ASSERT_EQ(r.code, 0) << r.output;
+    TrainOptions o;
+    o.train_dirs = {data()};
+    o.val_dir = data();
+    o.out_dir = library_run;
+    o.model.arch = arch;
+    o.epochs = 1;
+    o.threads = 1;
+    o.quiet = true;
+    std::ostringstream log;
+    train(o, log);
+    const ModelFile by_tool = load_model(cli_run + "/final.safetensors");
+    const ModelFile by_library = load_model(library_run + "/final.safetensors");
+    EXPECT_EQ(nlohmann::json(by_library.config), nlohmann::json(by_tool.config)) << arch;
+    EXPECT_EQ(nlohmann::json(by_library.preprocess), nlohmann::json(by_tool.preprocess)) << arch;
+    ASSERT_EQ(by_library.tensors.size(), by_tool.tensors.size()) << arch;
+    for (const auto& [name, tensor] : by_tool.tensors)
+      EXPECT_TRUE(by_library.tensors.at(name).bytes == tensor.bytes) << arch << ": " << name << " differs";
+  }
 }
 
 TEST_F(Cli, TrainOnEmptyOrMissingDataFailsClearly) {

@@ -107,18 +107,18 @@ std::vector<std::pair<std::string, std::function<void(const ModelFile&)>>> consu
   std::vector<std::pair<std::string, std::function<void(const ModelFile&)>>> out = {
       {"engine", [](const ModelFile& m) { InferenceNetwork(m, "m.safetensors"); }},
       {"onnx", [onnx](const ModelFile& m) { export_onnx(m, "m.safetensors", onnx); }},
-      {"import", [c](const ModelFile& m) {
-         Crnn net(c.config, kClasses, c.height);
+      {"import", [net = Crnn(c.config, kClasses, c.height)](const ModelFile& m) mutable {
          import_weights(net, m.tensors, "m.safetensors");
        }},
   };
-  if (c.config.arch == "small")
-    out.push_back({"grow", [c](const ModelFile& m) {
-                     ModelConfig grown = c.config;
-                     for (auto& h : grown.rnn_hidden) h += 4;
-                     Crnn fresh(grown, kClasses, c.height);
-                     grow_weights(m, grown, export_weights(fresh), c.height, "m.safetensors");
+  if (c.config.arch == "small") {
+    ModelConfig grown = c.config;
+    for (auto& h : grown.rnn_hidden) h += 4;
+    Crnn fresh(grown, kClasses, c.height);
+    out.push_back({"grow", [c, grown, fresh = export_weights(fresh)](const ModelFile& m) {
+                     grow_weights(m, grown, fresh, c.height, "m.safetensors");
                    }});
+  }
   return out;
 }
 

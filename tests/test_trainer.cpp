@@ -43,6 +43,7 @@ TrainOptions tiny_options(const std::string& data, const std::string& out) {
   o.learning_rate = 3e-3;
   o.threads = 1;
   o.quiet = true;
+  o.fit = FittedSettings::none();  // the sizes above
   return o;
 }
 
@@ -508,13 +509,14 @@ TEST(Trainer, TimeLimitEndsTheRunAfterTheEpochsThatFit) {
   roomy.epochs = 2;
   roomy.time_limit_minutes = 600;
   EXPECT_EQ(train(roomy, log).epochs_completed, 2);
-  // --epochs 0: the time limit alone decides; without one it is a configuration error.
+  // --epochs 0: the time limit alone decides (without one, TrainOptions::kDefaultEpochs); fewer is a
+  // configuration error.
   TrainOptions unbounded = tiny_options(dir / "data", dir / "unbounded");
   unbounded.epochs = 0;
   unbounded.time_limit_minutes = 1e-6;
   EXPECT_EQ(train(unbounded, log).epochs_completed, 1);
   EXPECT_NE(log.str().find("the epochs that fit in"), std::string::npos) << log.str();
-  unbounded.time_limit_minutes = 0;
+  unbounded.epochs = -1;
   unbounded.out_dir = dir / "no-limit";
   EXPECT_THROW(train(unbounded, log), ConfigError);
   EXPECT_FALSE(fs::exists(dir / "no-limit"));
@@ -561,7 +563,7 @@ TEST(Trainer, FitsTheInputSizeToSmallerImages) {
   testing::write_dataset(dir / "data", 8, "0123", 3, 21, 160, 40);
   TrainOptions o = tiny_options(dir / "data", dir / "run");
   o.preprocess = PreprocessOptions{};  // 200x50
-  o.fit_input_size = true;
+  o.fit.input_size = true;
   o.epochs = 1;
   std::ostringstream log;
   train(o, log);
@@ -581,17 +583,17 @@ TEST(Trainer, FitsTheInputSizeToSmallerImages) {
 TEST(Trainer, AugmentsLargeTrainingSetsFromTheFirstBatch) {
   EXPECT_FALSE(augments_from_start(kWideTrainingSet - 1));
   EXPECT_TRUE(augments_from_start(kWideTrainingSet));
-  // A small set waits for its trigger, fit_augment_start or not, and does not count as fitted.
+  // A small set waits for its trigger, fit.augment_start or not, and does not count as fitted.
   TempDir dir("fit-augment");
   testing::write_dataset(dir / "data", 8, "0123", 3, 24);
   TrainOptions o = tiny_options(dir / "data", dir / "run");
-  o.fit_augment_start = true;
+  o.fit.augment_start = true;
   o.epochs = 1;
   std::ostringstream log;
   train(o, log);
   EXPECT_NE(log.str().find("augment (light) once val CER < 0.02"), std::string::npos) << log.str();
   const TrainOptions saved = options_from_checkpoint(dir / "run");
-  EXPECT_FALSE(saved.fit_augment_start);
+  EXPECT_FALSE(saved.fit.augment_start);
   EXPECT_EQ(saved.augment_after_cer, o.augment_after_cer);
 }
 
@@ -603,7 +605,7 @@ TEST(Trainer, PenalisesConfidenceOnLargeTrainingSets) {
   testing::write_dataset(dir / "data", 8, "0123", 3, 25);
   for (const bool fit : {true, false}) {
     TrainOptions o = tiny_options(dir / "data", dir / (fit ? "fitted" : "set"));
-    o.fit_confidence_penalty = fit;
+    o.fit.confidence_penalty = fit;
     o.confidence_penalty = 0.5;
     o.epochs = 1;
     std::ostringstream log;
@@ -623,9 +625,9 @@ TEST(Trainer, WidensAndDeepensTheNetworkForLargeTrainingSets) {
   TempDir dir("fit-features");
   testing::write_dataset(dir / "data", 8, "0123", 3, 23);
   TrainOptions o = tiny_options(dir / "data", dir / "run");  // 32 features, conv 16,32
-  o.fit_features = true;
-  o.fit_convolutions = true;
-  o.fit_rnn_hidden = true;
+  o.fit.features = true;
+  o.fit.convolutions = true;
+  o.fit.rnn_hidden = true;
   o.epochs = 1;
   std::ostringstream log;
   train(o, log);
@@ -634,7 +636,7 @@ TEST(Trainer, WidensAndDeepensTheNetworkForLargeTrainingSets) {
   EXPECT_EQ(fitted.conv_channels, fitted_conv_channels(8));
   EXPECT_EQ(fitted.rnn_hidden, fitted_rnn_hidden(8));
   EXPECT_NE(log.str().find("lstm (128,64, fitted)"), std::string::npos) << log.str();
-  EXPECT_TRUE(options_from_checkpoint(dir / "run").fit_rnn_hidden);
+  EXPECT_TRUE(options_from_checkpoint(dir / "run").fit.rnn_hidden);
   // Fine-tuning keeps the starting model's width.
   o.out_dir = dir / "tuned";
   o.init_model = dir / "run/final.safetensors";

@@ -13,6 +13,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <iosfwd>
 #include <string>
 #include <vector>
@@ -36,6 +37,36 @@ struct ModelGrowth {
   bool empty() const { return features == 0 && conv_channels.empty() && rnn_hidden.empty(); }
 };
 
+// The settings train() chooses from the training set where asked (TrainOptions::fit), from
+// scratch only: fine-tuning and resuming keep their model's. Each left false keeps the value the
+// options hold.
+struct FittedSettings {
+  // preprocess's input size: the training images' median size where smaller than 200x50 (see
+  // fit_input_size), keeping its 4:1 shape.
+  bool input_size = true;
+  // model.dense: fitted_features(training images) for the small network; kResnetFeatures for the
+  // resnet.
+  bool features = true;
+  // model.conv_channels (small network): fitted_conv_channels(training images).
+  bool convolutions = true;
+  // model.rnn: GRU for the resnet (the reference design's), as given for the small network.
+  bool rnn = true;
+  // model.rnn_hidden: fitted_rnn_hidden(training images) for the small network; kResnetRnnHidden
+  // for the resnet.
+  bool rnn_hidden = true;
+  // augment_after_cer: 1 (augment from the first batch) where augments_from_start(training images).
+  bool augment_start = true;
+  // confidence_penalty: fitted_confidence_penalty(training images).
+  bool confidence_penalty = true;
+
+  // Nothing fitted: every setting as the options hold it.
+  static FittedSettings none() { return {false, false, false, false, false, false, false}; }
+};
+
+// The resnet's features per time step and BiRNN sizes where fitted.
+inline constexpr int kResnetFeatures = 256;
+inline constexpr int kResnetRnnHidden[] = {128, 128};
+
 struct TrainOptions {
   // Data
   std::vector<std::string> train_dirs;  // one or more folders, read as one training set
@@ -47,27 +78,14 @@ struct TrainOptions {
   // Model
   ModelConfig model;
   PreprocessOptions preprocess;
-  // Shrink preprocess's input size to the training images' median size when they are smaller
-  // (fit_input_size); ignored when fine-tuning or resuming, which keep their model's size.
-  bool fit_input_size = false;
-  // Set the small network's features (model.dense) to fitted_features(training images); ignored
-  // when fine-tuning or resuming.
-  bool fit_features = false;
-  // Set the small network's convolutions (model.conv_channels) to fitted_conv_channels(training
-  // images); ignored when fine-tuning or resuming.
-  bool fit_convolutions = false;
-  // Set the small network's BiRNN sizes (model.rnn_hidden) to fitted_rnn_hidden(training images);
-  // ignored when fine-tuning or resuming.
-  bool fit_rnn_hidden = false;
-  // Augment from the first batch (augment_after_cer = 1) where augments_from_start(training
-  // images); ignored when fine-tuning or resuming.
-  bool fit_augment_start = false;
-  // Set confidence_penalty to fitted_confidence_penalty(training images); ignored when fine-tuning
-  // or resuming.
-  bool fit_confidence_penalty = false;
+  // Which of the settings above and below train() chooses from the training set instead (see
+  // FittedSettings): all of them by default, as the command-line tool does for every flag not
+  // given. After a run, the options stored with it say which were fitted.
+  FittedSettings fit;
   // Optimisation
-  // Epochs at most; 0 (needs time_limit_minutes): as many as fit in the time limit.
-  int epochs = 50;
+  // Epochs at most; 0: kDefaultEpochs, or under time_limit_minutes as many as fit in the limit.
+  int epochs = 0;
+  static constexpr int kDefaultEpochs = 50;
   int batch_size = 16;
   double learning_rate = 2e-3;
   std::string optimizer = "adam";  // "adam" or "sgd" (momentum 0.9, Nesterov)
@@ -101,7 +119,7 @@ struct TrainOptions {
   // reads nearly everything: jitter before that only lengthens the CTC plateau and the climb
   // after it), or whose training loss is down to the validation loss (the network has begun to
   // learn the training images by heart: 20,000 Gregwar images do so after ~9 epochs); >= 1, or
-  // with init_model, or with fit_augment_start on a large set, from the first batch.
+  // with init_model, or with fit.augment_start on a large set, from the first batch.
   double augment_after_cer = 0.02;
   // Wall time for the whole run in minutes (0: none). After each epoch the schedule is fitted to
   // the epochs that still fit at the mean epoch time so far, and the run ends with the last of
@@ -129,14 +147,14 @@ void to_json(nlohmann::json& out, const TrainOptions& options);
 void from_json(const nlohmann::json& in, TrainOptions& options);
 
 // Whether a training set of `training_images` images is augmented from the first batch by default
-// (TrainOptions::fit_augment_start): from kWideTrainingSet images on, where the wider, deeper
+// (FittedSettings::augment_start): from kWideTrainingSet images on, where the wider, deeper
 // network reads as much per epoch with the jitter as without it (on 20,000 Gregwar images: level
 // in exact match, validation loss 0.05-0.15 lower at equal epochs). Smaller sets wait (see
 // augment_after_cer), which keeps their time to 99% short.
 bool augments_from_start(std::size_t training_images);
 
 // The confidence penalty a training set of `training_images` images gets by default
-// (TrainOptions::fit_confidence_penalty): kLargeSetConfidencePenalty from kWideTrainingSet images
+// (FittedSettings::confidence_penalty): kLargeSetConfidencePenalty from kWideTrainingSet images
 // on (on 20,000 Gregwar images in 60 minutes, the final model in 7 views: 89.45% test exact match
 // without, 90.30% and 89.95% in two runs with it), none below (captcha-v2 leaves the CTC plateau
 // an epoch later with it, and its one-view figures are already at 99-100%).
@@ -161,6 +179,19 @@ TrainSummary train(const TrainOptions& options, std::ostream& log);
 // Reads the options stored in DIR/last.safetensors, so a run can be resumed with the settings
 // it started with. Throws ModelFileError.
 TrainOptions options_from_checkpoint(const std::string& run_dir);
+
+// What a resumed run may change; everything else is as the run started.
+struct ResumeChanges {
+  std::optional<int> epochs;
+  std::optional<double> time_limit_minutes;
+  std::optional<double> checkpoint_minutes;
+  int threads = 0;
+  bool quiet = false;
+};
+
+// The options to resume the run in `run_dir` with: the stored ones with `changes` applied.
+// Throws ModelFileError.
+TrainOptions resume_options(const std::string& run_dir, const ResumeChanges& changes = {});
 
 // Asks a running train() to save its state and return at the next batch. Async-signal-safe.
 void request_stop();
