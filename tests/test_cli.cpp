@@ -71,7 +71,10 @@ TEST_F(Cli, BadUsageExitsWithTwo) {
   EXPECT_EQ(run("frobnicate").code, 2);
   EXPECT_EQ(run("train --epochs many").code, 2);
   EXPECT_EQ(run("train --out " + path("x")).code, 2);  // no --train
-  EXPECT_EQ(run("train --train " + data() + " --out " + path("x") + " --optimizer lbfgs").code, 2);
+  const Result optimizer = run("train --train " + data() + " --out " + path("x") + " --optimizer lbfgs");
+  EXPECT_EQ(optimizer.code, 2);
+  EXPECT_NE(optimizer.output.find("lbfgs not in {adam,sgd}"), std::string::npos) << optimizer.output;  // the allowed values
+  EXPECT_EQ(run("train --train " + data() + " --out " + path("x") + " --arch transformer").code, 2);
   EXPECT_EQ(run("eval --model " + model()).code, 2);   // no --data
   EXPECT_EQ(run("predict --model " + model()).code, 2);  // no paths
 }
@@ -149,7 +152,7 @@ TEST_F(Cli, LibraryCallerTrainsTheModelTheToolTrains) {
     o.train_dirs = {data()};
     o.val_dir = data();
     o.out_dir = library_run;
-    o.model.arch = arch;
+    o.model.arch = parse_enum(arch, kArchitectureNames, "architecture");
     o.epochs = 1;
     o.threads = 1;
     o.quiet = true;

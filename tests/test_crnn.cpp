@@ -66,9 +66,9 @@ class CrnnArch : public ::testing::TestWithParam<ArchCase> {
  protected:
   ModelConfig config() const {
     ModelConfig c;
-    c.arch = GetParam().arch;
-    c.rnn = GetParam().rnn;
-    if (c.arch == "resnet") c.dense = 32, c.rnn_hidden = {16, 16};
+    c.arch = parse_enum(GetParam().arch, kArchitectureNames, "architecture");
+    c.rnn = parse_enum(GetParam().rnn, kRnnTypeNames, "RNN type");
+    if (c.arch == Architecture::kResnet) c.dense = 32, c.rnn_hidden = {16, 16};
     return c;
   }
 };
@@ -116,7 +116,7 @@ TEST(Crnn, GrowingKeepsTheOutput) {
       SCOPED_TRACE(std::string(rnn) + (batch_norm ? " with batch norm" : " without batch norm"));
       torch::manual_seed(11);
       ModelConfig c;
-      c.rnn = rnn;
+      c.rnn = parse_enum(rnn, kRnnTypeNames, "RNN type");
       c.batch_norm = batch_norm;
       c.conv_channels = {8, 16};
       c.dense = 16;
@@ -160,7 +160,7 @@ TEST(Crnn, GrowingKeepsTheOutput) {
 TEST(ImportWeights, RejectsAnotherArchitecture) {
   Crnn small(ModelConfig{}, 5, 32);
   ModelConfig gru;
-  gru.rnn = "gru";
+  gru.rnn = RnnType::kGru;
   Crnn other(gru, 5, 32);
   EXPECT_THROW(import_weights(other, export_weights(small), "small.safetensors"), ModelFileError);
   Crnn wider(ModelConfig{}, 9, 32);  // another charset size

@@ -25,8 +25,8 @@ struct Case {
 
 ModelConfig config_of(const Case& c) {
   ModelConfig config;
-  config.arch = c.arch;
-  config.rnn = c.rnn;
+  config.arch = parse_enum(c.arch, kArchitectureNames, "architecture");
+  config.rnn = parse_enum(c.rnn, kRnnTypeNames, "RNN type");
   config.batch_norm = c.batch_norm;
   config.conv_channels = c.conv_channels;
   if (c.arch == "resnet") config.dense = 32, config.rnn_hidden = {16, 24};
@@ -180,7 +180,7 @@ TEST(Engine, RejectsModelFilesThatDoNotFitTheArchitecture) {
     EXPECT_NE(std::string(e.what()).find("broken.safetensors: missing tensor rnn1.weight_hh_l0_reverse"), std::string::npos) << e.what();
   }
   ModelFile other_arch = good;
-  other_arch.config.rnn = "gru";
+  other_arch.config.rnn = RnnType::kGru;
   EXPECT_THROW(InferenceNetwork(other_arch, "m.safetensors"), ModelFileError);
   ModelFile extra = good;
   extra.tensors.emplace("surplus.weight", Tensor::from_f32({1}, std::vector<float>{1.0f}.data()));

@@ -22,7 +22,7 @@ ModelFile sample_model() {
   m.reading_views = kMaxReadingViews;
   m.preprocess.width = 120;
   m.preprocess.resize = ResizeMode::kKeepAspect;
-  m.config.rnn = "gru";
+  m.config.rnn = RnnType::kGru;
   m.config.rnn_hidden = {32, 16};
   m.training = {{"epochs", 3}};
   const float values[6] = {1, -2, 3.5f, 0, 1e-7f, 6};
@@ -53,7 +53,7 @@ TEST(ModelFile, RoundTrip) {
   EXPECT_EQ(back.reading_views, kMaxReadingViews);
   EXPECT_EQ(back.preprocess.width, 120);
   EXPECT_EQ(back.preprocess.resize, ResizeMode::kKeepAspect);
-  EXPECT_EQ(back.config.rnn, "gru");
+  EXPECT_EQ(back.config.rnn, RnnType::kGru);
   EXPECT_EQ(back.config.rnn_hidden, (std::vector<int>{32, 16}));
   EXPECT_EQ(back.training.at("epochs"), 3);
   EXPECT_TRUE(back.checkpoint.is_null());

@@ -33,15 +33,15 @@ std::vector<Case> cases() {
   out.push_back({"small_no_batch_norm", keras, 50});
   ModelConfig deep = small;
   deep.conv_channels = {8, 16, 16, 24, 24, 24};
-  deep.rnn = "gru";
+  deep.rnn = RnnType::kGru;
   deep.rnn_hidden = {16, 24, 8};
   out.push_back({"small_six_convolutions_gru", deep, 40});
   ModelConfig resnet;
-  resnet.arch = "resnet";
+  resnet.arch = Architecture::kResnet;
   resnet.dense = 32;
   resnet.rnn_hidden = {16, 24};
   out.push_back({"resnet_lstm", resnet});
-  resnet.rnn = "gru";
+  resnet.rnn = RnnType::kGru;
   out.push_back({"resnet_gru", resnet, 50});
   return out;
 }
@@ -111,7 +111,7 @@ std::vector<std::pair<std::string, std::function<void(const ModelFile&)>>> consu
          import_weights(net, m.tensors, "m.safetensors");
        }},
   };
-  if (c.config.arch == "small") {
+  if (c.config.arch == Architecture::kSmall) {
     ModelConfig grown = c.config;
     for (auto& h : grown.rnn_hidden) h += 4;
     Crnn fresh(grown, kClasses, c.height);
@@ -158,7 +158,7 @@ TEST_P(NetworkSpecOf, EveryConsumerRefusesAFileMissingOrMisshapingAnyTensor) {
 
 TEST_P(NetworkSpecOf, GrowingWritesTheGrownSpecsTensors) {
   const Case& c = GetParam();
-  if (c.config.arch != "small") GTEST_SKIP() << "only the small network grows";
+  if (c.config.arch != Architecture::kSmall) GTEST_SKIP() << "only the small network grows";
   Crnn net{nullptr};
   const ModelFile file = model_of(c, net);
   ModelConfig grown = c.config;

@@ -49,10 +49,10 @@ TEST_P(OnnxExport, OpenCvGivesTheEngineLogits) {
   testing::TempDir dir("onnx");
   torch::manual_seed(21);
   ModelConfig config;
-  config.arch = GetParam().arch;
-  config.rnn = GetParam().rnn;
+  config.arch = parse_enum(GetParam().arch, kArchitectureNames, "architecture");
+  config.rnn = parse_enum(GetParam().rnn, kRnnTypeNames, "RNN type");
   config.conv_channels = GetParam().conv_channels;
-  if (config.arch == "resnet") config.dense = 32, config.rnn_hidden = {16, 24};
+  if (config.arch == Architecture::kResnet) config.dense = 32, config.rnn_hidden = {16, 24};
   Crnn net(config, 7, 32);
   net->eval();
   {

@@ -32,6 +32,12 @@ struct FlagSettings {
   std::vector<int> rnn_hidden;
   std::vector<int> conv_channels;
   int features = 0;
+  // The settings that take one of a few values, as named on the command line.
+  std::string arch = enum_name(ModelConfig{}.arch, kArchitectureNames);
+  std::string rnn = enum_name(ModelConfig{}.rnn, kRnnTypeNames);
+  std::string optimizer = enum_name(TrainOptions{}.optimizer, kOptimizerNames);
+  std::string schedule = enum_name(TrainOptions{}.schedule, kScheduleNames);
+  std::string augment_style = enum_name(TrainOptions{}.augment_style, kAugmentStyleNames);
 };
 
 // The training and validation folders, the output and the preprocessing.
@@ -62,9 +68,9 @@ void add_data_flags(CLI::App* cmd, TrainOptions& o, FlagSettings& flags) {
 
 // The network and its starting point.
 void add_model_flags(CLI::App* cmd, TrainOptions& o, FlagSettings& flags) {
-  cmd->add_option("--arch", o.model.arch, "small (Keras-style CNN, ~432k parameters; wider from 10,000 training images, see --features) or resnet")
-      ->capture_default_str()->check(CLI::IsMember({"small", "resnet"}));
-  cmd->add_option("--rnn", o.model.rnn, "lstm or gru (resnet defaults to gru)")->check(CLI::IsMember({"lstm", "gru"}));
+  cmd->add_option("--arch", flags.arch, "small (Keras-style CNN, ~432k parameters; wider from 10,000 training images, see --features) or resnet")
+      ->capture_default_str()->check(CLI::IsMember(enum_names(kArchitectureNames)));
+  cmd->add_option("--rnn", flags.rnn, "lstm or gru (resnet defaults to gru)")->check(CLI::IsMember(enum_names(kRnnTypeNames)));
   cmd->add_option("--rnn-hidden", flags.rnn_hidden, "Hidden size per direction of each BiRNN layer (small: 128,64, or 128,128 from 10,000 training images; resnet: 128,128); with --init, grows the starting small model's layers to these sizes")
       ->delimiter(',')->check(CLI::PositiveNumber);
   cmd->add_option("--conv-channels", flags.conv_channels, "small: channels of its convolutions, two pooled ones and up to four more after them (default 32,64, or 32,64,64,64,64 from 10,000 training images); with --init, grows the starting model's: each as wide or wider, added ones after the last, which start out passing its channels through")
@@ -78,7 +84,7 @@ void add_model_flags(CLI::App* cmd, TrainOptions& o, FlagSettings& flags) {
 }
 
 // The optimisation, its schedule and the run's limits.
-void add_optimisation_flags(CLI::App* cmd, TrainOptions& o) {
+void add_optimisation_flags(CLI::App* cmd, TrainOptions& o, FlagSettings& flags) {
   cmd->add_option("--epochs", o.epochs,
                   "Maximum epochs (default: " + std::to_string(TrainOptions::kDefaultEpochs) +
                       ", or under --time-limit as many as fit)")
@@ -94,8 +100,8 @@ void add_optimisation_flags(CLI::App* cmd, TrainOptions& o) {
       ->capture_default_str()->check(CLI::NonNegativeNumber);
   cmd->add_option("--patience", o.patience, "Early stopping: epochs without a better validation score")
       ->capture_default_str()->check(CLI::PositiveNumber);
-  cmd->add_option("--schedule", o.schedule, "cosine (warm-up, then cosine decay over --epochs) or plateau (halve the rate when validation loss stalls)")
-      ->capture_default_str()->check(CLI::IsMember({"cosine", "plateau"}));
+  cmd->add_option("--schedule", flags.schedule, "cosine (warm-up, then cosine decay over --epochs) or plateau (halve the rate when validation loss stalls)")
+      ->capture_default_str()->check(CLI::IsMember(enum_names(kScheduleNames)));
   cmd->add_option("--warmup", o.warmup_epochs, "cosine: epochs of linear warm-up (at most 500 steps)")->capture_default_str()->check(CLI::Range(0.0, 1000.0));
   cmd->add_option("--min-lr", o.min_learning_rate, "Lowest learning rate of either schedule")->capture_default_str()->check(CLI::PositiveNumber);
   cmd->add_option("--ema", o.ema_decay, "Validate and save an exponential moving average of the weights with this decay per step (0: off)")
@@ -105,14 +111,14 @@ void add_optimisation_flags(CLI::App* cmd, TrainOptions& o) {
   cmd->add_option("--confidence-penalty", o.confidence_penalty,
                   "Add this times the negative entropy of each time step's output to the training loss " + penalty_default.str())
       ->check(CLI::Range(0.0, 10.0));
-  cmd->add_option("--optimizer", o.optimizer, "adam, or sgd (momentum 0.9, Nesterov)")
-      ->capture_default_str()->check(CLI::IsMember({"adam", "sgd"}));
+  cmd->add_option("--optimizer", flags.optimizer, "adam, or sgd (momentum 0.9, Nesterov)")
+      ->capture_default_str()->check(CLI::IsMember(enum_names(kOptimizerNames)));
   cmd->add_flag("--no-augment", [&o](std::int64_t) { o.augment = false; }, "No random rotation/scale/shift of training images");
-  cmd->add_option("--augment-style", o.augment_style,
+  cmd->add_option("--augment-style", flags.augment_style,
                   "light: rotation, scale and shift by a few per cent, a dark line on half the images, one in ten "
                   "outlined (edge filter); captcha: also "
                   "shear, sine warps, lines and arcs in any shade, contrast, blur and noise")
-      ->check(CLI::IsMember({"light", "captcha"}))
+      ->check(CLI::IsMember(enum_names(kAugmentStyleNames)))
       ->capture_default_str();
   cmd->add_option("--augment-after-cer", o.augment_after_cer,
                   "Augment once validation CER falls below this or the training loss falls to the validation loss (1: from "
@@ -144,7 +150,12 @@ TrainOptions options_from_flags(const CLI::App& cmd, const TrainOptions& given, 
   } else {
     if (o.train_dirs.empty()) throw ConfigError("train needs --train DIR (or --resume DIR)");
     if (o.out_dir.empty()) throw ConfigError("train needs --out DIR");
-    if (!flags.conv_channels.empty() && o.model.arch != "small")
+    o.model.arch = parse_enum(flags.arch, kArchitectureNames, "architecture");
+    o.model.rnn = parse_enum(flags.rnn, kRnnTypeNames, "RNN type");
+    o.optimizer = parse_enum(flags.optimizer, kOptimizerNames, "optimizer");
+    o.schedule = parse_enum(flags.schedule, kScheduleNames, "schedule");
+    o.augment_style = parse_enum(flags.augment_style, kAugmentStyleNames, "augmentation style");
+    if (!flags.conv_channels.empty() && o.model.arch != Architecture::kSmall)
       throw ConfigError("--conv-channels is for --arch small only");
     if (!flags.rnn_hidden.empty()) o.model.rnn_hidden = flags.rnn_hidden;
     if (!flags.conv_channels.empty()) o.model.conv_channels = flags.conv_channels;
@@ -174,7 +185,7 @@ void register_train(CLI::App& app, Action& run) {
   auto flags = std::make_shared<FlagSettings>();
   add_data_flags(cmd, *options, *flags);
   add_model_flags(cmd, *options, *flags);
-  add_optimisation_flags(cmd, *options);
+  add_optimisation_flags(cmd, *options, *flags);
   cmd->callback([&run, cmd, options, flags] {
     run = [cmd, options, flags]() -> int {
       const TrainOptions o = options_from_flags(*cmd, *options, *flags);

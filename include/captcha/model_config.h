@@ -8,7 +8,15 @@
 
 #include <nlohmann/json_fwd.hpp>
 
+#include "captcha/enum_names.h"
+
 namespace captcha {
+
+enum class Architecture { kSmall, kResnet };
+inline constexpr EnumName<Architecture> kArchitectureNames[] = {{Architecture::kSmall, "small"},
+                                                                {Architecture::kResnet, "resnet"}};
+enum class RnnType { kLstm, kGru };
+inline constexpr EnumName<RnnType> kRnnTypeNames[] = {{RnnType::kLstm, "lstm"}, {RnnType::kGru, "gru"}};
 
 struct ModelConfig {
   // "small": Conv3x3(32)+ReLU+MaxPool2, Conv3x3(64)+ReLU+MaxPool2, then a Conv3x3+ReLU without
@@ -16,8 +24,8 @@ struct ModelConfig {
   //          Linear(dense)+ReLU+Dropout, BiRNN(rnn_hidden[0]), BiRNN(rnn_hidden[1]), Linear.
   // "resnet": ResNet-18-style basic blocks with batch norm, width strides that keep width/4
   //           time steps, then the BiRNN layers and a linear layer.
-  std::string arch = "small";
-  std::string rnn = "lstm";  // "lstm" or "gru"
+  Architecture arch = Architecture::kSmall;
+  RnnType rnn = RnnType::kLstm;
   std::vector<int> conv_channels = {32, 64};  // small: its convolutions (2 to kMaxConvolutions)
   int dense = 64;                             // small: features per time step before the RNN
   std::vector<int> rnn_hidden = {128, 64};    // per direction, one entry per BiRNN layer
@@ -27,7 +35,7 @@ struct ModelConfig {
   static constexpr std::size_t kMaxConvolutions = 6;
   static constexpr std::size_t kPooledConvolutions = 2;  // small: the first ones, each + MaxPool2
 
-  // Throws ConfigError on an unknown arch/rnn or a non-positive size.
+  // Throws ConfigError on a size out of range.
   void validate() const;
 };
 

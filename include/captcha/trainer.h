@@ -67,6 +67,16 @@ struct FittedSettings {
 inline constexpr int kResnetFeatures = 256;
 inline constexpr int kResnetRnnHidden[] = {128, 128};
 
+enum class OptimizerType { kAdam, kSgd };
+inline constexpr EnumName<OptimizerType> kOptimizerNames[] = {{OptimizerType::kAdam, "adam"},
+                                                              {OptimizerType::kSgd, "sgd"}};
+enum class LrSchedule { kCosine, kPlateau };
+inline constexpr EnumName<LrSchedule> kScheduleNames[] = {{LrSchedule::kCosine, "cosine"},
+                                                          {LrSchedule::kPlateau, "plateau"}};
+enum class AugmentStyle { kLight, kCaptcha };
+inline constexpr EnumName<AugmentStyle> kAugmentStyleNames[] = {{AugmentStyle::kLight, "light"},
+                                                                {AugmentStyle::kCaptcha, "captcha"}};
+
 struct TrainOptions {
   // Data
   std::vector<std::string> train_dirs;  // one or more folders, read as one training set
@@ -88,7 +98,7 @@ struct TrainOptions {
   static constexpr int kDefaultEpochs = 50;
   int batch_size = 16;
   double learning_rate = 2e-3;
-  std::string optimizer = "adam";  // "adam" or "sgd" (momentum 0.9, Nesterov)
+  OptimizerType optimizer = OptimizerType::kAdam;  // SGD: with momentum (Nesterov)
   double momentum = 0.9;
   double weight_decay = 0;
   double clip_grad_norm = 5.0;     // 0: off
@@ -101,7 +111,7 @@ struct TrainOptions {
   // kMaxWarmupSteps steps, then a cosine decay to min_learning_rate at the last epoch, set every
   // step) or "plateau" (multiply by lr_factor after lr_patience epochs without a lower
   // validation loss).
-  std::string schedule = "cosine";
+  LrSchedule schedule = LrSchedule::kCosine;
   double warmup_epochs = 1;
   static constexpr std::int64_t kMaxWarmupSteps = 500;
   int lr_patience = 6;
@@ -114,7 +124,7 @@ struct TrainOptions {
   // "light" (rotation, scale and shift within a few per cent, a thin dark line on half the
   // images, one image in ten outlined as an edge filter draws it) or "captcha" (also shear, sine
   // warps, lines and arcs in any shade, contrast, blur and noise).
-  std::string augment_style = "light";
+  AugmentStyle augment_style = AugmentStyle::kLight;
   // Augmentation starts after the first epoch whose validation CER is below this (the network
   // reads nearly everything: jitter before that only lengthens the CTC plateau and the climb
   // after it), or whose training loss is down to the validation loss (the network has begun to

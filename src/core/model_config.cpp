@@ -8,11 +8,7 @@
 namespace captcha {
 
 void ModelConfig::validate() const {
-  if (arch != "small" && arch != "resnet")
-    throw ConfigError("unknown architecture '" + arch + "' (expected small or resnet)");
-  if (rnn != "lstm" && rnn != "gru")
-    throw ConfigError("unknown RNN type '" + rnn + "' (expected lstm or gru)");
-  if (arch == "small" && (conv_channels.size() < 2 || conv_channels.size() > kMaxConvolutions))
+  if (arch == Architecture::kSmall && (conv_channels.size() < 2 || conv_channels.size() > kMaxConvolutions))
     throw ConfigError("conv_channels needs 2 to " + std::to_string(kMaxConvolutions) + " sizes");
   for (int c : conv_channels)
     if (c <= 0) throw ConfigError("conv_channels must be positive");
@@ -24,15 +20,15 @@ void ModelConfig::validate() const {
 }
 
 void to_json(nlohmann::json& out, const ModelConfig& c) {
-  out = {{"arch", c.arch},       {"rnn", c.rnn},           {"conv_channels", c.conv_channels},
+  out = {{"arch", enum_name(c.arch, kArchitectureNames)}, {"rnn", enum_name(c.rnn, kRnnTypeNames)},           {"conv_channels", c.conv_channels},
          {"dense", c.dense},     {"rnn_hidden", c.rnn_hidden}, {"dropout", c.dropout},
          {"batch_norm", c.batch_norm}};
 }
 
 void from_json(const nlohmann::json& in, ModelConfig& c) {
   c = ModelConfig{};
-  c.arch = in.value("arch", c.arch);
-  c.rnn = in.value("rnn", c.rnn);
+  c.arch = parse_enum(in.value("arch", std::string("small")), kArchitectureNames, "architecture");
+  c.rnn = parse_enum(in.value("rnn", std::string("lstm")), kRnnTypeNames, "RNN type");
   c.conv_channels = in.value("conv_channels", c.conv_channels);
   c.dense = in.value("dense", c.dense);
   c.rnn_hidden = in.value("rnn_hidden", c.rnn_hidden);
@@ -65,7 +61,7 @@ std::vector<int> fitted_rnn_hidden(std::size_t training_images) {
 
 int output_time_steps(const ModelConfig& config, int width) {
   // small: two 2x2 max pools (floor); resnet: two stride-2 3x3 convolutions with padding 1 (ceil).
-  if (config.arch == "resnet") return ((width + 1) / 2 + 1) / 2;
+  if (config.arch == Architecture::kResnet) return ((width + 1) / 2 + 1) / 2;
   return width / 2 / 2;
 }
 

@@ -90,7 +90,7 @@ NetworkSpec network_spec(const ModelConfig& config, int input_height, int classe
   spec.input_height = input_height;
   spec.classes = classes;
   spec.dropout = config.dropout;
-  if (config.arch == "small") {
+  if (config.arch == Architecture::kSmall) {
     if (input_height < 4) throw ConfigError("the small network needs inputs at least 4 pixels high");
     add_small_backbone(config, spec);
   } else {
@@ -99,7 +99,7 @@ NetworkSpec network_spec(const ModelConfig& config, int input_height, int classe
   }
   int input = spec.features.out;
   for (std::size_t i = 0; i < config.rnn_hidden.size(); ++i) {
-    spec.rnns.push_back({"rnn" + std::to_string(i), config.rnn == "gru", input, config.rnn_hidden[i]});
+    spec.rnns.push_back({"rnn" + std::to_string(i), config.rnn == RnnType::kGru, input, config.rnn_hidden[i]});
     input = 2 * config.rnn_hidden[i];
   }
   spec.classifier = {"classifier", input, classes, /*relu=*/false};

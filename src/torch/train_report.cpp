@@ -73,24 +73,24 @@ void print_settings(std::ostream& log, const TrainOptions& o, const Charset& cha
                    ", " + std::to_string(time_steps) + " time steps" +
                    (o.fit.input_size ? ", size fitted to the training images" : ""));
   // The resnet's sizes are its own defaults, not fitted to the training set.
-  const bool small = o.model.arch == "small";
+  const bool small = o.model.arch == Architecture::kSmall;
   const std::string backbone = small ? "small (conv " + sizes(o.model.conv_channels) +
                                                              (o.fit.convolutions ? ", fitted to the training set)" : ")")
-                                                       : o.model.arch;
+                                                       : enum_name(o.model.arch, kArchitectureNames);
   row("model", backbone + ", " + std::to_string(o.model.dense) + " features" +
-                   (o.fit.features && small ? " (fitted to the training set)" : "") + " + " + o.model.rnn + " (" +
+                   (o.fit.features && small ? " (fitted to the training set)" : "") + " + " + enum_name(o.model.rnn, kRnnTypeNames) + " (" +
                    sizes(o.model.rnn_hidden) + (o.fit.rnn_hidden && small ? ", fitted" : "") + "), " + std::to_string(parameters) +
                    " parameters");
   std::ostringstream optimisation;
-  optimisation << o.optimizer << " lr " << o.learning_rate << ", batch " << o.batch_size << ", clip " << o.clip_grad_norm;
+  optimisation << enum_name(o.optimizer, kOptimizerNames) << " lr " << o.learning_rate << ", batch " << o.batch_size << ", clip " << o.clip_grad_norm;
   if (o.confidence_penalty > 0)
     optimisation << ", confidence penalty " << o.confidence_penalty
                  << (o.fit.confidence_penalty ? " (fitted to the training set)" : "");
   if (o.augment && augmenting)
-    optimisation << ", augment (" << o.augment_style << ")"
+    optimisation << ", augment (" << enum_name(o.augment_style, kAugmentStyleNames) << ")"
                  << (o.fit.augment_start ? " from the first batch (fitted to the training set)" : "");
   if (o.augment && !augmenting)
-    optimisation << ", augment (" << o.augment_style << ") once val CER < " << o.augment_after_cer << " or train loss <= val loss";
+    optimisation << ", augment (" << enum_name(o.augment_style, kAugmentStyleNames) << ") once val CER < " << o.augment_after_cer << " or train loss <= val loss";
   row("optimisation", optimisation.str());
   std::ostringstream schedule;
   if (o.epochs > 0)
@@ -99,7 +99,7 @@ void print_settings(std::ostream& log, const TrainOptions& o, const Charset& cha
     schedule << "the epochs that fit in ";
   if (o.time_limit_minutes > 0) schedule << format_duration(o.time_limit_minutes * 60);
   schedule << ", early stop after " << o.patience << ", ";
-  if (o.schedule == "cosine")
+  if (o.schedule == LrSchedule::kCosine)
     schedule << o.warmup_epochs << " warm-up epochs then cosine to " << o.min_learning_rate;
   else
     schedule << "lr x" << o.lr_factor << " after " << o.lr_patience << " flat epochs";

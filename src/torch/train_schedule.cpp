@@ -28,14 +28,12 @@ void fit_schedule_to_time_limit(const TrainOptions& o, int epoch, double seconds
 }
 
 std::unique_ptr<torch::optim::Optimizer> make_optimizer(const TrainOptions& o, Crnn& network) {
-  if (o.optimizer == "adam")
+  if (o.optimizer == OptimizerType::kAdam)
     return std::make_unique<torch::optim::Adam>(
         network->parameters(), torch::optim::AdamOptions(o.learning_rate).weight_decay(o.weight_decay));
-  if (o.optimizer == "sgd")
-    return std::make_unique<torch::optim::SGD>(
-        network->parameters(),
-        torch::optim::SGDOptions(o.learning_rate).momentum(o.momentum).nesterov(true).weight_decay(o.weight_decay));
-  throw ConfigError("unknown optimizer '" + o.optimizer + "' (expected adam or sgd)");
+  return std::make_unique<torch::optim::SGD>(
+      network->parameters(),
+      torch::optim::SGDOptions(o.learning_rate).momentum(o.momentum).nesterov(true).weight_decay(o.weight_decay));
 }
 
 void set_learning_rate(torch::optim::Optimizer& optimizer, double lr) {

@@ -27,13 +27,13 @@ void to_json(nlohmann::json& j, const TrainOptions& o) {
        {"fit_features", o.fit.features}, {"fit_convolutions", o.fit.convolutions}, {"fit_rnn", o.fit.rnn},
        {"fit_rnn_hidden", o.fit.rnn_hidden}, {"fit_augment_start", o.fit.augment_start},
        {"fit_confidence_penalty", o.fit.confidence_penalty}, {"epochs", o.epochs},
-       {"batch_size", o.batch_size}, {"learning_rate", o.learning_rate}, {"optimizer", o.optimizer},
+       {"batch_size", o.batch_size}, {"learning_rate", o.learning_rate}, {"optimizer", enum_name(o.optimizer, kOptimizerNames)},
        {"momentum", o.momentum}, {"weight_decay", o.weight_decay}, {"clip_grad_norm", o.clip_grad_norm},
        {"confidence_penalty", o.confidence_penalty},
-       {"patience", o.patience}, {"schedule", o.schedule}, {"warmup_epochs", o.warmup_epochs},
+       {"patience", o.patience}, {"schedule", enum_name(o.schedule, kScheduleNames)}, {"warmup_epochs", o.warmup_epochs},
        {"lr_patience", o.lr_patience}, {"lr_factor", o.lr_factor},
        {"min_learning_rate", o.min_learning_rate}, {"ema_decay", o.ema_decay}, {"augment", o.augment},
-       {"augment_style", o.augment_style}, {"augment_after_cer", o.augment_after_cer}, {"seed", o.seed},
+       {"augment_style", enum_name(o.augment_style, kAugmentStyleNames)}, {"augment_after_cer", o.augment_after_cer}, {"seed", o.seed},
        {"init_model", o.init_model}, {"time_limit_minutes", o.time_limit_minutes},
        {"checkpoint_minutes", o.checkpoint_minutes}, {"grow", o.grow}};
 }
@@ -64,21 +64,22 @@ void from_json(const nlohmann::json& j, TrainOptions& o) {
   o.epochs = j.value("epochs", TrainOptions::kDefaultEpochs);
   o.batch_size = j.value("batch_size", o.batch_size);
   o.learning_rate = j.value("learning_rate", o.learning_rate);
-  o.optimizer = j.value("optimizer", o.optimizer);
+  o.optimizer = parse_enum(j.value("optimizer", std::string("adam")), kOptimizerNames, "optimizer");
   o.momentum = j.value("momentum", o.momentum);
   o.weight_decay = j.value("weight_decay", o.weight_decay);
   o.clip_grad_norm = j.value("clip_grad_norm", o.clip_grad_norm);
   o.confidence_penalty = j.value("confidence_penalty", o.confidence_penalty);
   o.patience = j.value("patience", o.patience);
   // Checkpoints written before these settings existed trained with the plateau schedule, no EMA.
-  o.schedule = j.value("schedule", std::string("plateau"));
+  o.schedule = parse_enum(j.value("schedule", std::string("plateau")), kScheduleNames, "schedule");
   o.warmup_epochs = j.value("warmup_epochs", o.warmup_epochs);
   o.ema_decay = j.value("ema_decay", 0.0);
   o.lr_patience = j.value("lr_patience", o.lr_patience);
   o.lr_factor = j.value("lr_factor", o.lr_factor);
   o.min_learning_rate = j.value("min_learning_rate", o.min_learning_rate);
   o.augment = j.value("augment", o.augment);
-  o.augment_style = j.value("augment_style", std::string("light"));  // the only style at first
+  // Absent: light, the only style at first.
+  o.augment_style = parse_enum(j.value("augment_style", std::string("light")), kAugmentStyleNames, "augmentation style");
   o.augment_after_cer = j.value("augment_after_cer", 1.0);  // older runs augmented from the start
   o.seed = j.value("seed", o.seed);
   o.init_model = j.value("init_model", o.init_model);
@@ -115,16 +116,10 @@ void check_options(const TrainOptions& o) {
   if (o.batch_size < 1) throw ConfigError("--batch-size must be at least 1");
   if (!(o.learning_rate > 0)) throw ConfigError("--lr must be positive");
   if (o.patience < 1) throw ConfigError("--patience must be at least 1");
-  if (o.optimizer != "adam" && o.optimizer != "sgd")
-    throw ConfigError("unknown optimizer '" + o.optimizer + "' (expected adam or sgd)");
-  if (o.schedule != "cosine" && o.schedule != "plateau")
-    throw ConfigError("unknown schedule '" + o.schedule + "' (expected cosine or plateau)");
   if (!(o.warmup_epochs >= 0)) throw ConfigError("--warmup must not be negative");
   if (!(o.ema_decay >= 0 && o.ema_decay < 1)) throw ConfigError("--ema must be in [0, 1)");
   if (!(o.confidence_penalty >= 0 && o.confidence_penalty <= 10))
     throw ConfigError("--confidence-penalty must be in [0, 10]");
-  if (o.augment_style != "light" && o.augment_style != "captcha")
-    throw ConfigError("unknown augmentation style '" + o.augment_style + "' (expected light or captcha)");
   if (!(o.augment_after_cer >= 0)) throw ConfigError("--augment-after-cer must not be negative");
   if (!(o.time_limit_minutes >= 0)) throw ConfigError("--time-limit must not be negative");
   if (!(o.checkpoint_minutes >= 0)) throw ConfigError("--checkpoint-every must not be negative");
@@ -134,7 +129,7 @@ void check_options(const TrainOptions& o) {
 
 void fit_to_training_set(TrainOptions& o, const std::vector<Sample>& train_samples, bool from_scratch) {
   FittedSettings& fit = o.fit;
-  const bool small = o.model.arch == "small";
+  const bool small = o.model.arch == Architecture::kSmall;
   const std::size_t images = train_samples.size();
   fit.input_size = fit.input_size && from_scratch;
   fit.features = fit.features && from_scratch;
@@ -144,7 +139,7 @@ void fit_to_training_set(TrainOptions& o, const std::vector<Sample>& train_sampl
   if (fit.input_size) fit_input_size(o.preprocess, median_image_size(train_samples));
   if (fit.features) o.model.dense = small ? fitted_features(images) : kResnetFeatures;
   if (fit.convolutions) o.model.conv_channels = fitted_conv_channels(images);
-  if (fit.rnn) o.model.rnn = "gru";
+  if (fit.rnn) o.model.rnn = RnnType::kGru;
   if (fit.rnn_hidden)
     o.model.rnn_hidden = small ? fitted_rnn_hidden(images)
                                : std::vector<int>(std::begin(kResnetRnnHidden), std::end(kResnetRnnHidden));

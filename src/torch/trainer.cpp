@@ -137,7 +137,7 @@ void Trainer::load_starting_points() {
     o_.model = init_from_.config;
     o_.preprocess = init_from_.preprocess;
     if (!o_.grow.empty()) {
-      if (o_.model.arch != "small") throw ConfigError("growing a network is for the small network only");
+      if (o_.model.arch != Architecture::kSmall) throw ConfigError("growing a network is for the small network only");
       o_.model = grown_config(o_);
     }
   } else if (!o_.grow.empty()) {
@@ -265,7 +265,7 @@ ModelFile Trainer::model_file(const Validation& figures, int epoch, Crnn& weight
                 {"val_dir", o_.val_dir.empty() ? train_folders(o_) + " (held out)" : o_.val_dir},
                 {"train_images", train_set_.size()},
                 {"val_images", val_set_.size()},
-                {"optimizer", o_.optimizer},
+                {"optimizer", enum_name(o_.optimizer, kOptimizerNames)},
                 {"batch_size", o_.batch_size},
                 {"seed", o_.seed},
                 {"training_seconds", state_.elapsed_seconds + seconds_since(start_time_)},
@@ -325,7 +325,7 @@ bool Trainer::train_epoch(int epoch) {
   EpochProgress progress;
   TrainerState::PartEpoch& part = progress.part;
   std::mt19937_64 rng(o_.seed * 1000003ULL + static_cast<std::uint64_t>(epoch));
-  const Augmenter augment = o_.augment_style == "captcha"
+  const Augmenter augment = o_.augment_style == AugmentStyle::kCaptcha
                                 ? Augmenter([&rng](const cv::Mat& image) { return augment_captcha(image, rng); })
                                 : Augmenter([&rng, this](const cv::Mat& image) {
                                     return augment_light(image, rng, o_.preprocess);
@@ -400,7 +400,7 @@ void Trainer::train_step(int epoch, std::int64_t b, const Augmenter* augment, Tr
   const std::size_t count = std::min<std::size_t>(o_.batch_size, train_set_.size() - start);
   const Batch batch = make_batch(train_set_, order_, start, count, o_.preprocess, augment);
   const auto step = static_cast<std::int64_t>((epoch - 1) * batches_per_epoch_ + b);
-  if (o_.schedule == "cosine") {
+  if (o_.schedule == LrSchedule::kCosine) {
     state_.learning_rate = cosine_learning_rate(o_, state_.planned_epochs, step, batches_per_epoch_);
     set_learning_rate(*optimizer_, state_.learning_rate);
   }
@@ -463,7 +463,7 @@ bool Trainer::end_epoch(int epoch, const EpochProgress& progress) {
     ++state_.epochs_since_best;
   }
   // The cosine schedule sets the rate per step.
-  if (o_.schedule == "plateau") update_plateau_schedule(o_, v.loss, state_, *optimizer_);
+  if (o_.schedule == LrSchedule::kPlateau) update_plateau_schedule(o_, v.loss, state_, *optimizer_);
 
   report.elapsed_seconds = state_.elapsed_seconds + seconds_since(start_time_);
   state_.metrics_rows.push_back(report.metrics_row());
