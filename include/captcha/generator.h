@@ -39,7 +39,7 @@ struct GenerateOptions {
   std::uint64_t seed = 1;
   int threads = 0;                // 0: every core
   std::vector<std::string> font_dirs;  // empty: the Debian font packages scripts/setup.sh installs
-  std::string font_set = "all";        // without font_dirs: "all", or "classic" (the fonts of sessions 1-13)
+  std::string font_set = "all";        // without font_dirs: "all", or "classic" (the first general models' fonts)
 };
 
 // The style names with a one-line description each, `mix` last.

@@ -49,23 +49,21 @@ inline constexpr int kResnetStrides[4][2] = {{2, 2}, {2, 2}, {2, 1}, {2, 1}};
 
 // The small network's features per time step (ModelConfig::dense) fitted to a training set of
 // `training_images` images: the Keras model's 64 below kWideTrainingSet images, kWideFeatures
-// from there (on 20,000 Gregwar images, 256 learnt more per minute: a 64-wide layer is the
-// network's narrowest point).
+// from there: a 64-wide layer is the network's narrowest point, and a large set has the
+// examples to fill a wider one.
 inline constexpr int kWideFeatures = 256;
 inline constexpr std::size_t kWideTrainingSet = 10000;
 int fitted_features(std::size_t training_images);
 
 // The small network's convolutions (ModelConfig::conv_channels) fitted the same way: the Keras
-// model's two below kWideTrainingSet images, kDeepConvChannels from there (on 20,000 Gregwar
-// images, a third 3x3 convolution after the second pooling read 3-4 points more at every epoch
-// for ~10% of the speed, a fourth and a fifth up to another point each: two 3x3 layers see too
-// little of a glyph; a sixth added nothing).
+// model's two below kWideTrainingSet images, kDeepConvChannels from there: two 3x3 layers see
+// too little of a glyph.
 inline constexpr int kDeepConvChannels[] = {32, 64, 64, 64, 64};
 std::vector<int> fitted_conv_channels(std::size_t training_images);
 
 // The small network's BiRNN sizes (ModelConfig::rnn_hidden) fitted the same way: the Keras
-// model's 128,64 below kWideTrainingSet images, kWideRnnHidden from there (on 20,000 Gregwar
-// images the 64-wide second layer held the deeper network back: 1.5-2.5 points per epoch).
+// model's 128,64 below kWideTrainingSet images, kWideRnnHidden from there, where a 64-wide second
+// layer holds the deeper network back.
 inline constexpr int kWideRnnHidden[] = {128, 128};
 std::vector<int> fitted_rnn_hidden(std::size_t training_images);
 

@@ -128,7 +128,7 @@ struct TrainOptions {
   // Augmentation starts after the first epoch whose validation CER is below this (the network
   // reads nearly everything: jitter before that only lengthens the CTC plateau and the climb
   // after it), or whose training loss is down to the validation loss (the network has begun to
-  // learn the training images by heart: 20,000 Gregwar images do so after ~9 epochs); >= 1, or
+  // learn the training images by heart); >= 1, or
   // with init_model, or with fit.augment_start on a large set, from the first batch.
   double augment_after_cer = 0.02;
   // Wall time for the whole run in minutes (0: none). After each epoch the schedule is fitted to
@@ -158,16 +158,14 @@ void from_json(const nlohmann::json& in, TrainOptions& options);
 
 // Whether a training set of `training_images` images is augmented from the first batch by default
 // (FittedSettings::augment_start): from kWideTrainingSet images on, where the wider, deeper
-// network reads as much per epoch with the jitter as without it (on 20,000 Gregwar images: level
-// in exact match, validation loss 0.05-0.15 lower at equal epochs). Smaller sets wait (see
-// augment_after_cer), which keeps their time to 99% short.
+// network reads as much per epoch with the jitter as without it and generalises better. Smaller
+// sets wait (see augment_after_cer), which keeps their time to 99% short.
 bool augments_from_start(std::size_t training_images);
 
 // The confidence penalty a training set of `training_images` images gets by default
 // (FittedSettings::confidence_penalty): kLargeSetConfidencePenalty from kWideTrainingSet images
-// on (on 20,000 Gregwar images in 60 minutes, the final model in 7 views: 89.45% test exact match
-// without, 90.30% and 89.95% in two runs with it), none below (captcha-v2 leaves the CTC plateau
-// an epoch later with it, and its one-view figures are already at 99-100%).
+// on, where the network otherwise grows surer of its training images than they show; none below
+// (a small set leaves the CTC plateau later with it).
 inline constexpr double kLargeSetConfidencePenalty = 0.1;
 double fitted_confidence_penalty(std::size_t training_images);
 

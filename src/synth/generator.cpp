@@ -32,8 +32,8 @@ namespace fs = std::filesystem;
 namespace {
 
 // Font folders of the Debian packages scripts/setup.sh installs. The classic set (sans, serif,
-// mono and handwriting-like families) is what every image was drawn with up to session 13; the
-// display set adds rounded, geometric, condensed, stencil-like, comic and brush faces, the kind
+// mono and handwriting-like families) is what the first general models were drawn with
+// (--font-set classic); the display set adds rounded, geometric, condensed, stencil-like, comic and brush faces, the kind
 // that web CAPTCHAs pick.
 const char* const kClassicFontDirs[] = {
     "/usr/share/fonts/truetype/dejavu",         "/usr/share/fonts/truetype/liberation2",
