@@ -61,6 +61,7 @@ TEST(Crnn, BlankShareSetsTheStartingBlankProbability) {
 struct ArchCase {
   std::string arch, rnn;
 };
+void PrintTo(const ArchCase& c, std::ostream* out) { *out << c.arch << " " << c.rnn; }
 
 class CrnnArch : public ::testing::TestWithParam<ArchCase> {
  protected:

@@ -22,6 +22,9 @@ struct Case {
   bool batch_norm = true;
   std::vector<int> conv_channels = ModelConfig{}.conv_channels;
 };
+void PrintTo(const Case& c, std::ostream* out) {
+  *out << c.arch << " " << c.rnn << (c.batch_norm ? "" : " no batch norm") << " conv " << c.conv_channels.size();
+}
 
 ModelConfig config_of(const Case& c) {
   ModelConfig config;

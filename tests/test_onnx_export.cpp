@@ -43,6 +43,7 @@ struct Case {
   std::string arch, rnn;
   std::vector<int> conv_channels = ModelConfig{}.conv_channels;
 };
+void PrintTo(const Case& c, std::ostream* out) { *out << c.arch << " " << c.rnn << " conv " << c.conv_channels.size(); }
 class OnnxExport : public ::testing::TestWithParam<Case> {};
 
 TEST_P(OnnxExport, OpenCvGivesTheEngineLogits) {
