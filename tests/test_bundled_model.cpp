@@ -3,9 +3,13 @@
 // every real test folder in ../shared/data above ddddocr's default model (skipped where absent).
 #include <gtest/gtest.h>
 
+#include <limits>
 #include <ostream>
 
 #include "captcha/dataset.h"
+#include "captcha/errors.h"
+#include "captcha/inference.h"
+#include "captcha/model_file.h"
 #include "captcha/preprocess.h"
 #include "captcha/reader.h"
 #include "support/fixtures.h"
@@ -29,6 +33,25 @@ TEST(BundledModel, ReadsTheBundledExamples) {
   const auto samples = scan_folder(kSource + "/examples");
   ASSERT_GE(samples.size(), 8u);
   for (const auto& s : samples) EXPECT_EQ(recogniser.read(load_image(s.path)).text, s.label) << s.path;
+}
+
+// A weight that is NaN or infinite would read every image as the same text; the engine refuses
+// the file, naming the tensor.
+TEST(BundledModel, AWeightThatIsNotFiniteIsRefused) {
+  const std::string path = kSource + "/models/general.safetensors";
+  for (const float bad : {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity()}) {
+    ModelFile model = load_model(path);
+    Tensor& weight = model.tensors.at("rnn1.weight_hh_l0");
+    reinterpret_cast<float*>(weight.bytes.data())[17] = bad;
+    try {
+      InferenceNetwork network(model, "poisoned.safetensors");
+      ADD_FAILURE() << "loaded a model holding " << bad;
+    } catch (const ModelFileError& e) {
+      EXPECT_NE(std::string(e.what()).find("poisoned.safetensors: tensor rnn1.weight_hh_l0 holds a NaN or infinite value"),
+                std::string::npos)
+          << e.what();
+    }
+  }
 }
 
 struct Bar {

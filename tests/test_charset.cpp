@@ -64,5 +64,15 @@ TEST(Utf8, RejectsMalformedAndTruncated) {
   EXPECT_FALSE(is_valid_utf8("ab\xff"));
 }
 
+TEST(Utf8, RejectsOverlongFormsSurrogatesAndCodePointsPastTheLast) {
+  EXPECT_FALSE(is_valid_utf8("\xC0\xAF"));          // '/' in two bytes
+  EXPECT_FALSE(is_valid_utf8("\xE0\x80\xAF"));      // '/' in three
+  EXPECT_FALSE(is_valid_utf8("\xF0\x80\x80\xAF"));  // '/' in four
+  EXPECT_FALSE(is_valid_utf8("\xED\xA0\x80"));      // U+D800, a surrogate
+  EXPECT_FALSE(is_valid_utf8("\xF4\x90\x80\x80"));  // U+110000
+  EXPECT_TRUE(is_valid_utf8("\xC2\x80\xE0\xA0\x80\xF0\x90\x80\x80\xF4\x8F\xBF\xBF"));  // the smallest of each, U+10FFFF
+  EXPECT_TRUE(is_valid_utf8("\xED\x9F\xBF\xEE\x80\x80"));  // either side of the surrogates
+}
+
 }  // namespace
 }  // namespace captcha

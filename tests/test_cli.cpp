@@ -257,8 +257,18 @@ TEST_F(Cli, CorruptImagesAreNamedAndTheRestStillRead) {
   fs::copy(fs::directory_iterator(data())->path(), path("mixed/good.png"));
   testing::write_file(path("mixed/broken.png"), "not an image");
   testing::write_file(path("mixed/zero.png"), "");
-  const Result r = run("predict --model " + model() + " " + path("mixed"));
+  // 54 bytes whose header claims 26000 x 26000 pixels (4 GB decoded), twice, on two threads.
+  std::string bomb = "BM";
+  const auto le = [&bomb](std::uint32_t value, int count) {
+    for (int i = 0; i < count; ++i) bomb += static_cast<char>(value >> (8 * i));
+  };
+  le(54, 4), le(0, 4), le(54, 4), le(40, 4), le(26000, 4), le(26000, 4), le(1, 2), le(24, 2);
+  le(0, 4), le(0, 4), le(2835, 4), le(2835, 4), le(0, 4), le(0, 4);
+  testing::write_file(path("mixed/bomb1.bmp"), bomb);
+  testing::write_file(path("mixed/bomb2.bmp"), bomb);
+  const Result r = run("predict --threads 2 --model " + model() + " " + path("mixed"));
   EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.output.find("bomb2.bmp: image is 26000x26000 pixels, over the limit"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("broken.png: cannot decode"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("zero.png: empty file"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("good.png\t"), std::string::npos);

@@ -2,6 +2,11 @@
 // symbols, labels too long, empty folders) counted and skipped, never a crash.
 #include "captcha/dataset.h"
 
+#include <atomic>
+#include <new>
+
+#include "captcha/parallel.h"
+
 #include <filesystem>
 
 #include <gtest/gtest.h>
@@ -149,6 +154,26 @@ TEST(LoadDataset, FoldCase) {
   const auto data = load_dataset(scan_folder(dir.path()), Charset("abc"), PreprocessOptions{}, options, dir.path());
   ASSERT_EQ(data.size(), 1u);
   EXPECT_EQ(data.labels[0], "abc");
+}
+
+// An exception in a parallel body reaches the caller (it used to end the process in
+// std::terminate); no index is started after it, and every thread is joined first.
+TEST(ParallelFor, CarriesTheFirstExceptionToTheCaller) {
+  for (const int threads : {1, 2, 4}) {
+    std::atomic<int> started{0};
+    try {
+      parallel_for(1000, threads, [&](std::size_t i) {
+        ++started;
+        if (i == 3) throw std::bad_alloc();
+      });
+      ADD_FAILURE() << "no exception with " << threads << " threads";
+    } catch (const std::bad_alloc&) {
+    }
+    EXPECT_LT(started.load(), 1000) << threads;
+  }
+  std::atomic<int> calls{0};
+  parallel_for(100, 2, [&](std::size_t) { ++calls; });
+  EXPECT_EQ(calls.load(), 100);
 }
 
 TEST(ListImages, FilesFoldersAndErrors) {

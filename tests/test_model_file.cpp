@@ -145,5 +145,34 @@ TEST(ModelFile, InconsistentHeaderIsRejected) {
   expect_model_error(dir / "meta.safetensors");
 }
 
+// Architecture sizes past the bounds are refused when the file is read, before any network is
+// built from them.
+TEST(ModelFile, ArchitectureSizesPastTheBoundsAreRejected) {
+  for (const char* field : {"conv_channels", "dense", "rnn_hidden"}) {
+    nlohmann::json architecture = ModelConfig{};
+    architecture[field] = std::string(field) == "dense" ? nlohmann::json(1 << 20) : nlohmann::json({1 << 20, 64});
+    EXPECT_THROW(architecture.get<ModelConfig>(), ConfigError) << field;
+  }
+  nlohmann::json deep = ModelConfig{};
+  deep["rnn_hidden"] = std::vector<int>(ModelConfig::kMaxRnnLayers + 1, 16);
+  EXPECT_THROW(deep.get<ModelConfig>(), ConfigError);
+}
+
+// A shape whose element count overflows 64 bits (here to 0 bytes, matching empty data offsets)
+// is refused, not taken as an empty tensor.
+TEST(ModelFile, AShapeWhoseSizeOverflowsIsRejected) {
+  TempDir dir("overflow");
+  const std::string header = R"({"x":{"dtype":"F32","shape":[4611686018427387904,4],"data_offsets":[0,0]}})";
+  std::string bytes(8, '\0');
+  for (int i = 0; i < 8; ++i) bytes[i] = static_cast<char>(header.size() >> (8 * i));
+  testing::write_file(dir / "overflow.safetensors", bytes + header);
+  try {
+    read_safetensors(dir / "overflow.safetensors");
+    FAIL() << "read a tensor of 2^64 elements in no bytes";
+  } catch (const ModelFileError& e) {
+    EXPECT_NE(std::string(e.what()).find("tensor x size does not match its shape"), std::string::npos) << e.what();
+  }
+}
+
 }  // namespace
 }  // namespace captcha

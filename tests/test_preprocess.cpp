@@ -72,6 +72,87 @@ TEST(Decode, ErrorsNameTheFile) {
   EXPECT_THROW(load_image("/no/such/file.png"), ImageError);
 }
 
+// Little-endian bytes of `value`, `count` of them.
+void put_le(std::vector<std::uint8_t>& out, std::uint64_t value, int count) {
+  for (int i = 0; i < count; ++i) out.push_back(static_cast<std::uint8_t>(value >> (8 * i)));
+}
+
+// Headers of each format that claim a huge image; no pixel data behind them.
+std::vector<std::pair<std::string, std::vector<std::uint8_t>>> image_bombs() {
+  std::vector<std::pair<std::string, std::vector<std::uint8_t>>> bombs;
+  std::vector<std::uint8_t> bmp = {'B', 'M'};  // 54 bytes: 26000 x 26000, 24 bits
+  put_le(bmp, 54, 4), put_le(bmp, 0, 4), put_le(bmp, 54, 4), put_le(bmp, 40, 4);
+  put_le(bmp, 26000, 4), put_le(bmp, 26000, 4), put_le(bmp, 1, 2), put_le(bmp, 24, 2);
+  put_le(bmp, 0, 4), put_le(bmp, 0, 4), put_le(bmp, 2835, 4), put_le(bmp, 2835, 4), put_le(bmp, 0, 8);
+  bombs.push_back({"bomb.bmp", bmp});
+  // A real PNG's and JPEG's header, the size patched to 30000 x 30000 and 65500 x 65500.
+  std::vector<std::uint8_t> png = encode_image(cv::Mat(8, 8, CV_8UC1, cv::Scalar(200)), "png");
+  for (int offset : {16, 20}) png[offset] = 0, png[offset + 1] = 0, png[offset + 2] = 0x75, png[offset + 3] = 0x30;
+  bombs.push_back({"bomb.png", png});
+  std::vector<std::uint8_t> jpeg = encode_image(cv::Mat(8, 8, CV_8UC1, cv::Scalar(200)), "jpg");
+  for (std::size_t i = 0; i + 8 < jpeg.size(); ++i)
+    if (jpeg[i] == 0xFF && (jpeg[i + 1] == 0xC0 || jpeg[i + 1] == 0xC2)) {  // start of frame: height, width
+      jpeg[i + 5] = 0xFF, jpeg[i + 6] = 0xDC, jpeg[i + 7] = 0xFF, jpeg[i + 8] = 0xDC;
+      break;
+    }
+  bombs.push_back({"bomb.jpg", jpeg});
+  // WebP lossless: 16384 x 16384 in its 14-bit fields.
+  std::vector<std::uint8_t> webp = {'R', 'I', 'F', 'F'};
+  put_le(webp, 4 + 8 + 5, 4);
+  for (char c : std::string("WEBPVP8L")) webp.push_back(static_cast<std::uint8_t>(c));
+  put_le(webp, 5, 4);
+  webp.push_back(0x2f);
+  put_le(webp, 0x3FFFu | (0x3FFFu << 14), 4);
+  webp.push_back(0);
+  bombs.push_back({"bomb.webp", webp});
+  return bombs;
+}
+
+TEST(Decode, RefusesAHeaderClaimingMorePixelsThanTheLimitBeforeDecoding) {
+  for (const auto& [name, bytes] : image_bombs()) {
+    try {
+      decode_image_bytes(bytes, name);
+      ADD_FAILURE() << name << " was decoded";
+    } catch (const ImageError& e) {
+      const std::string message = e.what();
+      EXPECT_EQ(message.rfind(name + ": image is ", 0), 0u) << message;
+      EXPECT_NE(message.find("pixels, over the limit of 16777216 pixels"), std::string::npos) << message;
+    }
+  }
+  // A lower limit refuses what the default takes.
+  const auto small = encode_image(cv::Mat(40, 50, CV_8UC1, cv::Scalar(90)), "png");
+  EXPECT_NO_THROW(decode_image_bytes(small, "small.png"));
+  ImageLimits limits;
+  limits.max_pixels = 1000;
+  EXPECT_THROW(decode_image_bytes(small, "small.png", limits), ImageError);
+}
+
+TEST(Decode, RefusesTruncatedJpegsAndFilesOverTheByteLimit) {
+  const auto jpeg = encode_image(testing::draw_text("ab12", 96, 32, 1), "jpg");
+  EXPECT_NO_THROW(decode_image_bytes(jpeg, "whole.jpg"));
+  const std::vector<std::uint8_t> cut(jpeg.begin(), jpeg.begin() + jpeg.size() * 2 / 3);
+  try {
+    decode_image_bytes(cut, "cut.jpg");
+    FAIL() << "a truncated JPEG was decoded (libjpeg fills the rest with grey)";
+  } catch (const ImageError& e) {
+    EXPECT_NE(std::string(e.what()).find("cut.jpg: truncated JPEG"), std::string::npos) << e.what();
+  }
+  ImageLimits limits;
+  limits.max_file_bytes = jpeg.size() - 1;
+  EXPECT_THROW(decode_image_bytes(jpeg, "big.jpg", limits), ImageError);
+  testing::TempDir dir("byte-limit");
+  testing::write_file(dir / "big.jpg", std::string(jpeg.begin(), jpeg.end()));
+  try {
+    read_image_file(dir / "big.jpg", limits);
+    FAIL() << "read a file over the byte limit";
+  } catch (const ImageError& e) {
+    EXPECT_NE(std::string(e.what()).find("big.jpg: " + std::to_string(jpeg.size()) + " bytes, over the limit"),
+              std::string::npos)
+        << e.what();
+  }
+  EXPECT_EQ(read_image_file(dir / "big.jpg").size(), jpeg.size());
+}
+
 TEST(Preprocess, OutputSizeAndType) {
   PreprocessOptions options;
   const cv::Mat out = preprocess(testing::draw_text("ab12", 150, 40, 1), options);
@@ -209,6 +290,11 @@ TEST(PreprocessOptions, JsonRoundTripAndValidation) {
   EXPECT_TRUE(back.strong);
   EXPECT_THROW(nlohmann::json({{"width", 2}}).get<PreprocessOptions>(), ConfigError);
   EXPECT_THROW(nlohmann::json({{"resize", "zoom"}}).get<PreprocessOptions>(), ConfigError);
+  // Values a crafted model file could state that would abort OpenCV or divide by zero.
+  EXPECT_THROW(nlohmann::json({{"clahe_tiles", 100000}}).get<PreprocessOptions>(), ConfigError);
+  EXPECT_THROW(nlohmann::json({{"clahe_clip", -1.0}}).get<PreprocessOptions>(), ConfigError);
+  EXPECT_THROW(nlohmann::json({{"std", 0.0}}).get<PreprocessOptions>(), ConfigError);
+  EXPECT_NO_THROW(nlohmann::json({{"clahe_tiles", kMaxClaheTiles}}).get<PreprocessOptions>());
 }
 
 }  // namespace

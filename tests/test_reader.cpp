@@ -136,6 +136,20 @@ TEST(Reader, EvaluateScoresAFolderAsCountingByHandDoes) {
   EXPECT_THROW(write_misreads(evaluation, folder.dir / "no/such/folder/m.tsv"), Error);
 }
 
+TEST(Reader, EvaluateCountsAndNamesALabelThatIsNotUtf8) {
+  const Recogniser recogniser(kModel, 1);
+  testing::TempDir dir("reader-utf8");
+  const Sample first = examples().front();
+  fs::copy_file(first.path, dir / "good.png");
+  fs::copy_file(first.path, dir / "\xff\xfe.png");
+  testing::write_file(dir / "labels.tsv", "good.png\t" + first.label + "\n");
+  const Evaluation evaluation = evaluate(recogniser, dir.path());
+  EXPECT_EQ(evaluation.figures.count, 1u);
+  EXPECT_EQ(evaluation.skipped.total(), 1u);
+  ASSERT_EQ(evaluation.skipped.examples.size(), 1u);
+  EXPECT_NE(evaluation.skipped.examples[0].find("label is not valid UTF-8"), std::string::npos);
+}
+
 TEST(Reader, EvaluateRefusesAFolderWithNoReadableImage) {
   const Recogniser recogniser(kModel, 1);
   testing::TempDir dir("reader-unreadable");

@@ -490,6 +490,25 @@ TEST(Trainer, InitFromAnotherModelMapsTheCharset) {
   const float* old_bias = base.tensors.at("classifier.bias").f32();
   const float* new_bias = tuned.tensors.at("classifier.bias").f32();
   for (int c = 0; c < 5; ++c) EXPECT_NEAR(old_bias[c], new_bias[c], 1e-4) << c;
+
+  // A starting model whose classifier is smaller than its charset says (crafted, or cut short):
+  // refused, naming the tensor, before any row is copied (it used to be read past its end).
+  ModelFile crafted = base;
+  for (const char* name : {"classifier.weight", "classifier.bias"}) {
+    Tensor& t = crafted.tensors.at(name);
+    t.shape[0] -= 3;
+    t.bytes.resize(t.bytes.size() / (t.shape[0] + 3) * t.shape[0]);
+  }
+  save_model(dir / "crafted.safetensors", crafted);
+  fine.init_model = dir / "crafted.safetensors";
+  fine.out_dir = dir / "fine-crafted";
+  try {
+    train(fine, log);
+    FAIL() << "fine-tuned from a model whose classifier does not fit its charset";
+  } catch (const ModelFileError& e) {
+    EXPECT_NE(std::string(e.what()).find("crafted.safetensors: tensor classifier.weight has the wrong shape"), std::string::npos)
+        << e.what();
+  }
 }
 
 TEST(Trainer, TimeLimitEndsTheRunAfterTheEpochsThatFit) {

@@ -33,6 +33,12 @@ struct ModelConfig {
   bool batch_norm = true;  // small: batch norm after each convolution (false: the exact Keras model)
 
   static constexpr std::size_t kMaxConvolutions = 6;
+  // Upper bounds on the sizes a model file may state, far above any useful network, so that no
+  // size product overflows and a crafted file cannot ask for gigabytes.
+  static constexpr int kMaxChannels = 1024;
+  static constexpr int kMaxFeatures = 4096;
+  static constexpr int kMaxRnnHidden = 2048;
+  static constexpr std::size_t kMaxRnnLayers = 8;
   static constexpr std::size_t kPooledConvolutions = 2;  // small: the first ones, each + MaxPool2
 
   // Throws ConfigError on a size out of range.

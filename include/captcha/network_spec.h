@@ -104,8 +104,9 @@ struct NetworkSpec {
 // feature map.
 NetworkSpec network_spec(const ModelConfig& config, int input_height, int classes);
 
-// Checks that `tensors` hold every weight of `spec` with its shape and dtype, and no other
-// network weight (see is_network_weight: a checkpoint's optimizer and trainer state are not).
+// Checks that `tensors` hold every weight of `spec` with its shape and dtype, every value finite,
+// and no other network weight (see is_network_weight: a checkpoint's optimizer and trainer state
+// are not).
 // Throws ModelFileError naming `path` and the first tensor that differs.
 void check_weights(const NetworkSpec& spec, const std::map<std::string, Tensor>& tensors,
                    const std::string& path);

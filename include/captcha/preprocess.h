@@ -16,6 +16,8 @@ enum class ResizeMode {
   kKeepAspect  // scale to the height, keep the aspect ratio, pad or squeeze to the width
 };
 
+inline constexpr int kMaxClaheTiles = 64;
+
 struct PreprocessOptions {
   int width = 200;
   int height = 50;
@@ -25,7 +27,7 @@ struct PreprocessOptions {
   bool auto_crop = true;     // crop to the text's bounding box (with a margin)
   bool clahe = true;
   double clahe_clip = 2.0;
-  int clahe_tiles = 8;
+  int clahe_tiles = 8;  // tiles per side, 1 to kMaxClaheTiles
   bool strong = false;  // thicken thin strokes and sharpen
   float mean = 0.5f;    // normalised value = (pixel / 255 - mean) / std
   float std = 0.5f;

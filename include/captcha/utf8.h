@@ -5,7 +5,8 @@
 
 namespace captcha {
 
-// Decodes UTF-8 to code points. Throws ConfigError on malformed UTF-8.
+// Decodes UTF-8 to code points. Throws ConfigError on malformed UTF-8: a bad or truncated
+// sequence, an overlong form, a UTF-16 surrogate or a code point past U+10FFFF.
 std::u32string utf8_to_u32(const std::string& text);
 
 // True when `text` is well-formed UTF-8 (file names on Linux need not be).

@@ -1,11 +1,33 @@
 #include "captcha/atomic_file.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <filesystem>
 #include <fstream>
 
 #include "captcha/errors.h"
 
 namespace captcha {
+
+namespace {
+
+bool sync_path(const std::string& path, int flags) {
+  const int fd = ::open(path.c_str(), flags | O_CLOEXEC);
+  if (fd < 0) return false;
+  const bool synced = ::fsync(fd) == 0;
+  ::close(fd);
+  return synced;
+}
+
+}  // namespace
+
+bool sync_to_disk(const std::string& path) { return sync_path(path, O_RDONLY); }
+
+void sync_folder_of(const std::string& path) {
+  const std::filesystem::path folder = std::filesystem::path(path).parent_path();
+  sync_path(folder.empty() ? "." : folder.string(), O_RDONLY | O_DIRECTORY);
+}
 
 void write_file_atomically(const std::string& path, const std::string& bytes) {
   const std::string temporary = path + ".tmp";
@@ -14,9 +36,11 @@ void write_file_atomically(const std::string& path, const std::string& bytes) {
     out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
     if (!out.flush()) throw Error(path + ": cannot write the file");
   }
+  if (!sync_to_disk(temporary)) throw Error(path + ": cannot sync the file to the disk");
   std::error_code ec;
   std::filesystem::rename(temporary, path, ec);
   if (ec) throw Error(path + ": cannot write the file (" + ec.message() + ")");
+  sync_folder_of(path);
 }
 
 }  // namespace captcha

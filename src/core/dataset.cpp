@@ -190,8 +190,10 @@ LoadedDataset load_dataset(const std::vector<Sample>& samples, const Charset& ch
   parallel_for(keep.size(), options.threads, [&](std::size_t k) {
     try {
       images[k] = preprocess(load_image(samples[keep[k]].path), preprocess_options);
-    } catch (const Error& e) {
+    } catch (const std::exception& e) {  // one image's failure, whatever it is, skips that image only
+      const std::string& path = samples[keep[k]].path;
       errors[k] = e.what();
+      if (errors[k].rfind(path, 0) != 0) errors[k] = path + ": " + errors[k];
     }
   });
 

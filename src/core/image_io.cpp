@@ -1,15 +1,21 @@
 // Image decoding and encoding on libjpeg-turbo and stb (see image_io.h).
 #include "captcha/image_io.h"
 
+// jpeglib.h needs <cstdio> before it.
+#include <cstdio>
+
 #include <jpeglib.h>
+#include <jerror.h>
 #include <stb_image.h>
 #include <stb_image_write.h>
 #include <webp/decode.h>
 
 #include <csetjmp>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <limits>
 #include <memory>
 
 #include <opencv2/imgproc.hpp>
@@ -24,18 +30,33 @@ bool is_jpeg(const std::vector<std::uint8_t>& bytes) {
   return bytes.size() > 3 && bytes[0] == 0xFF && bytes[1] == 0xD8 && bytes[2] == 0xFF;
 }
 
-// libjpeg reports errors through a callback that must not return: it jumps back here.
+// Refuses an image of `width` x `height` pixels over the limit, before it is decoded.
+void check_pixels(std::int64_t width, std::int64_t height, const ImageLimits& limits, const std::string& name) {
+  if (width * height > limits.max_pixels)
+    throw ImageError(name + ": image is " + std::to_string(width) + "x" + std::to_string(height) +
+                     " pixels, over the limit of " + std::to_string(limits.max_pixels) + " pixels");
+}
+
+// libjpeg reports errors through a callback that must not return: it jumps back here. Warnings
+// are counted; the data running out (a truncated file, which libjpeg fills with grey) is noted.
 struct JpegError {
   jpeg_error_mgr manager;
   std::jmp_buf jump;
+  bool truncated = false;
 };
 
-cv::Mat decode_jpeg(const std::vector<std::uint8_t>& bytes) {
+// The decoded image, or empty where the bytes are not a JPEG libjpeg can read. Throws
+// ImageError for a truncated file or one over the limits.
+cv::Mat decode_jpeg(const std::vector<std::uint8_t>& bytes, const ImageLimits& limits, const std::string& name) {
   jpeg_decompress_struct info;
   JpegError error;
   info.err = jpeg_std_error(&error.manager);
   error.manager.error_exit = [](j_common_ptr common) { std::longjmp(reinterpret_cast<JpegError*>(common->err)->jump, 1); };
-  error.manager.output_message = [](j_common_ptr) {};  // warnings: silent
+  error.manager.emit_message = [](j_common_ptr common, int level) {
+    if (level >= 0) return;  // trace messages
+    ++common->err->num_warnings;
+    if (common->err->msg_code == JWRN_JPEG_EOF) reinterpret_cast<JpegError*>(common->err)->truncated = true;
+  };
   cv::Mat image;  // constructed before setjmp, so the jump leaves nothing half-built behind
   if (setjmp(error.jump)) {
     jpeg_destroy_decompress(&info);
@@ -44,6 +65,11 @@ cv::Mat decode_jpeg(const std::vector<std::uint8_t>& bytes) {
   jpeg_create_decompress(&info);
   jpeg_mem_src(&info, bytes.data(), static_cast<unsigned long>(bytes.size()));
   jpeg_read_header(&info, TRUE);
+  const std::int64_t width = info.image_width, height = info.image_height;
+  if (width * height > limits.max_pixels) {
+    jpeg_destroy_decompress(&info);
+    check_pixels(width, height, limits, name);  // throws
+  }
   const bool grey = info.jpeg_color_space == JCS_GRAYSCALE;
   info.out_color_space = grey ? JCS_GRAYSCALE : JCS_EXT_BGR;
   jpeg_start_decompress(&info);
@@ -54,6 +80,7 @@ cv::Mat decode_jpeg(const std::vector<std::uint8_t>& bytes) {
   }
   jpeg_finish_decompress(&info);
   jpeg_destroy_decompress(&info);
+  if (error.truncated) throw ImageError(name + ": truncated JPEG (the data ends before the image does)");
   return image;
 }
 
@@ -61,9 +88,10 @@ bool is_webp(const std::vector<std::uint8_t>& bytes) {
   return bytes.size() > 12 && std::memcmp(bytes.data(), "RIFF", 4) == 0 && std::memcmp(bytes.data() + 8, "WEBP", 4) == 0;
 }
 
-cv::Mat decode_webp(const std::vector<std::uint8_t>& bytes) {
+cv::Mat decode_webp(const std::vector<std::uint8_t>& bytes, const ImageLimits& limits, const std::string& name) {
   WebPBitstreamFeatures features;
   if (WebPGetFeatures(bytes.data(), bytes.size(), &features) != VP8_STATUS_OK) return {};
+  check_pixels(features.width, features.height, limits, name);
   int width = 0, height = 0;
   const bool alpha = features.has_alpha;
   std::unique_ptr<std::uint8_t, void (*)(void*)> pixels(
@@ -73,8 +101,11 @@ cv::Mat decode_webp(const std::vector<std::uint8_t>& bytes) {
   return cv::Mat(height, width, alpha ? CV_8UC4 : CV_8UC3, pixels.get()).clone();
 }
 
-cv::Mat decode_with_stb(const std::vector<std::uint8_t>& bytes) {
+cv::Mat decode_with_stb(const std::vector<std::uint8_t>& bytes, const ImageLimits& limits, const std::string& name) {
   int width = 0, height = 0, channels = 0;
+  if (bytes.size() > static_cast<std::size_t>(std::numeric_limits<int>::max())) return {};
+  if (stbi_info_from_memory(bytes.data(), static_cast<int>(bytes.size()), &width, &height, &channels) == 0) return {};
+  check_pixels(width, height, limits, name);
   std::unique_ptr<stbi_uc, void (*)(void*)> pixels(
       stbi_load_from_memory(bytes.data(), static_cast<int>(bytes.size()), &width, &height, &channels, 0), stbi_image_free);
   if (!pixels) return {};
@@ -93,9 +124,14 @@ void append_bytes(void* context, void* data, int size) {
 
 }  // namespace
 
-cv::Mat decode_image_bytes(const std::vector<std::uint8_t>& bytes, const std::string& name) {
+cv::Mat decode_image_bytes(const std::vector<std::uint8_t>& bytes, const std::string& name, const ImageLimits& limits) {
   if (bytes.empty()) throw ImageError(name + ": empty file (0 bytes)");
-  cv::Mat image = is_jpeg(bytes) ? decode_jpeg(bytes) : is_webp(bytes) ? decode_webp(bytes) : decode_with_stb(bytes);
+  if (bytes.size() > limits.max_file_bytes)
+    throw ImageError(name + ": " + std::to_string(bytes.size()) + " bytes, over the limit of " +
+                     std::to_string(limits.max_file_bytes) + " bytes for an image");
+  cv::Mat image = is_jpeg(bytes)   ? decode_jpeg(bytes, limits, name)
+                  : is_webp(bytes) ? decode_webp(bytes, limits, name)
+                                   : decode_with_stb(bytes, limits, name);
   if (image.empty()) throw ImageError(name + ": cannot decode image (corrupt or unsupported format)");
   return image;
 }
@@ -128,11 +164,23 @@ void write_image(const std::string& path, const cv::Mat& image) {
   if (!out) throw Error(path + ": cannot write");
 }
 
-cv::Mat read_colour_image(const std::string& path) {
+std::vector<std::uint8_t> read_image_file(const std::string& path, const ImageLimits& limits) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) throw ImageError(path + ": is a folder, not an image");
   std::ifstream in(path, std::ios::binary);
   if (!in) throw ImageError(path + ": cannot open (no such file or no permission)");
-  const std::vector<std::uint8_t> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  cv::Mat image = decode_image_bytes(bytes, path);
+  const auto size = std::filesystem::file_size(path, ec);
+  if (!ec && size > limits.max_file_bytes)
+    throw ImageError(path + ": " + std::to_string(size) + " bytes, over the limit of " +
+                     std::to_string(limits.max_file_bytes) + " bytes for an image");
+  std::vector<std::uint8_t> bytes;
+  if (!ec) bytes.reserve(static_cast<std::size_t>(size));
+  bytes.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  return bytes;
+}
+
+cv::Mat read_colour_image(const std::string& path, const ImageLimits& limits) {
+  cv::Mat image = decode_image_bytes(read_image_file(path, limits), path, limits);
   if (image.channels() == 1) cv::cvtColor(image, image, cv::COLOR_GRAY2BGR);
   else if (image.channels() == 2) {
     std::vector<cv::Mat> planes;

@@ -11,11 +11,12 @@ void ModelConfig::validate() const {
   if (arch == Architecture::kSmall && (conv_channels.size() < 2 || conv_channels.size() > kMaxConvolutions))
     throw ConfigError("conv_channels needs 2 to " + std::to_string(kMaxConvolutions) + " sizes");
   for (int c : conv_channels)
-    if (c <= 0) throw ConfigError("conv_channels must be positive");
-  if (dense <= 0) throw ConfigError("dense size must be positive");
-  if (rnn_hidden.empty()) throw ConfigError("at least one RNN layer is needed");
+    if (c <= 0 || c > kMaxChannels) throw ConfigError("conv_channels must be 1 to " + std::to_string(kMaxChannels));
+  if (dense <= 0 || dense > kMaxFeatures) throw ConfigError("dense size must be 1 to " + std::to_string(kMaxFeatures));
+  if (rnn_hidden.empty() || rnn_hidden.size() > kMaxRnnLayers)
+    throw ConfigError("1 to " + std::to_string(kMaxRnnLayers) + " RNN layers are needed");
   for (int h : rnn_hidden)
-    if (h <= 0) throw ConfigError("RNN hidden sizes must be positive");
+    if (h <= 0 || h > kMaxRnnHidden) throw ConfigError("RNN hidden sizes must be 1 to " + std::to_string(kMaxRnnHidden));
   if (dropout < 0 || dropout >= 1) throw ConfigError("dropout must be in [0, 1)");
 }
 

@@ -1,6 +1,8 @@
 // The network spec built from ModelConfig, its tensor list and the model file's weight check.
 #include "captcha/network_spec.h"
 
+#include <cmath>
+
 #include "captcha/errors.h"
 #include "captcha/model_file.h"
 
@@ -136,6 +138,13 @@ void check_weights(const NetworkSpec& spec, const std::map<std::string, Tensor>&
     if (it->second.dtype != want.dtype) throw ModelFileError(path + ": tensor " + want.name + " has the wrong dtype");
     if (it->second.shape != want.shape)
       throw ModelFileError(path + ": tensor " + want.name + " has the wrong shape for this architecture");
+    if (want.dtype == DType::kF32) {
+      const float* values = it->second.f32();
+      const std::int64_t count = it->second.numel();
+      for (std::int64_t i = 0; i < count; ++i)
+        if (!std::isfinite(values[i]))
+          throw ModelFileError(path + ": tensor " + want.name + " holds a NaN or infinite value");
+    }
   }
   std::size_t in_file = 0;
   for (const auto& [name, tensor] : tensors) in_file += is_network_weight(name);

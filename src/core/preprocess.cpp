@@ -49,8 +49,11 @@ void from_json(const nlohmann::json& in, PreprocessOptions& o) {
   if (o.width < 8 || o.height < 8 || o.width > 4096 || o.height > 1024)
     throw ConfigError("input size " + std::to_string(o.width) + "x" + std::to_string(o.height) +
                       " is out of range (8x8 to 4096x1024)");
-  if (o.std <= 0) throw ConfigError("normalisation std must be positive");
-  if (o.clahe_tiles < 1) throw ConfigError("clahe_tiles must be at least 1");
+  if (!(o.std > 0) || !std::isfinite(o.std) || !std::isfinite(o.mean))
+    throw ConfigError("normalisation mean and std must be finite, std positive");
+  if (o.clahe_tiles < 1 || o.clahe_tiles > kMaxClaheTiles)
+    throw ConfigError("clahe_tiles must be 1 to " + std::to_string(kMaxClaheTiles));
+  if (!(o.clahe_clip > 0) || !std::isfinite(o.clahe_clip)) throw ConfigError("clahe_clip must be positive");
 }
 
 cv::Mat decode_image(const std::vector<std::uint8_t>& bytes, const std::string& name) {
@@ -83,14 +86,7 @@ cv::Mat decode_image(const std::vector<std::uint8_t>& bytes, const std::string& 
   return grey;
 }
 
-cv::Mat load_image(const std::string& path) {
-  std::error_code ec;
-  if (std::filesystem::is_directory(path, ec)) throw ImageError(path + ": is a folder, not an image");
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw ImageError(path + ": cannot open (no such file or no permission)");
-  std::vector<std::uint8_t> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  return decode_image(bytes, path);
-}
+cv::Mat load_image(const std::string& path) { return decode_image(read_image_file(path), path); }
 
 namespace {
 

@@ -8,6 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "captcha/atomic_file.h"
 #include "captcha/errors.h"
 
 namespace captcha {
@@ -83,10 +84,16 @@ void write_safetensors(const std::string& path, const SafetensorsFile& file) {
       throw ModelFileError(path + ": write failed (disk full?)");
     }
   }
+  // On the disk before it replaces the previous file, which stays whole until then.
+  if (!sync_to_disk(temporary)) {
+    std::remove(temporary.c_str());
+    throw ModelFileError(path + ": cannot sync the written file to the disk");
+  }
   if (std::rename(temporary.c_str(), path.c_str()) != 0) {
     std::remove(temporary.c_str());
     throw ModelFileError(path + ": cannot rename the temporary file into place");
   }
+  sync_folder_of(path);
 }
 
 SafetensorsFile read_safetensors(const std::string& path) {
@@ -131,9 +138,14 @@ SafetensorsFile read_safetensors(const std::string& path) {
       if (offsets.size() != 2 || offsets[0] > offsets[1] || offsets[1] > data_size)
         throw ModelFileError(path + ": tensor " + name +
                              " lies outside the file (truncated?)");
-      for (auto d : tensor.shape)
+      // The shape's byte count, checked at each product: a crafted shape must not wrap around.
+      std::uint64_t bytes = dtype_size(tensor.dtype);
+      for (auto d : tensor.shape) {
         if (d < 0) throw ModelFileError(path + ": tensor " + name + " has a negative dimension");
-      if (offsets[1] - offsets[0] != static_cast<std::uint64_t>(tensor.numel()) * dtype_size(tensor.dtype))
+        if (__builtin_mul_overflow(bytes, static_cast<std::uint64_t>(d), &bytes) || bytes > data_size + 1)
+          bytes = data_size + 1;  // more than the file holds, whatever the rest multiplies to
+      }
+      if (offsets[1] - offsets[0] != bytes)
         throw ModelFileError(path + ": tensor " + name + " size does not match its shape");
       tensor.bytes.resize(offsets[1] - offsets[0]);
       in.seekg(static_cast<std::streamoff>(8 + header_size + offsets[0]));

@@ -30,6 +30,11 @@ std::u32string utf8_to_u32(const std::string& text) {
       if ((next & 0xC0) != 0x80) throw ConfigError("malformed UTF-8 in \"" + text + "\"");
       code_point = (code_point << 6) | (next & 0x3F);
     }
+    // Strict: the shortest form only, no UTF-16 surrogates, nothing past U+10FFFF.
+    constexpr char32_t kSmallest[] = {0, 0x80, 0x800, 0x10000};
+    if (code_point < kSmallest[extra]) throw ConfigError("overlong UTF-8 in \"" + text + "\"");
+    if ((code_point >= 0xD800 && code_point <= 0xDFFF) || code_point > 0x10FFFF)
+      throw ConfigError("UTF-8 of a code point that is not a character in \"" + text + "\"");
     out.push_back(code_point);
     i += 1 + extra;
   }

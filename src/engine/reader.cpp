@@ -11,6 +11,7 @@
 #include "captcha/image_io.h"
 #include "captcha/parallel.h"
 #include "captcha/plots.h"
+#include "captcha/utf8.h"
 
 namespace captcha {
 
@@ -112,15 +113,25 @@ std::size_t Evaluation::misread_count() const {
 
 Evaluation evaluate(const Recogniser& recogniser, const std::string& folder, const BatchOptions& options,
                     bool case_insensitive) {
-  const std::vector<Sample> samples = scan_folder(folder);
-  std::vector<ImageInput> inputs;
-  inputs.reserve(samples.size());
-  for (const auto& sample : samples) inputs.push_back(ImageInput::file(sample.path));
-
   Evaluation evaluation;
   evaluation.case_insensitive = case_insensitive || recogniser.model().fold_case;
   MetricsAccumulator metrics(evaluation.case_insensitive);
   SkipReport& skipped = evaluation.skipped;
+  const auto skip = [&skipped](std::size_t& count, const std::string& why) {
+    ++count;
+    if (skipped.examples.size() < SkipReport::kMaxExamples) skipped.examples.push_back(why);
+  };
+  // A label that is not UTF-8 cannot be scored: counted and named as training counts it.
+  std::vector<Sample> samples;
+  for (Sample& sample : scan_folder(folder)) {
+    if (is_valid_utf8(sample.label))
+      samples.push_back(std::move(sample));
+    else
+      skip(skipped.outside_charset, sample.path + ": label is not valid UTF-8");
+  }
+  std::vector<ImageInput> inputs;
+  inputs.reserve(samples.size());
+  for (const auto& sample : samples) inputs.push_back(ImageInput::file(sample.path));
   // The whole folder prepared as one chunk, so that every batch but the last is full.
   std::vector<ReadResult> results(inputs.size());
   read_in_chunks(recogniser, inputs, options, inputs.size(),
@@ -128,8 +139,7 @@ Evaluation evaluate(const Recogniser& recogniser, const std::string& folder, con
   for (std::size_t i = 0; i < samples.size(); ++i) {
     const ReadResult& result = results[i];
     if (!result.ok()) {
-      ++skipped.unreadable;
-      if (skipped.examples.size() < SkipReport::kMaxExamples) skipped.examples.push_back(result.error);
+      skip(skipped.unreadable, result.error);
       continue;
     }
     const Sample& sample = samples[i];

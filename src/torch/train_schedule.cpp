@@ -114,6 +114,8 @@ ModelConfig grown_config(const TrainOptions& o) {
 
 void initialise_from(Crnn& network, const ModelFile& source, const Charset& charset, const std::string& path,
                      const ModelConfig& grown, int input_height) {
+  // Every tensor checked against the source's own network before any is copied or mapped.
+  check_weights(network_spec(source.config, input_height, source.charset.num_classes()), source.tensors, path);
   const auto fresh = export_weights(network);
   const bool growing = nlohmann::json(grown) != nlohmann::json(source.config);
   auto tensors = growing ? grow_weights(source, grown, fresh, input_height, path) : source.tensors;
