@@ -240,6 +240,8 @@ class InferenceNetwork::Impl::PlanBuilder {
   memory height_mean_as_rows(const memory& src) {
     const auto d = dims_of(src);
     const memory nhwc = in_layout(src, memory::desc(d, kF32, Tag::nhwc));
+    // A map one row high is its own mean (oneDNN has no reduction that keeps every dimension).
+    if (d[2] == 1) return memory(memory::desc({d[0] * d[3], d[1]}, kF32, Tag::nc), net_.engine, nhwc.get_data_handle());
     const memory::desc dst_md({d[0], d[1], 1, d[3]}, kF32, Tag::nhwc);
     const dnnl::reduction::primitive_desc pd(
         {dnnl::algorithm::reduction_mean, nhwc.get_desc(), dst_md, 0.0f, 0.0f}, attributes({}), net_.engine);
