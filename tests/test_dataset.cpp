@@ -2,6 +2,7 @@
 // symbols, labels too long, empty folders) counted and skipped, never a crash.
 #include "captcha/dataset.h"
 
+#include <algorithm>
 #include <atomic>
 #include <new>
 
@@ -38,6 +39,30 @@ TEST(ScanFolder, LabelsFromNamesAndTsvOverride) {
     }
   }
   EXPECT_TRUE(found);
+}
+
+// A file that labels.tsv lists twice with different labels has no trustworthy label: it is
+// counted and named as skipped, not read with whichever line came last. Listed twice with one
+// label, it is read.
+TEST(ScanFolder, AFileGivenTwoLabelsIsSkippedAndNamed) {
+  TempDir dir("two-labels");
+  const auto labels = testing::write_dataset(dir.path(), 3, "abc", 3, 2);
+  std::vector<std::string> files;
+  for (const auto& entry : std::filesystem::directory_iterator(dir.path())) files.push_back(entry.path().filename().string());
+  std::sort(files.begin(), files.end());
+  testing::write_file(dir / "labels.tsv", files[0] + "\tabc\n" + files[1] + "\tbca\n" + files[0] + "\tcab\n" +
+                                              files[1] + "\tbca\n");
+  const auto samples = scan_folder(dir.path());
+  ASSERT_EQ(samples.size(), 3u);
+  EXPECT_EQ(samples[0].problem, "labels.tsv gives it two labels (lines 1 and 3)");
+  EXPECT_TRUE(samples[1].problem.empty());
+  EXPECT_EQ(samples[1].label, "bca");
+  const LoadedDataset data = load_dataset(samples, Charset("abc"), PreprocessOptions{}, LoadOptions{}, "two-labels");
+  EXPECT_EQ(data.size(), 2u);
+  EXPECT_EQ(data.skipped.ambiguous_label, 1u);
+  EXPECT_NE(data.skipped.summary().find("1 with two labels"), std::string::npos) << data.skipped.summary();
+  EXPECT_NE(data.skipped.summary().find(files[0] + ": labels.tsv gives it two labels"), std::string::npos)
+      << data.skipped.summary();
 }
 
 TEST(ScanFolder, MissingOrEmptyFolderIsAClearError) {

@@ -136,18 +136,23 @@ TEST(Reader, EvaluateScoresAFolderAsCountingByHandDoes) {
   EXPECT_THROW(write_misreads(evaluation, folder.dir / "no/such/folder/m.tsv"), Error);
 }
 
-TEST(Reader, EvaluateCountsAndNamesALabelThatIsNotUtf8) {
+TEST(Reader, EvaluateCountsAndNamesLabelsThatAreNotUtf8OrAmbiguous) {
   const Recogniser recogniser(kModel, 1);
   testing::TempDir dir("reader-utf8");
   const Sample first = examples().front();
   fs::copy_file(first.path, dir / "good.png");
   fs::copy_file(first.path, dir / "\xff\xfe.png");
-  testing::write_file(dir / "labels.tsv", "good.png\t" + first.label + "\n");
+  fs::copy_file(first.path, dir / "twice.png");
+  testing::write_file(dir / "labels.tsv", "good.png\t" + first.label + "\ntwice.png\tab12\ntwice.png\tab13\n");
   const Evaluation evaluation = evaluate(recogniser, dir.path());
   EXPECT_EQ(evaluation.figures.count, 1u);
-  EXPECT_EQ(evaluation.skipped.total(), 1u);
-  ASSERT_EQ(evaluation.skipped.examples.size(), 1u);
-  EXPECT_NE(evaluation.skipped.examples[0].find("label is not valid UTF-8"), std::string::npos);
+  EXPECT_EQ(evaluation.skipped.ambiguous_label, 1u);
+  EXPECT_EQ(evaluation.skipped.total(), 2u);
+  ASSERT_EQ(evaluation.skipped.examples.size(), 2u);
+  EXPECT_NE(evaluation.skipped.summary().find("label is not valid UTF-8"), std::string::npos);
+  EXPECT_NE(evaluation.skipped.summary().find("twice.png: labels.tsv gives it two labels (lines 2 and 3)"),
+            std::string::npos)
+      << evaluation.skipped.summary();
 }
 
 TEST(Reader, EvaluateRefusesAFolderWithNoReadableImage) {

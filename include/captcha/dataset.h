@@ -19,6 +19,9 @@ namespace captcha {
 struct Sample {
   std::string path;
   std::string label;
+  // Why the label cannot be trusted (e.g. labels.tsv gives the file two different labels);
+  // empty where it can. Loading and evaluation count and name such samples as skipped.
+  std::string problem;
 };
 
 // Lists the labelled images of `folder`, sorted by path. Throws DatasetError when the folder is
@@ -43,9 +46,10 @@ struct SkipReport {
   std::size_t outside_charset = 0;
   std::size_t too_long = 0;  // needs more time steps than the model has
   std::size_t empty_label = 0;
+  std::size_t ambiguous_label = 0;  // labels.tsv gives the file two different labels
   std::vector<std::string> examples;  // "path: reason", at most kMaxExamples
   static constexpr std::size_t kMaxExamples = 5;
-  std::size_t total() const { return unreadable + outside_charset + too_long + empty_label; }
+  std::size_t total() const { return unreadable + outside_charset + too_long + empty_label + ambiguous_label; }
   std::string summary() const;  // one line, "" when nothing was skipped
 };
 

@@ -27,8 +27,16 @@ bool is_image_file(const fs::path& path) {
   return kExtensions.count(ext) > 0;
 }
 
-std::map<std::string, std::string> read_labels_tsv(const fs::path& file) {
-  std::map<std::string, std::string> labels;
+// A file's label in labels.tsv, with the line it came from; `problem` where another line gives
+// the same file another label.
+struct TsvLabel {
+  std::string label;
+  int line = 0;
+  std::string problem;
+};
+
+std::map<std::string, TsvLabel> read_labels_tsv(const fs::path& file) {
+  std::map<std::string, TsvLabel> labels;
   std::ifstream in(file);
   if (!in) throw DatasetError(file.string() + ": cannot read");
   std::string line;
@@ -39,7 +47,11 @@ std::map<std::string, std::string> read_labels_tsv(const fs::path& file) {
     if (tab == std::string::npos)
       throw DatasetError(file.string() + ":" + std::to_string(number) +
                          ": expected file<TAB>label");
-    labels[line.substr(0, tab)] = line.substr(tab + 1);
+    const std::string name = line.substr(0, tab), label = line.substr(tab + 1);
+    const auto [it, added] = labels.emplace(name, TsvLabel{label, number, ""});
+    if (!added && it->second.label != label && it->second.problem.empty())
+      it->second.problem = "labels.tsv gives it two labels (lines " + std::to_string(it->second.line) + " and " +
+                           std::to_string(number) + ")";
   }
   return labels;
 }
@@ -49,7 +61,7 @@ std::map<std::string, std::string> read_labels_tsv(const fs::path& file) {
 std::vector<Sample> scan_folder(const std::string& folder) {
   std::error_code ec;
   if (!fs::is_directory(folder, ec)) throw DatasetError(folder + ": no such folder");
-  std::map<std::string, std::string> overrides;
+  std::map<std::string, TsvLabel> overrides;
   const fs::path tsv = fs::path(folder) / "labels.tsv";
   if (fs::exists(tsv)) overrides = read_labels_tsv(tsv);
 
@@ -58,8 +70,10 @@ std::vector<Sample> scan_folder(const std::string& folder) {
     if (!entry.is_regular_file(ec) || !is_image_file(entry.path())) continue;
     const std::string name = entry.path().filename().string();
     const auto it = overrides.find(name);
-    samples.push_back({entry.path().string(),
-                       it != overrides.end() ? it->second : entry.path().stem().string()});
+    if (it == overrides.end())
+      samples.push_back({entry.path().string(), entry.path().stem().string(), ""});
+    else
+      samples.push_back({entry.path().string(), it->second.label, it->second.problem});
   }
   if (ec) throw DatasetError(folder + ": cannot list (" + ec.message() + ")");
   if (samples.empty())
@@ -137,6 +151,7 @@ std::string SkipReport::summary() const {
   if (outside_charset) parts.push_back(std::to_string(outside_charset) + " outside the charset");
   if (too_long) parts.push_back(std::to_string(too_long) + " too long for the model");
   if (empty_label) parts.push_back(std::to_string(empty_label) + " with an empty label");
+  if (ambiguous_label) parts.push_back(std::to_string(ambiguous_label) + " with two labels");
   for (std::size_t i = 0; i < parts.size(); ++i) text += (i ? ", " : "") + parts[i];
   text += ")";
   for (std::size_t i = 0; i < examples.size(); ++i) text += (i ? "; " : ": ") + examples[i];
@@ -155,6 +170,11 @@ LoadedDataset load_dataset(const std::vector<Sample>& samples, const Charset& ch
   std::vector<std::string> labels;
   std::vector<std::vector<int>> targets;
   for (std::size_t i = 0; i < samples.size(); ++i) {
+    if (!samples[i].problem.empty()) {
+      ++out.skipped.ambiguous_label;
+      note(samples[i].path + ": " + samples[i].problem);
+      continue;
+    }
     if (!is_valid_utf8(samples[i].label)) {
       ++out.skipped.outside_charset;
       note(samples[i].path + ": label is not valid UTF-8");

@@ -124,10 +124,12 @@ Evaluation evaluate(const Recogniser& recogniser, const std::string& folder, con
   // A label that is not UTF-8 cannot be scored: counted and named as training counts it.
   std::vector<Sample> samples;
   for (Sample& sample : scan_folder(folder)) {
-    if (is_valid_utf8(sample.label))
-      samples.push_back(std::move(sample));
-    else
+    if (!sample.problem.empty())
+      skip(skipped.ambiguous_label, sample.path + ": " + sample.problem);
+    else if (!is_valid_utf8(sample.label))
       skip(skipped.outside_charset, sample.path + ": label is not valid UTF-8");
+    else
+      samples.push_back(std::move(sample));
   }
   std::vector<ImageInput> inputs;
   inputs.reserve(samples.size());

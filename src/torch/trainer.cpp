@@ -182,7 +182,7 @@ void Trainer::load_data() {
     // model knows are copied, so the model learns exactly the alphabet of the new data.
     std::vector<std::string> labels;
     for (const auto& s : train_samples_)
-      if (is_valid_utf8(s.label)) labels.push_back(o_.fold_case ? fold_label(s.label) : s.label);
+      if (s.problem.empty() && is_valid_utf8(s.label)) labels.push_back(o_.fold_case ? fold_label(s.label) : s.label);
     charset_ = Charset::from_labels(labels);
   }
   time_steps_ = output_time_steps(o_.model, o_.preprocess.width);
