@@ -124,7 +124,6 @@ void check_options(const TrainOptions& o) {
   if (!(o.time_limit_minutes >= 0)) throw ConfigError("--time-limit must not be negative");
   if (!(o.checkpoint_minutes >= 0)) throw ConfigError("--checkpoint-every must not be negative");
   if (o.out_dir.empty()) throw ConfigError("an output folder (--out) is needed");
-
 }
 
 void fit_to_training_set(TrainOptions& o, const std::vector<Sample>& train_samples, bool from_scratch) {
