@@ -130,8 +130,6 @@ void add_optimisation_flags(CLI::App* cmd, TrainOptions& o, FlagSettings& flags)
   cmd->add_option("--seed", o.seed, "Random seed (split, shuffling, initialisation)")->capture_default_str();
   cmd->add_option("--threads", o.threads, "Threads (default: every core)");
   cmd->add_flag("--quiet", o.quiet, "No per-epoch lines");
-
-
 }
 
 // The options the flags ask for: a resumed run's stored ones with what may change; otherwise

@@ -30,16 +30,6 @@ Recogniser ReadingFlags::load() const {
   return recogniser;
 }
 
-ReadOptions ReadingFlags::read_options() const {
-  ReadOptions options;
-  options.beam_width = beam;
-  options.allowed = allowed;
-  options.any_length = any_length;
-  options.batch_size = batch_size;
-  options.views = views;
-  return options;
-}
-
 int ReadingFlags::views_read(const Recogniser& recogniser) const {
   return views > 0 ? views : recogniser.model().reading_views;
 }
@@ -54,7 +44,11 @@ std::string ReadingFlags::describe(const Recogniser& recogniser) const {
 
 BatchOptions ReadingFlags::batch_options() const {
   BatchOptions options;
-  options.read = read_options();
+  options.read.beam_width = beam;
+  options.read.allowed = allowed;
+  options.read.any_length = any_length;
+  options.read.batch_size = batch_size;
+  options.read.views = views;
   options.threads = threads;
   options.debug_dir = save_debug;
   return options;

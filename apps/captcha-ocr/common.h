@@ -48,14 +48,13 @@ struct ReadingFlags {
   void add_to(CLI::App& command);
   // Loads the model with these flags applied. Throws ModelFileError.
   Recogniser load() const;
-  ReadOptions read_options() const;
   // The views each image is read in: --views, or the model's own choice.
   int views_read(const Recogniser& recogniser) const;
   // The models, views and decoding of a reading, for reports ("a.safetensors + b.safetensors, 7
   // views, beam 10").
   std::string describe(const Recogniser& recogniser) const;
 
-  // The reading options with --threads and --save-debug.
+  // The reading options (decoding, views, batches) with --threads and --save-debug.
   BatchOptions batch_options() const;
 };
 

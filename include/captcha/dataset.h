@@ -50,8 +50,15 @@ struct SkipReport {
   std::vector<std::string> examples;  // "path: reason", at most kMaxExamples
   static constexpr std::size_t kMaxExamples = 5;
   std::size_t total() const { return unreadable + outside_charset + too_long + empty_label + ambiguous_label; }
+  // Counts one sample under `counter` (one of the counts above) and names it among the examples
+  // while there is room.
+  void add(std::size_t& counter, const std::string& why);
   std::string summary() const;  // one line, "" when nothing was skipped
 };
+
+// Whether `sample`'s label can be used at all: not where labels.tsv gives it two labels or it is
+// not UTF-8; such a sample is counted and named in `skipped`.
+bool has_usable_label(const Sample& sample, SkipReport& skipped);
 
 // Decoded, preprocessed images with their encoded labels, held in memory.
 struct LoadedDataset {

@@ -37,4 +37,11 @@ class ConfigError : public Error {
   using Error::Error;
 };
 
+// `error`'s message as a line naming `name`: the message itself where it begins with the name
+// (the libraries' errors name their file), otherwise "name: message" (a decoder's, say).
+inline std::string message_naming(const std::string& name, const std::exception& error) {
+  const std::string message = error.what();
+  return message.rfind(name, 0) == 0 ? message : name + ": " + message;
+}
+
 }  // namespace captcha

@@ -158,46 +158,49 @@ std::string SkipReport::summary() const {
   return text;
 }
 
+void SkipReport::add(std::size_t& counter, const std::string& why) {
+  ++counter;
+  if (examples.size() < kMaxExamples) examples.push_back(why);
+}
+
+bool has_usable_label(const Sample& sample, SkipReport& skipped) {
+  if (!sample.problem.empty()) {
+    skipped.add(skipped.ambiguous_label, sample.path + ": " + sample.problem);
+    return false;
+  }
+  if (!is_valid_utf8(sample.label)) {
+    skipped.add(skipped.outside_charset, sample.path + ": label is not valid UTF-8");
+    return false;
+  }
+  return true;
+}
+
 LoadedDataset load_dataset(const std::vector<Sample>& samples, const Charset& charset,
                            const PreprocessOptions& preprocess_options, const LoadOptions& options,
                            const std::string& what) {
   LoadedDataset out;
-  const auto note = [&](const std::string& example) {
-    if (out.skipped.examples.size() < SkipReport::kMaxExamples) out.skipped.examples.push_back(example);
-  };
+  SkipReport& skipped = out.skipped;
   // Labels first (cheap, serial), then decode the images that remain in parallel.
   std::vector<std::size_t> keep;
   std::vector<std::string> labels;
   std::vector<std::vector<int>> targets;
   for (std::size_t i = 0; i < samples.size(); ++i) {
-    if (!samples[i].problem.empty()) {
-      ++out.skipped.ambiguous_label;
-      note(samples[i].path + ": " + samples[i].problem);
-      continue;
-    }
-    if (!is_valid_utf8(samples[i].label)) {
-      ++out.skipped.outside_charset;
-      note(samples[i].path + ": label is not valid UTF-8");
-      continue;
-    }
+    if (!has_usable_label(samples[i], skipped)) continue;
     std::string label = options.fold_case ? fold_label(samples[i].label) : samples[i].label;
     const std::u32string code_points = utf8_to_u32(label);
     if (code_points.empty()) {
-      ++out.skipped.empty_label;
-      note(samples[i].path + ": empty label");
+      skipped.add(skipped.empty_label, samples[i].path + ": empty label");
       continue;
     }
     if (!charset.can_encode(code_points)) {
-      ++out.skipped.outside_charset;
-      note(samples[i].path + ": label \"" + label + "\" has symbols outside the charset");
+      skipped.add(skipped.outside_charset, samples[i].path + ": label \"" + label + "\" has symbols outside the charset");
       continue;
     }
     std::vector<int> target = charset.encode(label);
     if (options.max_time_steps > 0 && required_time_steps(target) > options.max_time_steps) {
-      ++out.skipped.too_long;
-      note(samples[i].path + ": label \"" + label + "\" needs " +
-           std::to_string(required_time_steps(target)) + " time steps, the model has " +
-           std::to_string(options.max_time_steps));
+      skipped.add(skipped.too_long, samples[i].path + ": label \"" + label + "\" needs " +
+                                        std::to_string(required_time_steps(target)) + " time steps, the model has " +
+                                        std::to_string(options.max_time_steps));
       continue;
     }
     keep.push_back(i);
@@ -211,16 +214,13 @@ LoadedDataset load_dataset(const std::vector<Sample>& samples, const Charset& ch
     try {
       images[k] = preprocess(load_image(samples[keep[k]].path), preprocess_options);
     } catch (const std::exception& e) {  // one image's failure, whatever it is, skips that image only
-      const std::string& path = samples[keep[k]].path;
-      errors[k] = e.what();
-      if (errors[k].rfind(path, 0) != 0) errors[k] = path + ": " + errors[k];
+      errors[k] = message_naming(samples[keep[k]].path, e);
     }
   });
 
   for (std::size_t k = 0; k < keep.size(); ++k) {
     if (images[k].empty()) {
-      ++out.skipped.unreadable;
-      note(errors[k]);
+      skipped.add(skipped.unreadable, errors[k]);
       continue;
     }
     out.images.push_back(std::move(images[k]));
@@ -229,7 +229,7 @@ LoadedDataset load_dataset(const std::vector<Sample>& samples, const Charset& ch
     out.paths.push_back(samples[keep[k]].path);
   }
   if (out.images.empty()) {
-    std::string reason = out.skipped.summary();
+    std::string reason = skipped.summary();
     throw DatasetError(what + ": no usable image" + (reason.empty() ? "" : "; " + reason));
   }
   return out;

@@ -31,14 +31,21 @@ bool is_jpeg(const std::vector<std::uint8_t>& bytes) {
 }
 
 // Refuses an image of `width` x `height` pixels over the limit, before it is decoded.
+// Refuses encoded image data of `size` bytes over the limit.
+void check_file_bytes(std::uint64_t size, const ImageLimits& limits, const std::string& name) {
+  if (size > limits.max_file_bytes)
+    throw ImageError(name + ": " + std::to_string(size) + " bytes, over the limit of " +
+                     std::to_string(limits.max_file_bytes) + " bytes for an image");
+}
+
 void check_pixels(std::int64_t width, std::int64_t height, const ImageLimits& limits, const std::string& name) {
   if (width * height > limits.max_pixels)
     throw ImageError(name + ": image is " + std::to_string(width) + "x" + std::to_string(height) +
                      " pixels, over the limit of " + std::to_string(limits.max_pixels) + " pixels");
 }
 
-// libjpeg reports errors through a callback that must not return: it jumps back here. Warnings
-// are counted; the data running out (a truncated file, which libjpeg fills with grey) is noted.
+// libjpeg reports errors through a callback that must not return: it jumps back here. Of the
+// warnings, the data running out (a truncated file, which libjpeg fills with grey) is noted.
 struct JpegError {
   jpeg_error_mgr manager;
   std::jmp_buf jump;
@@ -54,7 +61,6 @@ cv::Mat decode_jpeg(const std::vector<std::uint8_t>& bytes, const ImageLimits& l
   error.manager.error_exit = [](j_common_ptr common) { std::longjmp(reinterpret_cast<JpegError*>(common->err)->jump, 1); };
   error.manager.emit_message = [](j_common_ptr common, int level) {
     if (level >= 0) return;  // trace messages
-    ++common->err->num_warnings;
     if (common->err->msg_code == JWRN_JPEG_EOF) reinterpret_cast<JpegError*>(common->err)->truncated = true;
   };
   cv::Mat image;  // constructed before setjmp, so the jump leaves nothing half-built behind
@@ -126,9 +132,7 @@ void append_bytes(void* context, void* data, int size) {
 
 cv::Mat decode_image_bytes(const std::vector<std::uint8_t>& bytes, const std::string& name, const ImageLimits& limits) {
   if (bytes.empty()) throw ImageError(name + ": empty file (0 bytes)");
-  if (bytes.size() > limits.max_file_bytes)
-    throw ImageError(name + ": " + std::to_string(bytes.size()) + " bytes, over the limit of " +
-                     std::to_string(limits.max_file_bytes) + " bytes for an image");
+  check_file_bytes(bytes.size(), limits, name);
   cv::Mat image = is_jpeg(bytes)   ? decode_jpeg(bytes, limits, name)
                   : is_webp(bytes) ? decode_webp(bytes, limits, name)
                                    : decode_with_stb(bytes, limits, name);
@@ -170,9 +174,7 @@ std::vector<std::uint8_t> read_image_file(const std::string& path, const ImageLi
   std::ifstream in(path, std::ios::binary);
   if (!in) throw ImageError(path + ": cannot open (no such file or no permission)");
   const auto size = std::filesystem::file_size(path, ec);
-  if (!ec && size > limits.max_file_bytes)
-    throw ImageError(path + ": " + std::to_string(size) + " bytes, over the limit of " +
-                     std::to_string(limits.max_file_bytes) + " bytes for an image");
+  if (!ec) check_file_bytes(size, limits, path);
   std::vector<std::uint8_t> bytes;
   if (!ec) bytes.reserve(static_cast<std::size_t>(size));
   bytes.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());

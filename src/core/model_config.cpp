@@ -21,8 +21,12 @@ void ModelConfig::validate() const {
 }
 
 void to_json(nlohmann::json& out, const ModelConfig& c) {
-  out = {{"arch", enum_name(c.arch, kArchitectureNames)}, {"rnn", enum_name(c.rnn, kRnnTypeNames)},           {"conv_channels", c.conv_channels},
-         {"dense", c.dense},     {"rnn_hidden", c.rnn_hidden}, {"dropout", c.dropout},
+  out = {{"arch", enum_name(c.arch, kArchitectureNames)},
+         {"rnn", enum_name(c.rnn, kRnnTypeNames)},
+         {"conv_channels", c.conv_channels},
+         {"dense", c.dense},
+         {"rnn_hidden", c.rnn_hidden},
+         {"dropout", c.dropout},
          {"batch_norm", c.batch_norm}};
 }
 

@@ -11,7 +11,6 @@
 #include "captcha/image_io.h"
 #include "captcha/parallel.h"
 #include "captcha/plots.h"
-#include "captcha/utf8.h"
 
 namespace captcha {
 
@@ -47,8 +46,7 @@ void prepare_chunk(const Recogniser& recogniser, const std::vector<ImageInput>& 
         write_image((fs::path(options.debug_dir) / debug_file_name(input)).string(), images[i]);
     } catch (const std::exception& e) {
       images[i] = cv::Mat();
-      errors[i] = e.what();
-      if (errors[i].rfind(input.name, 0) != 0) errors[i] = input.name + ": " + errors[i];
+      errors[i] = message_naming(input.name, e);
     }
   });
 }
@@ -117,20 +115,10 @@ Evaluation evaluate(const Recogniser& recogniser, const std::string& folder, con
   evaluation.case_insensitive = case_insensitive || recogniser.model().fold_case;
   MetricsAccumulator metrics(evaluation.case_insensitive);
   SkipReport& skipped = evaluation.skipped;
-  const auto skip = [&skipped](std::size_t& count, const std::string& why) {
-    ++count;
-    if (skipped.examples.size() < SkipReport::kMaxExamples) skipped.examples.push_back(why);
-  };
-  // A label that is not UTF-8 cannot be scored: counted and named as training counts it.
+  // A label that cannot be scored is counted and named as training counts it.
   std::vector<Sample> samples;
-  for (Sample& sample : scan_folder(folder)) {
-    if (!sample.problem.empty())
-      skip(skipped.ambiguous_label, sample.path + ": " + sample.problem);
-    else if (!is_valid_utf8(sample.label))
-      skip(skipped.outside_charset, sample.path + ": label is not valid UTF-8");
-    else
-      samples.push_back(std::move(sample));
-  }
+  for (Sample& sample : scan_folder(folder))
+    if (has_usable_label(sample, skipped)) samples.push_back(std::move(sample));
   std::vector<ImageInput> inputs;
   inputs.reserve(samples.size());
   for (const auto& sample : samples) inputs.push_back(ImageInput::file(sample.path));
@@ -138,15 +126,15 @@ Evaluation evaluate(const Recogniser& recogniser, const std::string& folder, con
   std::vector<ReadResult> results(inputs.size());
   read_in_chunks(recogniser, inputs, options, inputs.size(),
                  [&](std::size_t i, const ReadResult& r) { results[i] = r; });
+  const auto scored = [&](const std::string& text) { return evaluation.case_insensitive ? fold_label(text) : text; };
   for (std::size_t i = 0; i < samples.size(); ++i) {
     const ReadResult& result = results[i];
     if (!result.ok()) {
-      skip(skipped.unreadable, result.error);
+      skipped.add(skipped.unreadable, result.error);
       continue;
     }
     const Sample& sample = samples[i];
     metrics.add(sample.label, result.reading.text);
-    const auto scored = [&](const std::string& text) { return evaluation.case_insensitive ? fold_label(text) : text; };
     evaluation.readings.push_back({sample.path, sample.label, result.reading.text, result.reading.confidence,
                                    scored(sample.label) == scored(result.reading.text)});
   }

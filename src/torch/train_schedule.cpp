@@ -114,10 +114,13 @@ ModelConfig grown_config(const TrainOptions& o) {
 
 void initialise_from(Crnn& network, const ModelFile& source, const Charset& charset, const std::string& path,
                      const ModelConfig& grown, int input_height) {
-  // Every tensor checked against the source's own network before any is copied or mapped.
-  check_weights(network_spec(source.config, input_height, source.charset.num_classes()), source.tensors, path);
   const auto fresh = export_weights(network);
   const bool growing = nlohmann::json(grown) != nlohmann::json(source.config);
+  // The source's tensors are checked against its own network before any is read: growing checks
+  // them, import_weights checks them where they are taken as they are, and rows are mapped
+  // below only after this check.
+  if (!growing && source.charset.symbols() != charset.symbols())
+    check_weights(network_spec(source.config, input_height, source.charset.num_classes()), source.tensors, path);
   auto tensors = growing ? grow_weights(source, grown, fresh, input_height, path) : source.tensors;
   if (source.charset.symbols() == charset.symbols()) {
     import_weights(network, tensors, path);
