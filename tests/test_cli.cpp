@@ -275,6 +275,20 @@ TEST_F(Cli, CorruptImagesAreNamedAndTheRestStillRead) {
   EXPECT_EQ(run("predict --model " + model() + " " + path("missing.png")).code, 1);
 }
 
+// The image limits are the user's to set: under them an ordinary image is refused by name,
+// before decoding; the other images still read.
+TEST_F(Cli, ImageLimitsAreSetByFlags) {
+  const std::string image = fs::directory_iterator(data())->path().string();
+  Result r = run("predict --model " + model() + " --max-image-pixels 100 " + image);
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.output.find(image + ": image is "), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("over the limit of 100 pixels"), std::string::npos) << r.output;
+  r = run("eval --model " + model() + " --data " + data() + " --max-image-bytes 10");
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.output.find("over the limit of 10 bytes"), std::string::npos) << r.output;
+  EXPECT_EQ(run("predict --model " + model() + " --max-image-pixels 0 " + image).code, 2);
+}
+
 TEST_F(Cli, BadModelFilesFailWithOneClearLine) {
   const std::string bytes = testing::read_file(model());
   testing::write_file(path("truncated.safetensors"), bytes.substr(0, bytes.size() / 2));

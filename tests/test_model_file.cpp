@@ -90,6 +90,29 @@ TEST(ModelFile, TruncatedFilesAreRejected) {
   }
 }
 
+// A file over the size limit is refused before it is read; one from memory reads as from a file.
+TEST(ModelFile, SizeLimitAndReadingFromMemory) {
+  TempDir dir("limit");
+  save_model(dir / "m.safetensors", sample_model());
+  const std::string bytes = testing::read_file(dir / "m.safetensors");
+  try {
+    read_model_bytes(dir / "m.safetensors", 100);
+    ADD_FAILURE() << "read a model over the size limit";
+  } catch (const ModelFileError& e) {
+    EXPECT_NE(std::string(e.what()).find("over the model file limit of 100 bytes"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(read_model_bytes(dir.path()), ModelFileError);  // a folder
+  const ModelFile m = parse_model(reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size(), "upload");
+  EXPECT_EQ(m.charset.symbols_utf8(), "abc");
+  EXPECT_EQ(m.tensors.at("layer.weight").bytes, sample_model().tensors.at("layer.weight").bytes);
+  try {
+    parse_model(reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size() / 2, "upload");
+    ADD_FAILURE() << "parsed half a model";
+  } catch (const ModelFileError& e) {
+    EXPECT_EQ(std::string(e.what()).rfind("upload: ", 0), 0u) << e.what();
+  }
+}
+
 TEST(ModelFile, ForeignFilesAreRejected) {
   TempDir dir("foreign");
   testing::write_file(dir / "png.safetensors", "\x89PNG\r\n\x1a\n and then some bytes");

@@ -3,6 +3,7 @@
 #include "captcha/trainer.h"
 
 #include <chrono>
+#include <cmath>
 #include <filesystem>
 #include <regex>
 #include <sstream>
@@ -13,6 +14,7 @@
 #include <nlohmann/json.hpp>
 #include <opencv2/imgcodecs.hpp>
 
+#include "captcha/atomic_file.h"
 #include "captcha/dataset.h"
 #include "captcha/errors.h"
 #include "captcha/generator.h"
@@ -161,21 +163,35 @@ TEST(Trainer, LearnsToReadGeneratedImages) {
   EXPECT_GE(s.best_val_exact_match, 0.8) << log.str();
 }
 
-TEST(Trainer, ResumeContinuesExactlyWhereTheRunStopped) {
+// The optimizer's state (Adam's moments and steps, SGD's momentum) travels in the checkpoint as
+// plain tensors: a resumed run ends with the same bytes as one never stopped.
+class ResumeWithOptimizer : public ::testing::TestWithParam<OptimizerType> {};
+
+TEST_P(ResumeWithOptimizer, ContinuesExactlyWhereTheRunStopped) {
   TempDir dir("resume");
   testing::write_dataset(dir / "data", 24, "0123456789", 3, 12);
   // Extending a run keeps the plateau schedule's rates (a cosine schedule stretches with
   // --epochs); the weight average is part of the saved state.
-  TrainOptions straight = tiny_options(dir / "data", dir / "straight");
-  straight.schedule = LrSchedule::kPlateau;
-  straight.epochs = 4;
+  const auto options = [&](const std::string& out, int epochs) {
+    TrainOptions o = tiny_options(dir / "data", dir / out);
+    o.schedule = LrSchedule::kPlateau;
+    o.optimizer = GetParam();
+    if (o.optimizer == OptimizerType::kSgd) o.learning_rate = 0.02;
+    o.epochs = epochs;
+    return o;
+  };
   std::ostringstream log;
-  train(straight, log);
+  train(options("straight", 4), log);
+  train(options("split", 2), log);
 
-  TrainOptions first = tiny_options(dir / "data", dir / "split");
-  first.schedule = LrSchedule::kPlateau;
-  first.epochs = 2;
-  train(first, log);
+  const ModelFile last = load_model(dir / "split/last.safetensors");
+  const char* field = GetParam() == OptimizerType::kAdam ? ".exp_avg_sq" : ".momentum_buffer";
+  int moments = 0;
+  for (const auto& [name, tensor] : last.tensors)
+    if (name.rfind("optimizer.", 0) == 0 && name.find(field) != std::string::npos) ++moments;
+  EXPECT_GT(moments, 4);
+  EXPECT_FALSE(last.tensors.count("optimizer_state"));
+
   TrainOptions resumed = options_from_checkpoint(dir / "split");
   EXPECT_EQ(resumed.epochs, 2);
   resumed.epochs = 4;
@@ -188,6 +204,63 @@ TEST(Trainer, ResumeContinuesExactlyWhereTheRunStopped) {
   const ModelFile b = load_model(dir / "split/final.safetensors");
   ASSERT_EQ(a.tensors.size(), b.tensors.size());
   for (const auto& [name, tensor] : a.tensors) EXPECT_EQ(tensor.bytes, b.tensors.at(name).bytes) << name;
+}
+
+INSTANTIATE_TEST_SUITE_P(Trainer, ResumeWithOptimizer, ::testing::Values(OptimizerType::kAdam, OptimizerType::kSgd),
+                         [](const auto& info) { return std::string(enum_name(info.param, kOptimizerNames)); });
+
+// A checkpoint whose optimizer tensors were altered is refused with the tensor's name, before
+// any step: a shape other than its parameter's, values that are not finite, a missing moment.
+TEST(Trainer, ResumeRefusesAlteredOptimizerState) {
+  TempDir dir("resume-altered");
+  testing::write_dataset(dir / "data", 24, "0123456789", 3, 12);
+  TrainOptions first = tiny_options(dir / "data", dir / "run");
+  first.epochs = 1;
+  std::ostringstream log;
+  train(first, log);
+  const std::string path = dir / "run/last.safetensors";
+  const ModelFile saved = load_model(path);
+  const std::string moment = "optimizer.classifier.weight.exp_avg";
+  ASSERT_TRUE(saved.tensors.count(moment));
+
+  const auto expect_refused = [&](ModelFile altered, const std::string& why) {
+    save_model(path, altered);
+    TrainOptions resumed = options_from_checkpoint(dir / "run");
+    resumed.epochs = 2;
+    resumed.quiet = true;
+    try {
+      train(resumed, log);
+      ADD_FAILURE() << "resumed from a checkpoint with " << why;
+    } catch (const ModelFileError& e) {
+      EXPECT_NE(std::string(e.what()).find(moment), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find(why), std::string::npos) << e.what();
+    }
+  };
+  ModelFile reshaped = saved;
+  Tensor& t = reshaped.tensors.at(moment);
+  t.shape = {t.numel()};
+  expect_refused(reshaped, "shape");
+  ModelFile not_finite = saved;
+  reinterpret_cast<float*>(not_finite.tensors.at(moment).bytes.data())[3] = std::nanf("");
+  expect_refused(not_finite, "not finite");
+  ModelFile missing = saved;
+  missing.tensors.erase(moment);
+  expect_refused(missing, "lacks");
+
+  // Earlier versions kept the optimizer in LibTorch's archive format: never handed to its
+  // reader, the run resumes with fresh moments and says so.
+  ModelFile legacy = saved;
+  for (auto it = legacy.tensors.begin(); it != legacy.tensors.end();)
+    it = it->first.rfind("optimizer.", 0) == 0 ? legacy.tensors.erase(it) : std::next(it);
+  legacy.tensors["optimizer_state"].dtype = DType::kU8;
+  legacy.tensors["optimizer_state"].shape = {4};
+  legacy.tensors["optimizer_state"].bytes = {'P', 'K', 3, 4};
+  save_model(path, legacy);
+  TrainOptions resumed = options_from_checkpoint(dir / "run");
+  resumed.epochs = 2;
+  std::ostringstream resumed_log;
+  EXPECT_EQ(train(resumed, resumed_log).epochs_completed, 2);
+  EXPECT_NE(resumed_log.str().find("moments start afresh"), std::string::npos) << resumed_log.str();
 }
 
 // Stopped inside an epoch (Ctrl-C), or killed outright after a periodic save, a run resumed from
@@ -438,7 +511,7 @@ TEST(Trainer, StopRequestSavesLastAndResumeFinishes) {
   EXPECT_FALSE(fs::exists(dir / "run/final.safetensors"));
   EXPECT_NE(log.str().find("--resume"), std::string::npos);
   const ModelFile last = load_model(dir / "run/last.safetensors");
-  EXPECT_TRUE(last.tensors.count("optimizer_state"));
+  EXPECT_TRUE(last.tensors.count("optimizer.classifier.weight.exp_avg"));
 
   TrainOptions resumed = options_from_checkpoint(dir / "run");
   resumed.epochs = s.epochs_completed + 2;
@@ -788,6 +861,28 @@ TEST(Trainer, StoredOptionsWithAnUnknownValueAreRefused) {
   nlohmann::json transformer = good;
   transformer["model"]["arch"] = "transformer";
   EXPECT_THROW(transformer.get<TrainOptions>(), ConfigError);
+}
+
+// Two trainers on one run folder would overwrite each other's checkpoints: the second is
+// refused before it writes anything, and the folder is free again once the first has ended.
+TEST(Trainer, RefusesARunFolderAnotherTrainerHolds) {
+  TempDir dir("locked");
+  testing::write_dataset(dir / "data", 24, "0123456789", 3, 12);
+  TrainOptions o = tiny_options(dir / "data", dir / "run");
+  o.epochs = 1;
+  std::ostringstream log;
+  {
+    fs::create_directories(dir / "run");
+    FolderLock other(dir / "run");
+    try {
+      train(o, log);
+      ADD_FAILURE() << "trained in a folder another run holds";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("another training run"), std::string::npos) << e.what();
+    }
+    EXPECT_FALSE(fs::exists(dir / "run/last.safetensors"));
+  }
+  EXPECT_EQ(train(o, log).epochs_completed, 1);
 }
 
 TEST(Trainer, RefusesAnUnwritableOutputFolder) {

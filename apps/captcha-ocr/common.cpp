@@ -19,6 +19,10 @@ void ReadingFlags::add_to(CLI::App& command) {
   command.add_flag("--no-auto-crop", no_auto_crop, "Do not crop the image to the text");
   command.add_flag("--force-invert", force_invert, "Invert every image (light text on dark)");
   command.add_flag("--strong", strong, "Stronger preprocessing for thin strokes");
+  command.add_option("--max-image-bytes", limits.max_file_bytes, "Refuse image files larger than this")
+      ->capture_default_str()->check(CLI::PositiveNumber);
+  command.add_option("--max-image-pixels", limits.max_pixels, "Refuse images whose header states more pixels than this, before decoding them")
+      ->capture_default_str()->check(CLI::PositiveNumber);
 }
 
 Recogniser ReadingFlags::load() const {
@@ -51,6 +55,7 @@ BatchOptions ReadingFlags::batch_options() const {
   options.read.views = views;
   options.threads = threads;
   options.debug_dir = save_debug;
+  options.limits = limits;
   return options;
 }
 

@@ -45,6 +45,7 @@ struct ReadingFlags {
   bool no_auto_crop = false;
   bool force_invert = false;
   bool strong = false;
+  ImageLimits limits;
   void add_to(CLI::App& command);
   // Loads the model with these flags applied. Throws ModelFileError.
   Recogniser load() const;

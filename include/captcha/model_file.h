@@ -55,5 +55,7 @@ void save_model(const std::string& path, const ModelFile& model);
 // Throws ModelFileError naming `path`: not a captcha-ocr model, another format version,
 // truncated, missing or inconsistent metadata.
 ModelFile load_model(const std::string& path);
+// The same from the `size` bytes of a whole model file at `data`, errors naming `name`.
+ModelFile parse_model(const std::uint8_t* data, std::size_t size, const std::string& name);
 
 }  // namespace captcha

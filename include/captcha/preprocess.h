@@ -9,6 +9,8 @@
 #include <nlohmann/json_fwd.hpp>
 #include <opencv2/core.hpp>
 
+#include "captcha/image_io.h"
+
 namespace captcha {
 
 enum class ResizeMode {
@@ -45,10 +47,11 @@ constexpr double kMinInputScale = 0.64;
 void fit_input_size(PreprocessOptions& options, cv::Size image_size);
 
 // Decodes image bytes (png, jpg, bmp, ...) to 8-bit grey; transparent pixels are composited on
-// white. `name` is used in the error message. Throws ImageError.
-cv::Mat decode_image(const std::vector<std::uint8_t>& bytes, const std::string& name);
-// Reads and decodes a file. Throws ImageError (missing, empty, unreadable, corrupt).
-cv::Mat load_image(const std::string& path);
+// white. `name` is used in the error message. Throws ImageError, also for images over `limits`.
+cv::Mat decode_image(const std::vector<std::uint8_t>& bytes, const std::string& name,
+                     const ImageLimits& limits = {});
+// Reads and decodes a file. Throws ImageError (missing, empty, unreadable, corrupt, over `limits`).
+cv::Mat load_image(const std::string& path, const ImageLimits& limits = {});
 
 // preprocess()'s contrast step on an 8-bit grey image: CLAHE where `options` asks for it (with twice
 // the clip limit under `strong`); otherwise the image itself.

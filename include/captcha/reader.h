@@ -49,6 +49,7 @@ struct BatchOptions {
   ReadOptions read;
   int threads = 0;        // decoding and preprocessing threads (<= 0: every core)
   std::string debug_dir;  // where given, each preprocessed image is written as <dir>/<stem>.png
+  ImageLimits limits;     // inputs over these are refused (their result's error), not decoded
 };
 
 // Reads `inputs` in chunks of options.read.batch_size images (so memory stays bounded for any

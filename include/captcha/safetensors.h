@@ -30,8 +30,21 @@ struct SafetensorsFile {
 // Writes to `path` through a temporary file and a rename. Throws ModelFileError.
 void write_safetensors(const std::string& path, const SafetensorsFile& file);
 
-// Reads and validates the whole file. Throws ModelFileError naming `path` when it is missing,
-// truncated, not safetensors, or its offsets and sizes disagree.
-SafetensorsFile read_safetensors(const std::string& path);
+// Model files larger than this are refused before they are read (the largest architecture the
+// model file allows holds well under 1 GiB of weights).
+inline constexpr std::uint64_t kMaxModelFileBytes = std::uint64_t{1} << 30;
+
+// Validates and copies out the `size` bytes at `data`, a whole safetensors file. Throws
+// ModelFileError naming `name` when they are truncated, not safetensors, or their offsets and
+// sizes disagree.
+SafetensorsFile parse_safetensors(const std::uint8_t* data, std::size_t size, const std::string& name);
+
+// The bytes of the file at `path`, refused (ModelFileError naming it) when missing, a folder,
+// unreadable or larger than `max_bytes`, before it is read.
+std::vector<std::uint8_t> read_model_bytes(const std::string& path,
+                                           std::uint64_t max_bytes = kMaxModelFileBytes);
+
+// Reads and validates the whole file (read_model_bytes, then parse_safetensors).
+SafetensorsFile read_safetensors(const std::string& path, std::uint64_t max_bytes = kMaxModelFileBytes);
 
 }  // namespace captcha

@@ -1,6 +1,7 @@
 #include "captcha/atomic_file.h"
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -21,6 +22,20 @@ bool sync_path(const std::string& path, int flags) {
 }
 
 }  // namespace
+
+FolderLock::FolderLock(const std::string& folder) {
+  const std::string path = (std::filesystem::path(folder) / ".lock").string();
+  fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd_ < 0) throw Error(folder + ": cannot create the lock file .lock");
+  if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+    ::close(fd_);
+    throw Error(folder + ": another training run is using this folder; wait for it to end or choose another --out");
+  }
+}
+
+FolderLock::~FolderLock() {
+  if (fd_ >= 0) ::close(fd_);  // closing the file releases the lock
+}
 
 bool sync_to_disk(const std::string& path) { return sync_path(path, O_RDONLY); }
 

@@ -28,7 +28,12 @@ void save_model(const std::string& path, const ModelFile& model) {
 }
 
 ModelFile load_model(const std::string& path) {
-  SafetensorsFile file = read_safetensors(path);
+  const std::vector<std::uint8_t> bytes = read_model_bytes(path);
+  return parse_model(bytes.data(), bytes.size(), path);
+}
+
+ModelFile parse_model(const std::uint8_t* data, std::size_t size, const std::string& path) {
+  SafetensorsFile file = parse_safetensors(data, size, path);
   const auto& meta = file.metadata;
   const auto field = [&](const char* key) -> const std::string& {
     const auto it = meta.find(key);

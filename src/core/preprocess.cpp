@@ -56,8 +56,8 @@ void from_json(const nlohmann::json& in, PreprocessOptions& o) {
   if (!(o.clahe_clip > 0) || !std::isfinite(o.clahe_clip)) throw ConfigError("clahe_clip must be positive");
 }
 
-cv::Mat decode_image(const std::vector<std::uint8_t>& bytes, const std::string& name) {
-  cv::Mat raw = decode_image_bytes(bytes, name);
+cv::Mat decode_image(const std::vector<std::uint8_t>& bytes, const std::string& name, const ImageLimits& limits) {
+  cv::Mat raw = decode_image_bytes(bytes, name, limits);
   if (raw.rows < 2 || raw.cols < 2) throw ImageError(name + ": image is too small (" + std::to_string(raw.cols) + "x" + std::to_string(raw.rows) + ")");
 
   cv::Mat grey;
@@ -86,7 +86,9 @@ cv::Mat decode_image(const std::vector<std::uint8_t>& bytes, const std::string& 
   return grey;
 }
 
-cv::Mat load_image(const std::string& path) { return decode_image(read_image_file(path), path); }
+cv::Mat load_image(const std::string& path, const ImageLimits& limits) {
+  return decode_image(read_image_file(path, limits), path, limits);
+}
 
 namespace {
 

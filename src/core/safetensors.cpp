@@ -96,68 +96,78 @@ void write_safetensors(const std::string& path, const SafetensorsFile& file) {
   sync_folder_of(path);
 }
 
-SafetensorsFile read_safetensors(const std::string& path) {
-  std::ifstream in(path, std::ios::binary | std::ios::ate);
-  if (!in) throw ModelFileError(path + ": cannot open the model file");
-  const auto file_size = static_cast<std::uint64_t>(in.tellg());
-  in.seekg(0);
-  if (file_size < 8) throw ModelFileError(path + ": too short to be a model file (truncated?)");
-  unsigned char size_bytes[8];
-  in.read(reinterpret_cast<char*>(size_bytes), 8);
+SafetensorsFile parse_safetensors(const std::uint8_t* data, std::size_t size, const std::string& name) {
+  if (size < 8) throw ModelFileError(name + ": too short to be a model file (truncated?)");
   std::uint64_t header_size = 0;
-  for (int i = 7; i >= 0; --i) header_size = (header_size << 8) | size_bytes[i];
+  for (int i = 7; i >= 0; --i) header_size = (header_size << 8) | data[i];
   if (header_size == 0 || header_size > kMaxHeaderBytes)
-    throw ModelFileError(path + ": not a safetensors model file (bad header length)");
-  if (8 + header_size > file_size)
-    throw ModelFileError(path + ": truncated (header runs past the end of the file)");
-  std::string text(header_size, '\0');
-  in.read(text.data(), static_cast<std::streamsize>(header_size));
-  if (text.front() != '{')
-    throw ModelFileError(path + ": not a safetensors model file (header is not JSON)");
+    throw ModelFileError(name + ": not a safetensors model file (bad header length)");
+  if (header_size > size - 8)
+    throw ModelFileError(name + ": truncated (header runs past the end of the file)");
+  const char* text = reinterpret_cast<const char*>(data + 8);
+  if (text[0] != '{')
+    throw ModelFileError(name + ": not a safetensors model file (header is not JSON)");
 
   nlohmann::json header;
   try {
-    header = nlohmann::json::parse(text);
+    header = nlohmann::json::parse(text, text + header_size);
   } catch (const nlohmann::json::exception&) {
-    throw ModelFileError(path + ": not a safetensors model file (header is not valid JSON)");
+    throw ModelFileError(name + ": not a safetensors model file (header is not valid JSON)");
   }
-  if (!header.is_object()) throw ModelFileError(path + ": header is not a JSON object");
+  if (!header.is_object()) throw ModelFileError(name + ": header is not a JSON object");
 
-  const std::uint64_t data_size = file_size - 8 - header_size;
+  const std::uint8_t* tensor_data = data + 8 + header_size;
+  const std::uint64_t data_size = size - 8 - header_size;
   SafetensorsFile file;
   try {
-    for (const auto& [name, entry] : header.items()) {
-      if (name == "__metadata__") {
-        for (const auto& [key, value] : entry.items()) file.metadata[key] = value.get<std::string>();
+    for (const auto& [key, entry] : header.items()) {
+      if (key == "__metadata__") {
+        for (const auto& [field, value] : entry.items()) file.metadata[field] = value.get<std::string>();
         continue;
       }
       Tensor tensor;
-      tensor.dtype = parse_dtype(entry.at("dtype").get<std::string>(), path);
+      tensor.dtype = parse_dtype(entry.at("dtype").get<std::string>(), name);
       tensor.shape = entry.at("shape").get<std::vector<std::int64_t>>();
       const auto offsets = entry.at("data_offsets").get<std::vector<std::uint64_t>>();
       if (offsets.size() != 2 || offsets[0] > offsets[1] || offsets[1] > data_size)
-        throw ModelFileError(path + ": tensor " + name +
-                             " lies outside the file (truncated?)");
+        throw ModelFileError(name + ": tensor " + key + " lies outside the file (truncated?)");
       // The shape's byte count, checked at each product: a crafted shape must not wrap around.
       std::uint64_t bytes = dtype_size(tensor.dtype);
       for (auto d : tensor.shape) {
-        if (d < 0) throw ModelFileError(path + ": tensor " + name + " has a negative dimension");
+        if (d < 0) throw ModelFileError(name + ": tensor " + key + " has a negative dimension");
         if (__builtin_mul_overflow(bytes, static_cast<std::uint64_t>(d), &bytes) || bytes > data_size + 1)
           bytes = data_size + 1;  // more than the file holds, whatever the rest multiplies to
       }
       if (offsets[1] - offsets[0] != bytes)
-        throw ModelFileError(path + ": tensor " + name + " size does not match its shape");
-      tensor.bytes.resize(offsets[1] - offsets[0]);
-      in.seekg(static_cast<std::streamoff>(8 + header_size + offsets[0]));
-      in.read(reinterpret_cast<char*>(tensor.bytes.data()),
-              static_cast<std::streamsize>(tensor.bytes.size()));
-      if (!in) throw ModelFileError(path + ": read failed for tensor " + name);
-      file.tensors.emplace(name, std::move(tensor));
+        throw ModelFileError(name + ": tensor " + key + " size does not match its shape");
+      tensor.bytes.assign(tensor_data + offsets[0], tensor_data + offsets[1]);
+      file.tensors.emplace(key, std::move(tensor));
     }
   } catch (const nlohmann::json::exception& e) {
-    throw ModelFileError(path + ": malformed safetensors header (" + e.what() + ")");
+    throw ModelFileError(name + ": malformed safetensors header (" + e.what() + ")");
   }
   return file;
+}
+
+std::vector<std::uint8_t> read_model_bytes(const std::string& path, std::uint64_t max_bytes) {
+  std::ifstream in(path, std::ios::binary | std::ios::ate);
+  if (!in) throw ModelFileError(path + ": cannot open the model file");
+  const auto end = in.tellg();
+  if (end < 0) throw ModelFileError(path + ": cannot read the model file (a folder?)");
+  const auto file_size = static_cast<std::uint64_t>(end);
+  if (file_size > max_bytes)
+    throw ModelFileError(path + ": " + std::to_string(file_size) + " bytes, over the model file limit of " +
+                         std::to_string(max_bytes) + " bytes");
+  std::vector<std::uint8_t> bytes(file_size);
+  in.seekg(0);
+  in.read(reinterpret_cast<char*>(bytes.data()), static_cast<std::streamsize>(file_size));
+  if (!in) throw ModelFileError(path + ": read failed");
+  return bytes;
+}
+
+SafetensorsFile read_safetensors(const std::string& path, std::uint64_t max_bytes) {
+  const std::vector<std::uint8_t> bytes = read_model_bytes(path, max_bytes);
+  return parse_safetensors(bytes.data(), bytes.size(), path);
 }
 
 }  // namespace captcha

@@ -27,8 +27,8 @@ std::string debug_file_name(const ImageInput& input) {
   return (stem.empty() ? "image" : stem) + ".png";
 }
 
-cv::Mat decode(const ImageInput& input) {
-  return input.bytes ? decode_image(*input.bytes, input.name) : load_image(input.name);
+cv::Mat decode(const ImageInput& input, const ImageLimits& limits) {
+  return input.bytes ? decode_image(*input.bytes, input.name, limits) : load_image(input.name, limits);
 }
 
 // Decodes and preprocesses inputs [first, first + count) in parallel; an input that fails keeps
@@ -41,7 +41,7 @@ void prepare_chunk(const Recogniser& recogniser, const std::vector<ImageInput>& 
   parallel_for(count, options.threads, [&](std::size_t i) {
     const ImageInput& input = inputs[first + i];
     try {
-      images[i] = recogniser.prepare(decode(input));
+      images[i] = recogniser.prepare(decode(input, options.limits));
       if (!options.debug_dir.empty())
         write_image((fs::path(options.debug_dir) / debug_file_name(input)).string(), images[i]);
     } catch (const std::exception& e) {

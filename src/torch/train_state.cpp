@@ -4,6 +4,8 @@
 
 #include <ATen/CPUGeneratorImpl.h>
 
+#include <cmath>
+#include <cstring>
 #include <fstream>
 #include <mutex>
 
@@ -90,6 +92,80 @@ void set_torch_generator_state(const Tensor& t, const std::string& path) {
     generator.set_state(state);
   } catch (const c10::Error&) {
     throw ModelFileError(path + ": " + kTorchGeneratorTensor + " is not a generator state");
+  }
+}
+
+namespace {
+
+std::string optimizer_tensor_name(const std::string& parameter, const char* field) {
+  return std::string(kOptimizerTensorPrefix) + "." + parameter + "." + field;
+}
+
+Tensor float_tensor(const torch::Tensor& value) {
+  const auto contiguous = value.detach().to(torch::kCPU, torch::kFloat).contiguous();
+  return Tensor::from_f32({contiguous.sizes().begin(), contiguous.sizes().end()}, contiguous.data_ptr<float>());
+}
+
+// The stored tensor `name`, checked against `parameter`'s shape and for finite values.
+torch::Tensor stored_moment(const std::map<std::string, Tensor>& tensors, const std::string& name,
+                            const torch::Tensor& parameter, const std::string& path) {
+  const auto it = tensors.find(name);
+  if (it == tensors.end()) throw ModelFileError(path + ": checkpoint lacks optimizer tensor " + name);
+  const Tensor& t = it->second;
+  if (t.dtype != DType::kF32 || t.shape != std::vector<std::int64_t>(parameter.sizes().begin(), parameter.sizes().end()))
+    throw ModelFileError(path + ": optimizer tensor " + name + " does not match its parameter's shape");
+  const float* values = t.f32();
+  for (std::int64_t i = 0; i < t.numel(); ++i)
+    if (!std::isfinite(values[i])) throw ModelFileError(path + ": optimizer tensor " + name + " is not finite");
+  return torch::from_blob(const_cast<float*>(values), parameter.sizes(), torch::kFloat).clone();
+}
+
+}  // namespace
+
+std::map<std::string, Tensor> optimizer_tensors(torch::optim::Optimizer& optimizer, Crnn& network) {
+  std::map<std::string, Tensor> out;
+  for (const auto& p : network->named_parameters()) {
+    const auto it = optimizer.state().find(c10::guts::to_string(p.value().unsafeGetTensorImpl()));
+    if (it == optimizer.state().end()) continue;
+    if (const auto* adam = dynamic_cast<const torch::optim::AdamParamState*>(it->second.get())) {
+      Tensor step;
+      step.dtype = DType::kI64;
+      step.shape = {1};
+      const std::int64_t steps = adam->step();
+      step.bytes.resize(sizeof steps);
+      std::memcpy(step.bytes.data(), &steps, sizeof steps);
+      out.emplace(optimizer_tensor_name(p.key(), "step"), std::move(step));
+      out.emplace(optimizer_tensor_name(p.key(), "exp_avg"), float_tensor(adam->exp_avg()));
+      out.emplace(optimizer_tensor_name(p.key(), "exp_avg_sq"), float_tensor(adam->exp_avg_sq()));
+    } else if (const auto* sgd = dynamic_cast<const torch::optim::SGDParamState*>(it->second.get())) {
+      out.emplace(optimizer_tensor_name(p.key(), "momentum_buffer"), float_tensor(sgd->momentum_buffer()));
+    }
+  }
+  return out;
+}
+
+void restore_optimizer_tensors(torch::optim::Optimizer& optimizer, Crnn& network,
+                               const std::map<std::string, Tensor>& tensors, const std::string& path) {
+  const bool adam = dynamic_cast<torch::optim::Adam*>(&optimizer) != nullptr;
+  for (const auto& p : network->named_parameters()) {
+    const std::string first = optimizer_tensor_name(p.key(), adam ? "step" : "momentum_buffer");
+    if (!tensors.count(first)) continue;  // not stepped yet
+    const std::string key = c10::guts::to_string(p.value().unsafeGetTensorImpl());
+    if (!adam) {
+      auto state = std::make_unique<torch::optim::SGDParamState>();
+      state->momentum_buffer(stored_moment(tensors, first, p.value(), path));
+      optimizer.state()[key] = std::move(state);
+      continue;
+    }
+    const Tensor& step = tensors.at(first);
+    std::int64_t steps = -1;
+    if (step.dtype == DType::kI64 && step.bytes.size() == sizeof steps) std::memcpy(&steps, step.bytes.data(), sizeof steps);
+    if (steps < 0) throw ModelFileError(path + ": optimizer tensor " + first + " is not a step count");
+    auto state = std::make_unique<torch::optim::AdamParamState>();
+    state->step(steps);
+    state->exp_avg(stored_moment(tensors, optimizer_tensor_name(p.key(), "exp_avg"), p.value(), path));
+    state->exp_avg_sq(stored_moment(tensors, optimizer_tensor_name(p.key(), "exp_avg_sq"), p.value(), path));
+    optimizer.state()[key] = std::move(state);
   }
 }
 

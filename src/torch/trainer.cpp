@@ -19,6 +19,7 @@
 #include <sstream>
 #include <utility>
 
+#include "captcha/atomic_file.h"
 #include "captcha/augment.h"
 #include "captcha/errors.h"
 #include "captcha/plots.h"
@@ -52,7 +53,7 @@ class Trainer {
 
  private:
   void load_starting_points();
-  void check_output_folder() const;
+  void check_output_folder();
   void load_data();
   void build_network();
   void restore_optimizer();
@@ -103,6 +104,7 @@ class Trainer {
   int skipped_steps_ = 0;
   std::size_t batches_per_epoch_ = 0;
   Clock::time_point last_save_;
+  std::optional<FolderLock> folder_lock_;
 };
 
 Trainer::Trainer(const TrainOptions& options, std::ostream& log)
@@ -148,7 +150,7 @@ void Trainer::load_starting_points() {
   if (o_.train_dirs.empty()) throw ConfigError("no training folder");
 }
 
-void Trainer::check_output_folder() const {
+void Trainer::check_output_folder() {
   std::error_code ec;
   fs::create_directories(o_.out_dir, ec);
   const fs::path probe = fs::path(o_.out_dir) / ".write-test";
@@ -156,6 +158,7 @@ void Trainer::check_output_folder() const {
   if (!out) throw ConfigError(o_.out_dir + ": output folder is not writable");
   out.close();
   fs::remove(probe, ec);
+  folder_lock_.emplace(o_.out_dir);
 }
 
 void Trainer::load_data() {
@@ -243,10 +246,10 @@ void Trainer::restore_optimizer() {
     state_.learning_rate = o_.learning_rate;
     return;
   }
-  const auto it = resume_from_.tensors.find("optimizer_state");
-  if (it == resume_from_.tensors.end()) throw ModelFileError(resume_path_ + ": no optimizer state");
-  std::istringstream bytes(std::string(it->second.bytes.begin(), it->second.bytes.end()));
-  torch::load(*optimizer_, bytes);
+  if (resume_from_.tensors.count(kLegacyOptimizerTensor))
+    log_ << "  " << resume_path_ << ": the optimizer state is in LibTorch's archive format, which this "
+         << "version does not read; the optimizer's moments start afresh\n";
+  restore_optimizer_tensors(*optimizer_, network_, resume_from_.tensors, resume_path_);
   state_.metrics_rows = read_metrics_rows((fs::path(o_.out_dir) / "metrics.csv").string(), state_.epochs_completed);
 }
 
@@ -278,9 +281,7 @@ void Trainer::save_last(const Validation& figures, const TrainerState::PartEpoch
   ModelFile m = model_file(figures, state_.epochs_completed, network_);
   if (average_)
     for (auto& [name, t] : export_weights(average_->network())) m.tensors.emplace(kAverageTensorPrefix + name, std::move(t));
-  std::ostringstream bytes;
-  torch::save(*optimizer_, bytes);
-  m.tensors["optimizer_state"] = byte_tensor(bytes.str());
+  m.tensors.merge(optimizer_tensors(*optimizer_, network_));
   m.tensors[kTorchGeneratorTensor] = torch_generator_state();
   TrainerState saved = state_;
   saved.elapsed_seconds = state_.elapsed_seconds + seconds_since(start_time_);

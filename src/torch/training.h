@@ -117,6 +117,19 @@ Tensor torch_generator_state();
 // Throws ModelFileError naming `path` when `t` is no generator state.
 void set_torch_generator_state(const Tensor& t, const std::string& path);
 
+// Where checkpoints of earlier versions kept the optimizer in LibTorch's archive format; never
+// read (that reader is LibTorch's unpickler), its presence only reported.
+inline constexpr const char* kLegacyOptimizerTensor = "optimizer_state";
+
+// The optimizer's state per parameter as plain tensors: "optimizer.<parameter>.<field>", the
+// fields Adam's step (I64), exp_avg and exp_avg_sq, or SGD's momentum_buffer. A parameter the
+// optimizer has not stepped yet has none.
+std::map<std::string, Tensor> optimizer_tensors(torch::optim::Optimizer& optimizer, Crnn& network);
+// Puts that state back into a fresh optimizer of `network`. Throws ModelFileError naming `path`
+// where a tensor is missing, of another dtype or shape than its parameter's, or not finite.
+void restore_optimizer_tensors(torch::optim::Optimizer& optimizer, Crnn& network,
+                               const std::map<std::string, Tensor>& tensors, const std::string& path);
+
 // metrics.csv: the first `epochs` rows of an existing file; the file written whole.
 std::vector<std::string> read_metrics_rows(const std::string& path, int epochs);
 void write_metrics(const std::string& path, const std::vector<std::string>& rows);
