@@ -165,5 +165,30 @@ TEST(Softmax, MaskRemovesDisallowedClasses) {
   EXPECT_EQ(greedy_decode(logits.data(), 1, 4, kAbc).text, "b");
 }
 
+// An overflowing network's logits still give probabilities: NaN is the lowest value, infinities
+// share their row, a row of minus infinity (or of nothing allowed) reads as the blank.
+TEST(Softmax, NonFiniteLogitsGiveProbabilities) {
+  const float inf = std::numeric_limits<float>::infinity(), nan = std::nanf("");
+  std::vector<float> logits = {nan, 2.0f, nan, 1.0f,   // 'a' wins over 'c'
+                               0.0f, inf, -inf, inf,   // 'a' and 'c' share
+                               -inf, -inf, nan, -inf,  // nothing: blank
+                               nan, nan, nan, nan};
+  softmax_rows(logits, 4, 4);
+  for (int t = 0; t < 4; ++t) {
+    float sum = 0;
+    for (int c = 0; c < 4; ++c) {
+      EXPECT_TRUE(logits[t * 4 + c] >= 0 && logits[t * 4 + c] <= 1) << t << "," << c;
+      sum += logits[t * 4 + c];
+    }
+    EXPECT_NEAR(sum, 1.0f, 1e-6) << t;
+  }
+  EXPECT_FLOAT_EQ(logits[1], 1 / (1 + std::exp(-1.0f)));
+  EXPECT_FLOAT_EQ(logits[5], 0.5f);
+  EXPECT_FLOAT_EQ(logits[7], 0.5f);
+  EXPECT_FLOAT_EQ(logits[8], 1.0f);
+  EXPECT_FLOAT_EQ(logits[12], 1.0f);
+  EXPECT_EQ(greedy_decode(logits.data(), 4, 4, kAbc).text.substr(0, 1), "a");
+}
+
 }  // namespace
 }  // namespace captcha

@@ -11,14 +11,22 @@ namespace captcha {
 
 void softmax_rows(std::vector<float>& logits, int time_steps, int num_classes,
                   const std::vector<bool>& allowed) {
+  constexpr float kInfinity = std::numeric_limits<float>::infinity();
   for (int t = 0; t < time_steps; ++t) {
     float* row = logits.data() + static_cast<std::size_t>(t) * num_classes;
-    float max_logit = -std::numeric_limits<float>::infinity();
-    for (int c = 0; c < num_classes; ++c)
-      if (allowed.empty() || allowed[c]) max_logit = std::max(max_logit, row[c]);
+    const auto open = [&](int c) { return allowed.empty() || allowed[c]; };
+    // Non-finite logits (a network that overflowed) must not spread NaN through the reading: NaN
+    // counts as the lowest value, infinite ones share the row, and a row holding nothing else
+    // than minus infinity reads as the blank.
+    float max_logit = -kInfinity;
+    for (int c = 0; c < num_classes; ++c) {
+      if (std::isnan(row[c]) || !open(c)) row[c] = -kInfinity;
+      max_logit = std::max(max_logit, row[c]);
+    }
+    if (max_logit == -kInfinity) row[Charset::kBlank] = max_logit = 0;
     float sum = 0;
     for (int c = 0; c < num_classes; ++c) {
-      row[c] = (allowed.empty() || allowed[c]) ? std::exp(row[c] - max_logit) : 0.0f;
+      row[c] = max_logit == kInfinity ? (row[c] == kInfinity ? 1.0f : 0.0f) : std::exp(row[c] - max_logit);
       sum += row[c];
     }
     for (int c = 0; c < num_classes; ++c) row[c] /= sum;

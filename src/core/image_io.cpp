@@ -114,7 +114,9 @@ cv::Mat decode_with_stb(const std::vector<std::uint8_t>& bytes, const ImageLimit
   check_pixels(width, height, limits, name);
   std::unique_ptr<stbi_uc, void (*)(void*)> pixels(
       stbi_load_from_memory(bytes.data(), static_cast<int>(bytes.size()), &width, &height, &channels, 0), stbi_image_free);
-  if (!pixels) return {};
+  // The decoder's own figures, which a malformed header can make differ from stbi_info's.
+  if (!pixels || width < 1 || height < 1 || channels < 1 || channels > 4) return {};
+  check_pixels(width, height, limits, name);
   const cv::Mat view(height, width, CV_8UC(channels), pixels.get());
   cv::Mat image;
   if (channels == 3) cv::cvtColor(view, image, cv::COLOR_RGB2BGR);
