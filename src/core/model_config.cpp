@@ -1,6 +1,8 @@
 // ModelConfig validation, JSON form and the time-step arithmetic the trainer checks labels with.
 #include "captcha/model_config.h"
 
+#include "json_fields.h"
+
 #include <nlohmann/json.hpp>
 
 #include "captcha/errors.h"
@@ -34,9 +36,9 @@ void from_json(const nlohmann::json& in, ModelConfig& c) {
   c = ModelConfig{};
   c.arch = parse_enum(in.value("arch", std::string("small")), kArchitectureNames, "architecture");
   c.rnn = parse_enum(in.value("rnn", std::string("lstm")), kRnnTypeNames, "RNN type");
-  c.conv_channels = in.value("conv_channels", c.conv_channels);
-  c.dense = in.value("dense", c.dense);
-  c.rnn_hidden = in.value("rnn_hidden", c.rnn_hidden);
+  c.conv_channels = json_fields::int_list_field(in, "conv_channels", c.conv_channels);
+  c.dense = json_fields::int_field(in, "dense", c.dense);
+  c.rnn_hidden = json_fields::int_list_field(in, "rnn_hidden", c.rnn_hidden);
   c.dropout = in.value("dropout", c.dropout);
   c.batch_norm = in.value("batch_norm", false);  // absent: a file written before the option
   c.validate();

@@ -4,6 +4,7 @@
 #include <cstdlib>
 
 #include "captcha/errors.h"
+#include "json_fields.h"
 
 namespace captcha {
 
@@ -55,7 +56,7 @@ ModelFile parse_model(const std::uint8_t* data, std::size_t size, const std::str
     model.charset = Charset(field("charset"));
     model.fold_case = field("fold_case") == "true";
     if (meta.count("label_lengths")) {
-      const auto range = nlohmann::json::parse(meta.at("label_lengths")).get<std::vector<int>>();
+      const auto range = json_fields::int_list(nlohmann::json::parse(meta.at("label_lengths")), "label_lengths");
       if (range.size() != 2 || range[0] < 0 || range[1] < range[0])
         throw ModelFileError(path + ": bad label_lengths metadata");
       model.label_lengths = {range[0], range[1]};

@@ -11,6 +11,7 @@
 
 #include "captcha/errors.h"
 #include "captcha/image_io.h"
+#include "json_fields.h"
 
 namespace captcha {
 
@@ -31,8 +32,8 @@ void to_json(nlohmann::json& out, const PreprocessOptions& o) {
 
 void from_json(const nlohmann::json& in, PreprocessOptions& o) {
   o = PreprocessOptions{};
-  o.width = in.value("width", o.width);
-  o.height = in.value("height", o.height);
+  o.width = json_fields::int_field(in, "width", o.width);
+  o.height = json_fields::int_field(in, "height", o.height);
   const std::string resize = in.value("resize", std::string("stretch"));
   if (resize != "stretch" && resize != "keep-aspect")
     throw ConfigError("unknown resize mode '" + resize + "' (expected stretch or keep-aspect)");
@@ -42,10 +43,10 @@ void from_json(const nlohmann::json& in, PreprocessOptions& o) {
   o.auto_crop = in.value("auto_crop", o.auto_crop);
   o.clahe = in.value("clahe", o.clahe);
   o.clahe_clip = in.value("clahe_clip", o.clahe_clip);
-  o.clahe_tiles = in.value("clahe_tiles", o.clahe_tiles);
+  o.clahe_tiles = json_fields::int_field(in, "clahe_tiles", o.clahe_tiles);
   o.strong = in.value("strong", o.strong);
-  o.mean = in.value("mean", o.mean);
-  o.std = in.value("std", o.std);
+  o.mean = json_fields::float_field(in, "mean", o.mean);
+  o.std = json_fields::float_field(in, "std", o.std);
   if (o.width < 8 || o.height < 8 || o.width > 4096 || o.height > 1024)
     throw ConfigError("input size " + std::to_string(o.width) + "x" + std::to_string(o.height) +
                       " is out of range (8x8 to 4096x1024)");

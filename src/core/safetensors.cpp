@@ -10,6 +10,7 @@
 
 #include "captcha/atomic_file.h"
 #include "captcha/errors.h"
+#include "json_fields.h"
 
 namespace captcha {
 
@@ -127,8 +128,12 @@ SafetensorsFile parse_safetensors(const std::uint8_t* data, std::size_t size, co
       }
       Tensor tensor;
       tensor.dtype = parse_dtype(entry.at("dtype").get<std::string>(), name);
-      tensor.shape = entry.at("shape").get<std::vector<std::int64_t>>();
-      const auto offsets = entry.at("data_offsets").get<std::vector<std::uint64_t>>();
+      if (!entry.at("shape").is_array() || !entry.at("data_offsets").is_array())
+        throw ModelFileError(name + ": tensor " + key + " has no shape or data_offsets list");
+      for (const auto& d : entry.at("shape")) tensor.shape.push_back(json_fields::whole_number(d, "shape", 0, INT64_MAX));
+      std::vector<std::uint64_t> offsets;
+      for (const auto& offset : entry.at("data_offsets"))
+        offsets.push_back(static_cast<std::uint64_t>(json_fields::whole_number(offset, "data_offsets", 0, INT64_MAX)));
       if (offsets.size() != 2 || offsets[0] > offsets[1] || offsets[1] > data_size)
         throw ModelFileError(name + ": tensor " + key + " lies outside the file (truncated?)");
       // The shape's byte count, checked at each product: a crafted shape must not wrap around.
@@ -144,6 +149,8 @@ SafetensorsFile parse_safetensors(const std::uint8_t* data, std::size_t size, co
       file.tensors.emplace(key, std::move(tensor));
     }
   } catch (const nlohmann::json::exception& e) {
+    throw ModelFileError(name + ": malformed safetensors header (" + e.what() + ")");
+  } catch (const ConfigError& e) {
     throw ModelFileError(name + ": malformed safetensors header (" + e.what() + ")");
   }
   return file;
