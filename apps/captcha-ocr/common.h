@@ -28,6 +28,7 @@ void register_predict(CLI::App& app, Action& run);
 void register_generate(CLI::App& app, Action& run);
 void register_bench(CLI::App& app, Action& run);
 void register_export(CLI::App& app, Action& run);
+void register_serve(CLI::App& app, Action& run);
 
 // The flags eval and predict share: models (one, or several read as an ensemble), views, decoding
 // (--beam, --allowed), batching, threads, debug images, and the

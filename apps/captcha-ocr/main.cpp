@@ -49,6 +49,7 @@ int main(int argc, char** argv) {
   register_generate(app, run);
   register_bench(app, run);
   register_export(app, run);
+  register_serve(app, run);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

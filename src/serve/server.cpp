@@ -1,0 +1,541 @@
+// The HTTP service: routes, authentication, limits, access log and metrics around the batchers.
+#include "captcha/server.h"
+
+#include <httplib.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <fstream>
+#include <future>
+#include <mutex>
+#include <ostream>
+#include <random>
+#include <set>
+
+#include <nlohmann/json.hpp>
+
+#include "batcher.h"
+#include "captcha/errors.h"
+#include "captcha/preprocess.h"
+#include "captcha/recogniser.h"
+#include "captcha/utf8.h"
+#include "http_input.h"
+#include "metrics.h"
+
+namespace captcha {
+
+using serve::HttpError;
+using Clock = std::chrono::steady_clock;
+using nlohmann::json;
+
+namespace {
+
+struct Model {
+  ServedModel file;
+  std::string sha256;
+  Recogniser recogniser;
+  std::unique_ptr<serve::Batcher> batcher;
+};
+
+// One image's reading, or why it has none.
+struct Outcome {
+  Reading reading;
+  std::string error;
+  int status = 200;
+};
+
+double milliseconds_since(Clock::time_point start) {
+  return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+}
+
+json reading_json(const Reading& reading) {
+  json characters = json::array();
+  const std::u32string symbols = utf8_to_u32(reading.text);
+  for (std::size_t i = 0; i < symbols.size() && i < reading.char_probabilities.size(); ++i)
+    characters.push_back({{"symbol", u32_to_utf8(symbols[i])}, {"probability", reading.char_probabilities[i]}});
+  return {{"text", reading.text}, {"confidence", reading.confidence}, {"characters", characters}};
+}
+
+json parse_json_body(const httplib::Request& request) {
+  try {
+    return json::parse(request.body);
+  } catch (const json::exception&) {
+    throw HttpError(400, "the body is not valid JSON");
+  }
+}
+
+// The request's one image: multipart field `field`, JSON "image" (base64), or the raw body.
+std::vector<std::uint8_t> image_bytes_of(const httplib::Request& request, const json* body, const char* field) {
+  if (request.is_multipart_form_data()) {
+    if (!request.has_file(field)) throw HttpError(400, std::string("no '") + field + "' field in the form");
+    const std::string& content = request.get_file_value(field).content;
+    if (content.empty()) throw HttpError(400, std::string("the '") + field + "' field is empty");
+    return {content.begin(), content.end()};
+  }
+  if (body) {
+    if (!body->contains("image") || !body->at("image").is_string()) throw HttpError(400, "'image' (base64) is missing");
+    return serve::decode_base64(body->at("image").get<std::string>(), "'image'");
+  }
+  if (request.body.empty()) throw HttpError(400, "the body is empty (send an image, JSON or a form)");
+  return {request.body.begin(), request.body.end()};
+}
+
+std::string random_uid() {
+  static thread_local std::mt19937_64 rng(std::random_device{}());
+  static const char* hex = "0123456789abcdef";
+  std::string uid;
+  for (int i = 0; i < 32; ++i) uid += hex[rng() & 15];
+  return uid;
+}
+
+// Keys compared in time that does not depend on where they differ.
+bool same_key(const std::string& a, const std::string& b) {
+  unsigned char difference = a.size() == b.size() ? 0 : 1;
+  for (std::size_t i = 0; i < a.size(); ++i) difference |= static_cast<unsigned char>(a[i] ^ b[i % std::max<std::size_t>(1, b.size())]);
+  return difference == 0;
+}
+
+const std::set<std::string> kOpenPaths = {"/health", "/ping"};
+
+}  // namespace
+
+namespace {
+
+thread_local Clock::time_point g_request_start;
+
+void answer_json(httplib::Response& response, const json& body, int status = 200) {
+  response.status = status;
+  response.set_content(body.dump(-1, ' ', false, json::error_handler_t::replace), "application/json");
+}
+
+// Runs `handler`; an HttpError or a library error becomes {"error": message} with its status.
+template <typename Handler>
+void native(httplib::Response& response, Handler&& handler) {
+  try {
+    handler();
+  } catch (const HttpError& e) {
+    if (e.status() == 503) response.set_header("Retry-After", "1");
+    answer_json(response, {{"error", e.what()}}, e.status());
+  } catch (const ConfigError& e) {
+    answer_json(response, {{"error", e.what()}}, 400);
+  }
+}
+
+}  // namespace
+
+std::vector<std::string> read_api_keys(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw Error(path + ": cannot read the API key file");
+  std::vector<std::string> keys;
+  std::string line;
+  while (std::getline(in, line)) {
+    while (!line.empty() && (line.back() == '\r' || line.back() == ' ' || line.back() == '\t')) line.pop_back();
+    if (!line.empty() && line[0] != '#') keys.push_back(line);
+  }
+  if (keys.empty()) throw Error(path + ": no API key in the file");
+  return keys;
+}
+
+struct Server::Impl {
+  ServerOptions o;
+  std::ostream& log;
+  std::mutex log_mutex;
+  std::vector<std::unique_ptr<Model>> models;
+  serve::Metrics metrics;
+  httplib::Server http;
+  std::set<std::string> routes;
+  int listening_socket = -1;
+
+  Impl(const ServerOptions& options, std::ostream& out) : o(options), log(out) {}
+
+  const Model& model_named(const std::string& name) const {
+    if (name.empty()) return *models.front();
+    for (const auto& m : models)
+      if (m->file.name == name) return *m;
+    std::string served;
+    for (const auto& m : models) served += (served.empty() ? "" : ", ") + m->file.name;
+    throw HttpError(404, "no model named '" + name + "' (served: " + served + ")");
+  }
+
+  // Decodes and prepares each image here, then reads the good ones in the model's batches.
+  std::vector<Outcome> read(const Model& model, const std::vector<std::vector<std::uint8_t>>& images,
+                            const ReadOptions& options) {
+    if (images.size() > o.max_images_per_request)
+      throw HttpError(413, std::to_string(images.size()) + " images in one request, over the limit of " +
+                               std::to_string(o.max_images_per_request));
+    std::vector<Outcome> outcomes(images.size());
+    std::vector<cv::Mat> prepared;
+    std::vector<std::size_t> index;
+    for (std::size_t i = 0; i < images.size(); ++i) {
+      try {
+        prepared.push_back(model.recogniser.prepare(decode_image(images[i], "image " + std::to_string(i + 1), o.limits)));
+        index.push_back(i);
+      } catch (const Error& e) {
+        outcomes[i].error = e.what();
+        outcomes[i].status = 400;
+      }
+    }
+    if (prepared.empty()) return outcomes;
+    std::future<std::vector<Reading>> pending;
+    try {
+      pending = model.batcher->submit(std::move(prepared), options);
+    } catch (const serve::QueueFull& e) {
+      throw HttpError(503, e.what());
+    }
+    if (pending.wait_for(std::chrono::duration<double>(o.request_timeout_s)) != std::future_status::ready)
+      throw HttpError(504, "not read within " + std::to_string(o.request_timeout_s) + " s");
+    std::vector<Reading> readings;
+    try {
+      readings = pending.get();
+    } catch (const ConfigError& e) {
+      throw HttpError(400, e.what());
+    }
+    for (std::size_t k = 0; k < index.size(); ++k) outcomes[index[k]].reading = std::move(readings[k]);
+    return outcomes;
+  }
+
+  // One image, as the native and compatible single-image endpoints read it.
+  Reading read_one(const Model& model, std::vector<std::uint8_t> image, const ReadOptions& options) {
+    std::vector<std::vector<std::uint8_t>> images;
+    images.push_back(std::move(image));
+    Outcome outcome = std::move(read(model, images, options).front());
+    if (!outcome.error.empty()) throw HttpError(outcome.status, outcome.error);
+    return outcome.reading;
+  }
+
+  // POST handlers read the body themselves: httplib would refuse a form-urlencoded body over
+  // 8 KiB (curl's default for --data, and what some clients send base64 images as).
+  void add_route(const char* method, const std::string& path, httplib::Server::Handler handler) {
+    routes.insert(path);
+    if (std::string(method) == "GET") {
+      http.Get(path, std::move(handler));
+      return;
+    }
+    http.Post(path, [this, handler = std::move(handler)](const httplib::Request& request, httplib::Response& response,
+                                                         const httplib::ContentReader& reader) {
+      httplib::Request whole = request;
+      std::size_t received = 0;
+      const auto within_limit = [&](std::size_t size) { return (received += size) <= o.max_body_bytes; };
+      if (request.is_multipart_form_data()) {
+        httplib::MultipartFormData part;
+        const auto keep = [&] {
+          if (!part.name.empty()) whole.files.emplace(part.name, part);
+        };
+        reader(
+            [&](const httplib::MultipartFormData& header) {
+              keep();
+              part = header;
+              return true;
+            },
+            [&](const char* data, std::size_t size) {
+              part.content.append(data, size);
+              return within_limit(size);
+            });
+        keep();
+      } else {
+        reader([&](const char* data, std::size_t size) {
+          whole.body.append(data, size);
+          return within_limit(size);
+        });
+      }
+      if (received > o.max_body_bytes || request.get_header_value<std::uint64_t>("Content-Length") > o.max_body_bytes) {
+        response.set_header("Connection", "close");
+        answer_json(response, {{"error", "the body is over the limit of " + std::to_string(o.max_body_bytes) + " bytes"}}, 413);
+        return;
+      }
+      handler(whole, response);
+    });
+  }
+
+  void load_models();
+  void add_native_routes();
+  void add_ddddocr_routes();
+  void add_captcha_platform_routes();
+  void add_operations_routes();
+  void configure_http();
+  void write_access_line(const httplib::Request& request, const httplib::Response& response, double ms);
+};
+
+
+void Server::Impl::load_models() {
+  if (o.models.empty()) throw ConfigError("serve: no model given (--model NAME=FILE)");
+  if (o.max_batch < 1 || o.max_wait_ms < 0 || o.connections < 1 || o.max_queue < 1 || !(o.request_timeout_s > 0))
+    throw ConfigError("serve: --max-batch, --connections and --max-queue must be positive, --max-wait-ms not negative");
+  std::set<std::string> names;
+  for (const ServedModel& file : o.models) {
+    if (file.name.empty() || !names.insert(file.name).second)
+      throw ConfigError("serve: model name '" + file.name + "' is empty or given twice");
+    auto model = std::make_unique<Model>(Model{file, serve::sha256_of_file(file.path), Recogniser(file.path, o.threads), nullptr});
+    serve::BatcherOptions batching;
+    batching.max_batch = o.max_batch;
+    batching.max_wait = std::chrono::microseconds(static_cast<long>(o.max_wait_ms * 1000));
+    batching.max_queue = o.max_queue;
+    batching.threads = o.threads;
+    const std::string name = file.name;
+    model->batcher = std::make_unique<serve::Batcher>(
+        model->recogniser, batching, [this, name](std::size_t images) { metrics.count_batch(name, images); });
+    // The first reading creates the engine's primitives: done here, not in a client's request.
+    model->recogniser.read(cv::Mat(model->recogniser.model().preprocess.height,
+                                   model->recogniser.model().preprocess.width, CV_8UC1, cv::Scalar(255)));
+    models.push_back(std::move(model));
+  }
+}
+
+void Server::Impl::add_native_routes() {
+  add_route("POST", "/v1/read", [this](const httplib::Request& request, httplib::Response& response) {
+    native(response, [&] {
+      const Clock::time_point start = Clock::now();
+      const bool is_json = request.get_header_value("Content-Type").rfind("application/json", 0) == 0;
+      const json body = is_json ? parse_json_body(request) : json::object();
+      if (!body.is_object()) throw HttpError(400, "the body is not a JSON object");
+      const auto field = [&](const char* name) {
+        if (request.is_multipart_form_data() && request.has_file(name)) return request.get_file_value(name).content;
+        return request.get_param_value(name);
+      };
+      const Model& model = model_named(is_json ? body.value("model", "") : field("model"));
+      const ReadOptions options = is_json ? serve::read_options_from_json(body)
+                                          : serve::read_options_from_fields(field("allowed"), field("views"), field("beam"),
+                                                                            field("any_length"));
+      json answer = reading_json(read_one(model, image_bytes_of(request, is_json ? &body : nullptr, "image"), options));
+      answer["model"] = model.file.name;
+      answer["ms"] = milliseconds_since(start);
+      answer_json(response, answer);
+    });
+  });
+  add_route("POST", "/v1/read/batch", [this](const httplib::Request& request, httplib::Response& response) {
+    native(response, [&] {
+      const Clock::time_point start = Clock::now();
+      const json body = parse_json_body(request);
+      if (!body.is_object() || !body.contains("images") || !body.at("images").is_array())
+        throw HttpError(400, "'images' (a list of base64 images) is missing");
+      const Model& model = model_named(body.value("model", ""));
+      const ReadOptions options = serve::read_options_from_json(body);
+      std::vector<std::vector<std::uint8_t>> images;
+      std::vector<std::string> errors;
+      for (const json& image : body.at("images")) {
+        const std::string what = "image " + std::to_string(images.size() + 1);
+        try {
+          if (!image.is_string()) throw HttpError(400, what + " is not a base64 string");
+          images.push_back(serve::decode_base64(image.get<std::string>(), what));
+          errors.emplace_back();
+        } catch (const HttpError& e) {
+          images.emplace_back();  // read() names it undecodable; its own error is kept below
+          errors.emplace_back(e.what());
+        }
+      }
+      const std::vector<Outcome> outcomes = read(model, images, options);
+      json results = json::array();
+      for (std::size_t i = 0; i < outcomes.size(); ++i)
+        results.push_back(!errors[i].empty()            ? json{{"error", errors[i]}}
+                          : !outcomes[i].error.empty() ? json{{"error", outcomes[i].error}}
+                                                        : reading_json(outcomes[i].reading));
+      answer_json(response, {{"results", results}, {"model", model.file.name}, {"ms", milliseconds_since(start)}});
+    });
+  });
+  add_route("GET", "/v1/models", [this](const httplib::Request&, httplib::Response& response) {
+    json list = json::array();
+    for (const auto& m : models) {
+      const ModelFile& file = m->recogniser.model();
+      list.push_back({{"name", m->file.name},
+                      {"file", m->file.path},
+                      {"sha256", m->sha256},
+                      {"charset", file.charset.symbols_utf8()},
+                      {"case_insensitive", file.fold_case},
+                      {"input_width", file.preprocess.width},
+                      {"input_height", file.preprocess.height},
+                      {"label_lengths", {file.label_lengths.min, file.label_lengths.max}},
+                      {"reading_views", file.reading_views},
+                      {"default", m.get() == models.front().get()}});
+    }
+    answer_json(response, {{"models", list}});
+  });
+}
+
+// The classic ddddocr API server answers HTTP 200 whatever happens, with the error in "msg"
+// (json) or an empty body (text); its b64 body may also be base64 of {"image": base64}.
+void Server::Impl::add_ddddocr_routes() {
+  for (const std::string kind : {"b64", "file"})
+    for (const std::string answer : {"", "/json", "/text"}) {
+      const std::string path = "/ocr/" + kind + answer;
+      add_route("POST", path, [this, kind, answer](const httplib::Request& request, httplib::Response& response) {
+        const bool as_json = answer == "/json";
+        // ddddocr 1.6's upload is the form field "file", answered in its own shape.
+        if (kind == "file" && answer.empty() && request.is_multipart_form_data() && request.has_file("file") &&
+            !request.has_file("image")) {
+          const Clock::time_point start = Clock::now();
+          try {
+            const Reading r = read_one(model_named(request.get_param_value("model")), image_bytes_of(request, nullptr, "file"), {});
+            answer_json(response, {{"result", r.text}, {"processing_time", milliseconds_since(start) / 1000}});
+          } catch (const HttpError& e) {
+            answer_json(response, {{"detail", e.what()}}, e.status());
+          }
+          return;
+        }
+        try {
+          std::vector<std::uint8_t> image;
+          if (kind == "b64") {
+            image = serve::decode_base64(request.body, "the body");
+            if (!image.empty() && image.front() == '{') {
+              const json inner = json::parse(image.begin(), image.end(), nullptr, false);
+              if (inner.is_object() && inner.contains("image") && inner.at("image").is_string())
+                image = serve::decode_base64(inner.at("image").get<std::string>(), "'image'");
+            }
+          } else {
+            image = image_bytes_of(request, nullptr, "image");
+          }
+          const Reading r = read_one(model_named(request.get_param_value("model")), std::move(image), {});
+          if (as_json) answer_json(response, {{"status", 200}, {"result", r.text}, {"msg", ""}});
+          else response.set_content(r.text, "text/plain; charset=utf-8");
+        } catch (const Error& e) {
+          if (as_json) answer_json(response, {{"status", 200}, {"result", ""}, {"msg", e.what()}});
+          else response.set_content("", "text/plain; charset=utf-8");
+        }
+      });
+    }
+  add_route("GET", "/ping", [](const httplib::Request&, httplib::Response& response) {
+    response.set_content("pong", "text/plain");
+  });
+  // ddddocr 1.6: JSON {"image": base64 or data: URI, ...} -> {"result", "processing_time"}.
+  add_route("POST", "/ocr", [this](const httplib::Request& request, httplib::Response& response) {
+    const Clock::time_point start = Clock::now();
+    try {
+      const json body = parse_json_body(request);
+      if (!body.is_object()) throw HttpError(400, "the body is not a JSON object");
+      const Reading r = read_one(model_named(body.value("model", "")), image_bytes_of(request, &body, "image"), {});
+      answer_json(response, {{"result", r.text}, {"processing_time", milliseconds_since(start) / 1000}});
+    } catch (const HttpError& e) {
+      answer_json(response, {{"detail", e.what()}}, e.status());
+    }
+  });
+}
+
+// captcha_platform: {"image": base64 or [base64...], "model_name", "output_split"} ->
+// {"uid", "message" (the texts joined by output_split), "code": 0, "success": true}; a failure
+// is answered in the same shape with "success": false, "code" the HTTP status it stands for.
+void Server::Impl::add_captcha_platform_routes() {
+  add_route("POST", "/captcha/v1", [this](const httplib::Request& request, httplib::Response& response) {
+    const std::string uid = random_uid();
+    try {
+      const json body = parse_json_body(request);
+      if (!body.is_object() || !body.contains("image")) throw HttpError(400, "'image' is missing");
+      const Model& model = model_named(body.value("model_name", ""));
+      const std::string split = body.contains("output_split") && body.at("output_split").is_string()
+                                    ? body.at("output_split").get<std::string>() : ",";
+      std::vector<std::vector<std::uint8_t>> images;
+      const json& image = body.at("image");
+      for (const json& item : image.is_array() ? image : json::array({image})) {
+        if (!item.is_string()) throw HttpError(400, "'image' holds something other than base64 strings");
+        images.push_back(serve::decode_base64(item.get<std::string>(), "'image'"));
+      }
+      std::string message;
+      for (const Outcome& outcome : read(model, images, {})) {
+        if (!outcome.error.empty()) throw HttpError(outcome.status, outcome.error);
+        message += (message.empty() ? "" : split) + outcome.reading.text;
+      }
+      answer_json(response, {{"uid", uid}, {"message", message}, {"code", 0}, {"success", true}});
+    } catch (const HttpError& e) {
+      answer_json(response, {{"uid", uid}, {"message", e.what()}, {"code", e.status()}, {"success", false}});
+    }
+  });
+}
+
+void Server::Impl::add_operations_routes() {
+  add_route("GET", "/health", [this](const httplib::Request&, httplib::Response& response) {
+    json names = json::array();
+    for (const auto& m : models) names.push_back(m->file.name);
+    answer_json(response, {{"status", "ok"}, {"models", names}});
+  });
+  add_route("GET", "/metrics", [this](const httplib::Request&, httplib::Response& response) {
+    std::map<std::string, std::size_t> queued;
+    for (const auto& m : models) queued[m->file.name] = m->batcher->queued_images();
+    response.set_content(metrics.exposition(queued), "text/plain; version=0.0.4");
+  });
+}
+
+void Server::Impl::write_access_line(const httplib::Request& request, const httplib::Response& response, double ms) {
+  const json line = {{"remote", request.remote_addr},
+                     {"method", request.method},
+                     {"path", request.path},
+                     {"status", response.status},
+                     {"ms", ms},
+                     {"bytes_in", request.get_header_value<std::uint64_t>("Content-Length")},
+                     {"bytes_out", response.body.size()}};
+  std::lock_guard<std::mutex> lock(log_mutex);
+  log << line.dump(-1, ' ', false, json::error_handler_t::replace) << "\n" << std::flush;
+}
+
+void Server::Impl::configure_http() {
+  http.new_task_queue = [this] { return new httplib::ThreadPool(static_cast<std::size_t>(o.connections)); };
+  http.set_payload_max_length(o.max_body_bytes);
+  http.set_keep_alive_max_count(1000);
+  http.set_read_timeout(static_cast<time_t>(std::max(1.0, o.request_timeout_s)));
+  http.set_tcp_nodelay(true);
+  // Kept to widen its backlog once bound: the library listens with a backlog of 5, and a burst
+  // of new connections beyond that fails.
+  http.set_socket_options([this](int socket) {
+    const int yes = 1;
+    ::setsockopt(socket, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+    listening_socket = socket;
+  });
+  http.set_pre_routing_handler([this](const httplib::Request& request, httplib::Response& response) {
+    g_request_start = Clock::now();
+    if (o.api_keys.empty() || kOpenPaths.count(request.path)) return httplib::Server::HandlerResponse::Unhandled;
+    std::string key = request.get_header_value("X-API-Key");
+    const std::string authorization = request.get_header_value("Authorization");
+    if (key.empty() && authorization.rfind("Bearer ", 0) == 0) key = authorization.substr(7);
+    for (const std::string& allowed : o.api_keys)
+      if (!key.empty() && same_key(key, allowed)) return httplib::Server::HandlerResponse::Unhandled;
+    response.set_header("WWW-Authenticate", "Bearer");
+    answer_json(response, {{"error", "missing or wrong API key (Authorization: Bearer KEY or X-API-Key: KEY)"}}, 401);
+    return httplib::Server::HandlerResponse::Handled;
+  });
+  http.set_error_handler([](const httplib::Request& request, httplib::Response& response) {
+    if (!response.body.empty()) return;
+    const std::string why = response.status == 404   ? "no such endpoint: " + request.method + " " + request.path
+                            : response.status == 413 ? "the body is over the size limit"
+                                                     : "bad request";
+    answer_json(response, {{"error", why}}, response.status);
+  });
+  http.set_exception_handler([](const httplib::Request&, httplib::Response& response, std::exception_ptr error) {
+    std::string why = "internal error";
+    try {
+      std::rethrow_exception(error);
+    } catch (const std::exception& e) {
+      why += std::string(": ") + e.what();
+    } catch (...) {
+    }
+    answer_json(response, {{"error", why}}, 500);
+  });
+  http.set_logger([this](const httplib::Request& request, const httplib::Response& response) {
+    const double ms = milliseconds_since(g_request_start);
+    metrics.count_request(routes.count(request.path) ? request.path : "other", response.status, ms / 1000);
+    if (o.access_log) write_access_line(request, response, ms);
+  });
+}
+
+Server::Server(const ServerOptions& options, std::ostream& log) : impl_(std::make_unique<Impl>(options, log)) {
+  impl_->load_models();
+  impl_->add_native_routes();
+  impl_->add_ddddocr_routes();
+  impl_->add_captcha_platform_routes();
+  impl_->add_operations_routes();
+  impl_->configure_http();
+}
+
+Server::~Server() { stop(); }
+
+int Server::bind() {
+  Impl& s = *impl_;
+  const int port = s.o.port == 0 ? s.http.bind_to_any_port(s.o.host) : (s.http.bind_to_port(s.o.host, s.o.port) ? s.o.port : -1);
+  if (port < 0) throw Error(s.o.host + ":" + std::to_string(s.o.port) + ": cannot listen there (in use, or no such address)");
+  if (s.listening_socket >= 0) ::listen(s.listening_socket, SOMAXCONN);
+  return port;
+}
+
+void Server::run() { impl_->http.listen_after_bind(); }
+
+void Server::stop() { impl_->http.stop(); }
+
+}  // namespace captcha
