@@ -10,7 +10,7 @@ bin=$(realpath "${CAPTCHA_OCR:-../build/captcha-ocr}")
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 rm -rf corpus
-mkdir -p corpus/{image,safetensors,model,labels,ctc}
+mkdir -p corpus/{image,safetensors,model,labels,ctc,http}
 
 # --- image: every format the decoder reads, small ---
 "$bin" generate --out "$work/png" --count 3 --size 100x30 --length 4 --seed 7 >/dev/null
@@ -58,6 +58,14 @@ printf 'ab.png/cd.png\nab.png\tx\nab.png\ty\ncd.png\tq\ncd.png\tq\n' > corpus/la
 printf '\xff\xfe.png/ok.png/\xc3\xa9t\xc3\xa9.png\n\xc3\xa9t\xc3\xa9.png\t\xc0\xaf\n' > corpus/labels/not-utf8
 printf 'ab.png\r\nab.png\tq\r\nno tab on this line\n' > corpus/labels/malformed
 printf 'ab.png/cd.png\nab.png\t\ncd.png\t\xe2\x82\xac\xe2\x82\xac\n' > corpus/labels/empty-and-euro
+
+# --- http: a request's base64, JSON options and query fields ---
+printf '{"image":"iVBORw0KGgo=","model":"general","allowed":"abc","views":3,"beam":10,"any_length":true}' > corpus/http/json-options
+printf 'data:image/png;base64,iVBORw0K\nGgoAAAAN' > corpus/http/data-uri
+printf 'aGVsbG8gd29ybGQ' > corpus/http/base64-unpadded
+printf 'abc&7&10&true' > corpus/http/fields
+printf '{"views":1e300,"beam":-1,"allowed":5}' > corpus/http/bad-numbers
+printf 'ab-_cd==' > corpus/http/urlsafe
 
 # --- ctc: 8 bytes of sizes and choices, then float32 logits ---
 python3 - <<'PY'

@@ -4,14 +4,14 @@
 # inputs go to build-fuzz/corpus/TARGET (the committed seeds in fuzz/corpus/TARGET are read, not
 # written); a finding is written to build-fuzz/findings/TARGET/ and makes the script exit 1.
 #
-#   fuzz/run.sh [SECONDS] [TARGET...]      targets: image safetensors model labels ctc (default all)
+#   fuzz/run.sh [SECONDS] [TARGET...]      targets: image safetensors model labels ctc http (default all)
 #   JOBS=2 fuzz/run.sh 600
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-600}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(image safetensors model labels ctc)
+[ ${#targets[@]} -gt 0 ] || targets=(image safetensors model labels ctc http)
 
 CC=clang-14 CXX=clang++-14 cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DCAPTCHA_WITH_TORCH=OFF -DCAPTCHA_FUZZ=ON >/dev/null
