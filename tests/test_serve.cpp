@@ -216,7 +216,12 @@ TEST(Serve, ModelsHealthAndMetricsDescribeTheService) {
   EXPECT_EQ(models[0].at("input_width"), 200);
   client.Post("/v1/read", png_of("ab12"), "image/png");
   client.Post("/v1/read", "garbage", "image/png");
-  const std::string metrics = client.Get("/metrics")->body;
+  // A request is counted once its answer is sent: wait until both are.
+  std::string metrics;
+  for (int i = 0; i < 100 && metrics.find("code=\"400\"} 1") == std::string::npos; ++i) {
+    if (i) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    metrics = client.Get("/metrics")->body;
+  }
   EXPECT_NE(metrics.find("captcha_requests_total{endpoint=\"/v1/read\",code=\"200\"} 1"), std::string::npos) << metrics;
   EXPECT_NE(metrics.find("captcha_requests_total{endpoint=\"/v1/read\",code=\"400\"} 1"), std::string::npos) << metrics;
   EXPECT_NE(metrics.find("captcha_batch_images_count{model=\"general\"} 1"), std::string::npos) << metrics;
