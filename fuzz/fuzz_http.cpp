@@ -1,6 +1,7 @@
 // Fuzz target: what the service takes apart from a request before reading: base64 (data: URIs,
 // both alphabets, padding, whitespace), the JSON body's read options, and the same options as
-// query or form fields. Every input ends in a value or an HttpError with a 4xx status.
+// query or form fields, and captcha_platform's signature of the body. Every input ends in a
+// value or an HttpError with a 4xx status.
 #include <cstdint>
 #include <cstdlib>
 #include <string>
@@ -21,7 +22,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   } catch (const serve::HttpError& e) {
     check(e);
   }
-  const nlohmann::json body = nlohmann::json::parse(input, nullptr, /*allow_exceptions=*/false);
+  nlohmann::json body;
+  try {
+    body = serve::parse_json(input, "input");
+  } catch (const serve::HttpError& e) {
+    check(e);
+  }
   if (body.is_object()) {
     try {
       const ReadOptions options = serve::read_options_from_json(body);
@@ -29,6 +35,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     } catch (const serve::HttpError& e) {
       check(e);
     }
+    if (serve::captcha_platform_signature(body, "secret").size() != 32) std::abort();  // MD5 in hex
   }
   std::string fields[4];
   for (std::size_t i = 0, start = 0; i < 4 && start <= input.size(); ++i) {

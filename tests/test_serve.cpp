@@ -4,8 +4,15 @@
 #include "captcha/server.h"
 
 #include <httplib.h>
+#include <openssl/evp.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <atomic>
+#include <filesystem>
 #include <future>
 #include <regex>
 #include <sstream>
@@ -16,6 +23,7 @@
 
 #include "captcha/image_io.h"
 #include "captcha/recogniser.h"
+#include "serve/http_input.h"
 #include "support/fixtures.h"
 
 namespace captcha {
@@ -41,6 +49,15 @@ std::string base64(const std::string& bytes) {
     const unsigned v = static_cast<unsigned char>(bytes[i]) << 16 | static_cast<unsigned char>(bytes[i + 1]) << 8;
     out += {table[v >> 18], table[v >> 12 & 63], table[v >> 6 & 63], '='};
   }
+  return out;
+}
+
+std::string md5_upper(const std::string& text) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int size = 0;
+  EVP_Digest(text.data(), text.size(), digest, &size, EVP_md5(), nullptr);
+  std::string out;
+  for (unsigned int i = 0; i < size; ++i) out += {"0123456789ABCDEF"[digest[i] >> 4], "0123456789ABCDEF"[digest[i] & 15]};
   return out;
 }
 
@@ -70,6 +87,7 @@ class Served {
     return c;
   }
   Server& server() { return *server_; }
+  int port() const { return port_; }
   std::string log() const { return log_.str(); }
 
  private:
@@ -77,6 +95,29 @@ class Served {
   std::unique_ptr<Server> server_;
   int port_ = 0;
   std::thread thread_;
+};
+
+// A request whose body is still on its way: headers and half the body sent, the rest never.
+// While it lasts, a batch waits (up to max-wait) for it to join.
+class HalfSentRequest {
+ public:
+  explicit HalfSentRequest(int port) {
+    socket_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_port = htons(static_cast<std::uint16_t>(port));
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    EXPECT_EQ(::connect(socket_, reinterpret_cast<sockaddr*>(&address), sizeof address), 0);
+    const std::string start = "POST /v1/read HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\nContent-Length: 1000\r\n\r\n" +
+                              std::string(500, 'x');
+    EXPECT_EQ(::send(socket_, start.data(), start.size(), 0), static_cast<ssize_t>(start.size()));
+  }
+  ~HalfSentRequest() { ::close(socket_); }
+  HalfSentRequest(const HalfSentRequest&) = delete;
+  HalfSentRequest& operator=(const HalfSentRequest&) = delete;
+
+ private:
+  int socket_ = -1;
 };
 
 std::string expected_reading(const std::string& png) {
@@ -272,6 +313,13 @@ TEST(Serve, HostileRequestsGetAClearFourHundred) {
   r = client.Post("/v1/read", "{\"image\": ", "application/json");
   EXPECT_EQ(r->status, 400);
   EXPECT_EQ(error_of(r), "the body is not valid JSON");
+  // JSON nested a million deep is refused as it is parsed, not built in memory first.
+  r = client.Post("/v1/read", std::string(1000000, '['), "application/json");
+  EXPECT_EQ(r->status, 400);
+  EXPECT_EQ(error_of(r), "the body nests JSON deeper than 32 levels");
+  r = client.Post("/captcha/auth/v2", "{\"image\": " + std::string(100000, '[') + std::string(100000, ']') + "}",
+                  "application/json");
+  EXPECT_NE(body_json(r).at("message").get<std::string>().find("deeper than 32 levels"), std::string::npos) << r->body;
   r = client.Post("/v1/read", json{{"image", base64(png_of("ab"))}, {"views", 99}}.dump(), "application/json");
   EXPECT_EQ(r->status, 400);
   r = client.Post("/v1/read", "{\"image\": \"AAAA\", \"beam\": 3e37}", "application/json");
@@ -311,12 +359,24 @@ TEST(Serve, ConcurrentRequestsAreReadInBatches) {
   EXPECT_GE(std::stoi(count[1]), kRequests / 8);
 }
 
+// A lone request is read at once, not after max-wait: nothing else is on its way to join it.
+TEST(Serve, ALoneRequestIsNotKeptWaiting) {
+  ServerOptions options;
+  options.max_wait_ms = 60000;
+  options.request_timeout_s = 120;
+  Served served(options);
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_EQ(served.client().Post("/v1/read", png_of("ab12"), "image/png")->status, 200);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(30));
+}
+
 TEST(Serve, AFullQueueAnswersRetryLater) {
   ServerOptions options;
   options.max_queue = 1;
   options.max_batch = 8;
-  options.max_wait_ms = 1500;  // the first request waits in the queue
+  options.max_wait_ms = 1500;  // the first request waits in the queue for the half-sent one
   Served served(options);
+  const HalfSentRequest on_its_way(served.port());
   const std::string png = png_of("ab12");
   auto first = std::async(std::launch::async, [&] { return served.client().Post("/v1/read", png, "image/png")->status; });
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
@@ -330,15 +390,188 @@ TEST(Serve, AFullQueueAnswersRetryLater) {
 TEST(Serve, StopAnswersTheRequestsInFlight) {
   ServerOptions options;
   options.max_wait_ms = 800;
+  options.request_timeout_s = 5;
   Served served(options);
+  const HalfSentRequest on_its_way(served.port());
   const std::string png = png_of("ab12");
   auto in_flight = std::async(std::launch::async, [&] {
     auto r = served.client().Post("/v1/read", png, "image/png");
     return r ? r->status : -1;
   });
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  const std::string queued = served.client().Get("/metrics")->body;
+  EXPECT_NE(queued.find("captcha_queued_images{model=\"general\"} 1"), std::string::npos) << queued;
   served.server().stop();
   EXPECT_EQ(in_flight.get(), 200);
+}
+
+// captcha_platform's signed route: what its demo client sends (the body's fields sorted,
+// "k=v" joined by '&', the secret appended, MD5 in upper case) is read; a stale timestamp, an
+// unknown access key or a wrong signature get that project's codes.
+TEST(Serve, CaptchaPlatformSignedRequestsAreChecked) {
+  ServerOptions options;
+  options.signing_keys = {{"C180130204197838", "62d7eb0d370e603acd651066236c878b"}};
+  options.api_keys = {"not needed there"};
+  Served served(options);
+  auto client = served.client();
+  const std::string png = png_of("r8t2");
+  const long long now =
+      std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+  json body = {{"image", base64(png)}, {"accessKey", "C180130204197838"}, {"timestamp", now}, {"model_name", "general"}};
+  // Computed here as the client does, independently of the server's code.
+  const std::string query = "accessKey=C180130204197838&image=" + base64(png) + "&model_name=general&timestamp=" +
+                            std::to_string(now) + "&62d7eb0d370e603acd651066236c878b";
+  body["sign"] = md5_upper(query);
+  EXPECT_EQ(body["sign"], serve::captcha_platform_signature(body, "62d7eb0d370e603acd651066236c878b"));
+  json answer = body_json(client.Post("/captcha/auth/v2", body.dump(), "application/json"));
+  EXPECT_EQ(answer.at("success"), true) << answer;
+  EXPECT_EQ(answer.at("message"), expected_reading(png));
+  EXPECT_EQ(answer.at("code"), 0);
+
+  const auto refused = [&](json altered) {
+    const json a = body_json(client.Post("/captcha/auth/v2", altered.dump(), "application/json"));
+    EXPECT_EQ(a.at("success"), false) << a;
+    return a.at("code").get<int>();
+  };
+  json wrong = body;
+  wrong["sign"] = std::string(32, 'A');
+  EXPECT_EQ(refused(wrong), 400006);
+  wrong = body;
+  wrong["model_name"] = "other";  // signed fields changed after signing
+  EXPECT_EQ(refused(wrong), 400006);
+  wrong = body;
+  wrong["accessKey"] = "C000000000000000";
+  EXPECT_EQ(refused(wrong), 400005);
+  wrong = body;
+  wrong["timestamp"] = now - 600;
+  EXPECT_EQ(refused(wrong), 400004);
+  wrong = body;
+  wrong.erase("sign");
+  EXPECT_EQ(refused(wrong), 400001);
+  // The unsigned route still needs the API key the server asks for.
+  EXPECT_EQ(client.Post("/captcha/v1", json{{"image", base64(png)}}.dump(), "application/json")->status, 401);
+}
+
+// Python's str() of the values captcha_platform's clients sign: a list of images is signed as
+// "['a', 'b']", True as "True".
+TEST(Serve, SignaturesFormatValuesAsPython) {
+  const json body = {{"image", {"ab", "c'd"}}, {"flag", true}, {"n", 12}, {"sign", "ignored"}};
+  EXPECT_EQ(serve::captcha_platform_signature(body, "s"),
+            md5_upper("flag=True&image=['ab', \"c'd\"]&n=12&s"));
+}
+
+TEST(Serve, ThePageIsServedWithoutAKey) {
+  ServerOptions options;
+  options.api_keys = {"k"};
+  Served served(options);
+  auto r = served.client().Get("/");
+  ASSERT_EQ(r->status, 200);
+  EXPECT_EQ(r->get_header_value("Content-Type"), "text/html; charset=utf-8");
+  EXPECT_NE(r->body.find("<title>captcha-ocr</title>"), std::string::npos);
+  EXPECT_EQ(r->body.find("http://"), std::string::npos);  // no outside assets
+  EXPECT_EQ(r->body.find("https://"), std::string::npos);
+}
+
+// ChromeDriver on a free port, spoken to over WebDriver's HTTP protocol; stopped with the test.
+class ChromeDriver {
+ public:
+  static constexpr const char* kDriver = "/usr/bin/chromedriver";
+  static constexpr const char* kBrowser = "/usr/bin/chromium";
+  static bool available() { return ::access(kDriver, X_OK) == 0 && ::access(kBrowser, X_OK) == 0; }
+
+  ChromeDriver() {
+    port_ = free_port();
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      const std::string port = "--port=" + std::to_string(port_);
+      ::execl(kDriver, kDriver, port.c_str(), "--log-level=OFF", static_cast<char*>(nullptr));
+      ::_exit(127);
+    }
+    client_ = std::make_unique<httplib::Client>("127.0.0.1", port_);
+    client_->set_read_timeout(60);
+    for (int i = 0; i < 200 && !client_->Get("/status"); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    const json options = {{"binary", kBrowser},
+                          {"args", {"--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                                    "--window-size=1000,900"}}};
+    const json answer = command("POST", "/session",
+                                {{"capabilities", {{"alwaysMatch", {{"goog:chromeOptions", options}}}}}});
+    session_ = answer.at("sessionId").get<std::string>();
+  }
+  ~ChromeDriver() {
+    if (!session_.empty()) client_->Delete("/session/" + session_);
+    ::kill(pid_, SIGTERM);
+    ::waitpid(pid_, nullptr, 0);
+  }
+  ChromeDriver(const ChromeDriver&) = delete;
+  ChromeDriver& operator=(const ChromeDriver&) = delete;
+
+  // A command of the session (`path` after /session/<id>); returns the answer's "value".
+  json session(const std::string& method, const std::string& path, const json& body = json::object()) {
+    return command(method, "/session/" + session_ + path, body);
+  }
+  json script(const std::string& code) { return session("POST", "/execute/sync", {{"script", code}, {"args", json::array()}}); }
+
+ private:
+  static int free_port() {
+    const int s = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ::bind(s, reinterpret_cast<sockaddr*>(&address), sizeof address);
+    socklen_t size = sizeof address;
+    ::getsockname(s, reinterpret_cast<sockaddr*>(&address), &size);
+    ::close(s);
+    return ntohs(address.sin_port);
+  }
+  json command(const std::string& method, const std::string& path, const json& body) {
+    const auto r = method == "GET" ? client_->Get(path) : client_->Post(path, body.dump(), "application/json");
+    if (!r) throw std::runtime_error("chromedriver did not answer " + method + " " + path);
+    if (r->status != 200) throw std::runtime_error("chromedriver: " + method + " " + path + ": " + r->body);
+    return json::parse(r->body).value("value", json());
+  }
+
+  int port_ = 0;
+  pid_t pid_ = -1;
+  std::unique_ptr<httplib::Client> client_;
+  std::string session_;
+};
+
+// The page in a real browser: an image chosen in the file input is sent to /v1/read and its
+// reading shown, with one bar per character. The screenshot is kept as
+// build/tests/test-artifacts/serve-page.png.
+TEST(Serve, ThePageReadsAnImageInABrowser) {
+  if (!ChromeDriver::available())
+    GTEST_SKIP() << "no " << ChromeDriver::kDriver << " or " << ChromeDriver::kBrowser
+                 << " (apt install chromium chromium-driver; scripts/setup.sh installs them)";
+  Served served;
+  testing::TempDir dir("serve-page");
+  const std::string png = png_of("q4mx7", 3);
+  testing::write_file(dir / "captcha.png", png);
+  ChromeDriver browser;
+  browser.session("POST", "/url", {{"url", "http://127.0.0.1:" + std::to_string(served.port()) + "/"}});
+  const json element = browser.session("POST", "/element", {{"using", "css selector"}, {"value", "#file"}});
+  const std::string id = element.begin().value().get<std::string>();
+  browser.session("POST", "/element/" + id + "/value", {{"text", dir / "captcha.png"}});
+  json shown;
+  for (int i = 0; i < 200 && shown.is_null(); ++i) {
+    if (i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    shown = browser.script("return document.body.dataset.read === undefined ? null : document.body.dataset.read;");
+  }
+  ASSERT_FALSE(shown.is_null()) << "the page showed no reading; its error line: "
+                                << browser.script("return document.getElementById('error').textContent;");
+  const std::string expected = expected_reading(png);
+  EXPECT_EQ(shown.get<std::string>(), expected);
+  EXPECT_EQ(browser.script("return document.getElementById('text').textContent;").get<std::string>(), expected);
+  EXPECT_EQ(browser.script("return document.querySelectorAll('#characters tr').length;").get<std::size_t>(),
+            expected.size());
+  EXPECT_EQ(browser.script("return document.getElementById('error').textContent;").get<std::string>(), "");
+  EXPECT_FALSE(browser.script("return document.getElementById('keybox').offsetParent !== null;").get<bool>())
+      << "the API key field is shown by a service that needs none";
+  const std::string screenshot = browser.session("GET", "/screenshot").get<std::string>();
+  EXPECT_GT(screenshot.size(), 1000u);
+  const std::vector<std::uint8_t> image = serve::decode_base64(screenshot, "the screenshot");
+  std::filesystem::create_directories(CAPTCHA_TEST_ARTIFACTS);
+  testing::write_file(CAPTCHA_TEST_ARTIFACTS "/serve-page.png", std::string(image.begin(), image.end()));
 }
 
 TEST(Serve, BadOptionsAndModelsAreRefusedAtStart) {
@@ -354,6 +587,18 @@ TEST(Serve, BadOptionsAndModelsAreRefusedAtStart) {
   EXPECT_THROW(read_api_keys(dir / "keys"), Error);
   testing::write_file(dir / "keys", "# a key\nabc \n\nxyz\n");
   EXPECT_EQ(read_api_keys(dir / "keys"), (std::vector<std::string>{"abc", "xyz"}));
+  testing::write_file(dir / "signing", "# access secret\nAK1 SK1\n\n  AK2\tSK2  \n");
+  const std::vector<SigningKey> signing = read_signing_keys(dir / "signing");
+  ASSERT_EQ(signing.size(), 2u);
+  EXPECT_EQ(signing[1].access_key, "AK2");
+  EXPECT_EQ(signing[1].secret_key, "SK2");
+  testing::write_file(dir / "signing", "AK1 SK1\nAK2\n");
+  try {
+    read_signing_keys(dir / "signing");
+    ADD_FAILURE() << "a line without a secret was taken";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("signing:2: expected ACCESS_KEY SECRET_KEY"), std::string::npos) << e.what();
+  }
 }
 
 }  // namespace

@@ -32,6 +32,7 @@ void register_serve(CLI::App& app, Action& run) {
   struct Args {
     std::vector<std::string> models;
     std::string api_key_file;
+    std::string signing_key_file;
     ServerOptions options;
   };
   auto args = std::make_shared<Args>();
@@ -52,12 +53,16 @@ void register_serve(CLI::App& app, Action& run) {
   cmd->add_option("--timeout", o.request_timeout_s, "Seconds a request may wait for its reading (504 beyond)")->capture_default_str()->check(CLI::PositiveNumber);
   cmd->add_option("--api-key-file", args->api_key_file, "Require one of these keys (one per line) as 'Authorization: Bearer KEY' or 'X-API-Key: KEY'")
       ->check(CLI::ExistingFile);
+  cmd->add_option("--signing-key-file", args->signing_key_file,
+                  "captcha_platform's signed requests (/captcha/auth/v2): 'ACCESS_KEY SECRET_KEY' per line")
+      ->check(CLI::ExistingFile);
   cmd->add_flag("--access-log", o.access_log, "One JSON line per request on stderr");
   cmd->callback([&run, args] {
     run = [args] {
       ServerOptions options = args->options;
       for (const std::string& flag : args->models) options.models.push_back(parse_model_flag(flag));
       if (!args->api_key_file.empty()) options.api_keys = read_api_keys(args->api_key_file);
+      if (!args->signing_key_file.empty()) options.signing_keys = read_signing_keys(args->signing_key_file);
       // SIGTERM and SIGINT are taken by one thread, which stops the server: requests in flight
       // are answered, new connections refused.
       sigset_t signals;
@@ -68,8 +73,8 @@ void register_serve(CLI::App& app, Action& run) {
       Server server(options, std::cerr);
       const int port = server.bind();
       std::cerr << "serving " << options.models.size() << (options.models.size() == 1 ? " model" : " models") << " on http://"
-                << options.host << ":" << port << "/ (native API /v1/read; ddddocr /ocr/b64/json, /ocr; captcha_platform "
-                << "/captcha/v1; /metrics)" << std::endl;
+                << options.host << ":" << port << "/ (a page to try it; native API /v1/read; ddddocr /ocr/b64/json, /ocr; "
+                << "captcha_platform /captcha/v1, /captcha/auth/v2; /metrics)" << std::endl;
       std::thread stopper([&server, signals] {
         int received = 0;
         sigwait(&signals, &received);

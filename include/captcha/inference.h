@@ -7,7 +7,9 @@
 //   std::vector<float> logits = network.forward(images, batch, width);  // batch x steps x classes
 //
 // One InferenceNetwork may be used from several threads at once: each call takes an idle
-// execution plan for its input shape (or builds one), so calls never share buffers.
+// execution plan for its input shape (or builds one), so calls never share buffers. A batch is
+// run in pieces of powers of two (45 = 32 + 8 + 4 + 1), so that callers whose batch sizes vary
+// (a service gathering requests) reuse a handful of plans instead of building one per size.
 #pragma once
 
 #include <memory>

@@ -9,7 +9,8 @@
 // Native API under /v1 (docs/http.md), and the request and answer shapes of the servers whose
 // clients should work unchanged: the classic ddddocr API server (/ocr/{b64,file}[/{json,text}],
 // /ping), ddddocr 1.6's built-in API (/ocr, /ocr/file, /health) and captcha_platform
-// (/captcha/v1). Images of concurrent requests for a model are read in one batch on the engine.
+// (/captcha/v1, and /captcha/auth/v2 with its signed requests). `GET /` is a page to try it in a
+// browser. Images of concurrent requests for a model are read in one batch on the engine.
 #pragma once
 
 #include <cstddef>
@@ -27,6 +28,12 @@ struct ServedModel {
   std::string path;
 };
 
+// An access key and its secret for captcha_platform's signed requests (/captcha/auth/v2).
+struct SigningKey {
+  std::string access_key;
+  std::string secret_key;
+};
+
 struct ServerOptions {
   std::vector<ServedModel> models;  // the first answers requests that name none
   std::string host = "127.0.0.1";
@@ -41,12 +48,17 @@ struct ServerOptions {
   ImageLimits limits;             // per image: encoded bytes, pixels stated by the header
   double request_timeout_s = 30;  // a request not read by then gets 504
   std::vector<std::string> api_keys;  // empty: none needed
+  std::vector<SigningKey> signing_keys;  // for /captcha/auth/v2 (empty: it refuses every request)
   bool access_log = false;        // one JSON line per request on the log
 };
 
 // The keys of `path`, one per line (blank lines and lines starting '#' skipped). Throws Error
 // naming the file when it cannot be read or holds no key.
 std::vector<std::string> read_api_keys(const std::string& path);
+
+// The access and secret keys of `path`, one pair per line separated by white space (blank lines
+// and lines starting '#' skipped). Throws Error naming the file and line.
+std::vector<SigningKey> read_signing_keys(const std::string& path);
 
 class Server {
  public:

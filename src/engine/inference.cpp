@@ -7,6 +7,7 @@
 
 #include <omp.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -180,6 +181,8 @@ struct InferenceNetwork::Impl {
     }
     return build_plan(batch, width);
   }
+  // Runs `batch` images on a plan of their shape; writes their logits to `out`.
+  void run_plan(const float* images, int batch, int width, float* out) const;
   void return_plan(std::unique_ptr<Plan> plan) const {
     std::lock_guard<std::mutex> lock(mutex);
     idle_plans[{plan->batch, plan->width}].push_back(std::move(plan));
@@ -448,9 +451,22 @@ std::vector<float> InferenceNetwork::forward(const float* images, int batch, int
   if (batch <= 0) return {};
   if (width < 4 || time_steps(width) < 1)
     throw ConfigError("inference: input width " + std::to_string(width) + " is too small");
-  auto plan = impl_->take_plan(batch, width);
-  std::memcpy(plan->input.get_data_handle(), images, sizeof(float) * batch * impl_->spec.input_height * width);
-  dnnl::stream stream(impl_->engine);
+  const std::size_t image_floats = static_cast<std::size_t>(impl_->spec.input_height) * width;
+  const std::size_t logit_floats = static_cast<std::size_t>(time_steps(width)) * impl_->spec.classes;
+  std::vector<float> out(static_cast<std::size_t>(batch) * logit_floats);
+  for (int done = 0; done < batch;) {
+    int piece = 1;
+    while (piece * 2 <= batch - done) piece *= 2;
+    impl_->run_plan(images + done * image_floats, piece, width, out.data() + done * logit_floats);
+    done += piece;
+  }
+  return out;
+}
+
+void InferenceNetwork::Impl::run_plan(const float* images, int batch, int width, float* out) const {
+  auto plan = take_plan(batch, width);
+  std::memcpy(plan->input.get_data_handle(), images, sizeof(float) * batch * spec.input_height * width);
+  dnnl::stream stream(engine);
   // CAPTCHA_ENGINE_PROFILE=1: each step's wall time on stderr (for work on the engine).
   static const bool profile = std::getenv("CAPTCHA_ENGINE_PROFILE") != nullptr;
   for (std::size_t i = 0; i < plan->sequence.size(); ++i) {
@@ -470,9 +486,8 @@ std::vector<float> InferenceNetwork::forward(const float* images, int batch, int
   }
   stream.wait();
   const auto* logits = static_cast<const float*>(plan->logits.get_data_handle());
-  std::vector<float> out(logits, logits + static_cast<std::size_t>(batch) * plan->steps * impl_->spec.classes);
-  impl_->return_plan(std::move(plan));
-  return out;
+  std::copy(logits, logits + static_cast<std::size_t>(batch) * plan->steps * spec.classes, out);
+  return_plan(std::move(plan));
 }
 
 void set_inference_threads(int threads) {

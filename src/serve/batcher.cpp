@@ -1,5 +1,7 @@
 #include "batcher.h"
 
+#include <algorithm>
+
 #include "captcha/inference.h"
 
 namespace captcha::serve {
@@ -12,9 +14,13 @@ bool read_alike(const ReadOptions& a, const ReadOptions& b) {
 
 }  // namespace
 
-Batcher::Batcher(const Recogniser& recogniser, const BatcherOptions& options,
+Batcher::Batcher(const Recogniser& recogniser, const Arrivals& arrivals, const BatcherOptions& options,
                  std::function<void(std::size_t)> on_batch)
-    : recogniser_(recogniser), options_(options), on_batch_(std::move(on_batch)), worker_([this] { run(); }) {}
+    : recogniser_(recogniser),
+      arrivals_(arrivals),
+      options_(options),
+      on_batch_(std::move(on_batch)),
+      worker_([this] { run(); }) {}
 
 Batcher::~Batcher() {
   {
@@ -25,9 +31,9 @@ Batcher::~Batcher() {
   worker_.join();
 }
 
-std::future<std::vector<Reading>> Batcher::submit(std::vector<cv::Mat> prepared, const ReadOptions& options) {
-  Job job{std::move(prepared), options, std::chrono::steady_clock::now(), {}};
-  std::future<std::vector<Reading>> result = job.promise.get_future();
+std::future<std::vector<ReadResult>> Batcher::submit(std::vector<ImageInput> images, const ReadOptions& options) {
+  Job job{std::move(images), options, std::chrono::steady_clock::now(), {}};
+  std::future<std::vector<ReadResult>> result = job.promise.get_future();
   {
     std::lock_guard<std::mutex> lock(mutex_);
     if (stopping_) throw QueueFull("the service is shutting down");
@@ -45,8 +51,9 @@ std::size_t Batcher::queued_images() const {
   return queued_images_;
 }
 
-// Waits until max_batch images read alike are queued or the oldest has waited max_wait, then
-// takes the oldest job and those read like it, up to max_batch images (a larger job goes alone).
+// Waits until max_batch images read alike are queued, no other request is on its way, or the
+// oldest has waited max_wait; then takes the oldest job and those read like it, up to max_batch
+// images (a larger job goes alone).
 std::vector<Batcher::Job> Batcher::take_batch(std::unique_lock<std::mutex>& lock) {
   const auto alike_images = [this] {
     std::size_t count = 0;
@@ -55,8 +62,12 @@ std::vector<Batcher::Job> Batcher::take_batch(std::unique_lock<std::mutex>& lock
     return count;
   };
   const auto max_batch = static_cast<std::size_t>(std::max(1, options_.max_batch));
-  wake_.wait_until(lock, queue_.front().arrived + options_.max_wait,
-                   [&] { return stopping_ || alike_images() >= max_batch; });
+  const auto deadline = queue_.front().arrived + options_.max_wait;
+  // A request that arrives notifies; one that leaves without queueing does not, so the count
+  // is looked at again every tenth of max_wait.
+  while (!stopping_ && alike_images() < max_batch && arrivals_.count() > 0 && std::chrono::steady_clock::now() < deadline)
+    wake_.wait_until(lock, std::min(deadline, std::chrono::steady_clock::now() + options_.max_wait / 10 +
+                                                  std::chrono::microseconds(1)));
   std::vector<Job> batch;
   std::size_t images = 0;
   const ReadOptions options = queue_.front().options;
@@ -75,6 +86,32 @@ std::vector<Batcher::Job> Batcher::take_batch(std::unique_lock<std::mutex>& lock
   return batch;
 }
 
+// Decodes, prepares and reads the batch's images together; each job gets its own results.
+void Batcher::read_batch(std::vector<Job>& batch) const {
+  std::vector<ImageInput> images;
+  for (Job& job : batch)
+    for (ImageInput& image : job.images) images.push_back(std::move(image));
+  try {
+    BatchOptions options;
+    options.read = batch.front().options;
+    options.read.batch_size = static_cast<int>(images.size());
+    options.threads = options_.threads;
+    options.limits = options_.limits;
+    std::vector<ReadResult> results = read_images(recogniser_, images, options);
+    const auto read = static_cast<std::size_t>(
+        std::count_if(results.begin(), results.end(), [](const ReadResult& r) { return r.ok(); }));
+    if (on_batch_ && read > 0) on_batch_(read);
+    auto next = results.begin();
+    for (Job& job : batch) {
+      const auto end = next + static_cast<std::ptrdiff_t>(job.images.size());
+      job.promise.set_value(std::vector<ReadResult>(std::make_move_iterator(next), std::make_move_iterator(end)));
+      next = end;
+    }
+  } catch (...) {
+    for (Job& job : batch) job.promise.set_exception(std::current_exception());
+  }
+}
+
 void Batcher::run() {
   set_inference_threads(options_.threads);
   std::unique_lock<std::mutex> lock(mutex_);
@@ -83,21 +120,7 @@ void Batcher::run() {
     if (queue_.empty()) return;  // stopping, nothing left
     std::vector<Job> batch = take_batch(lock);
     lock.unlock();
-    std::vector<cv::Mat> images;
-    for (const Job& job : batch) images.insert(images.end(), job.images.begin(), job.images.end());
-    try {
-      ReadOptions options = batch.front().options;
-      options.batch_size = static_cast<int>(images.size());
-      const std::vector<Reading> readings = recogniser_.read_prepared(images, options);
-      if (on_batch_) on_batch_(images.size());
-      std::size_t next = 0;
-      for (Job& job : batch) {
-        job.promise.set_value(std::vector<Reading>(readings.begin() + next, readings.begin() + next + job.images.size()));
-        next += job.images.size();
-      }
-    } catch (...) {
-      for (Job& job : batch) job.promise.set_exception(std::current_exception());
-    }
+    read_batch(batch);
     lock.lock();
   }
 }

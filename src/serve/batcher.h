@@ -1,10 +1,14 @@
-// Dynamic batching for the service: images of concurrent requests for one model are gathered
-// until max_batch images wait or the first has waited max_wait, then read as one batch on the
-// engine by the model's own worker thread. Requests are gathered only with others read the same
-// way (views, beam, allowed symbols, lengths); decoding and preprocessing stay in the request
-// threads, in parallel.
+// Dynamic batching for the service: the images of concurrent requests for one model are
+// gathered and read as one batch by the model's own worker thread, which decodes and prepares
+// them in parallel and then runs the engine, so that the CPU-heavy work never competes with
+// itself across dozens of connection threads. Requests are gathered only with others read the
+// same way (views, beam, allowed symbols, lengths).
+//
+// A batch is read as soon as max_batch images wait, or no other request is on its way (see
+// Arrivals: a lone request is not kept waiting), or the oldest has waited max_wait.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
@@ -15,9 +19,9 @@
 #include <thread>
 #include <vector>
 
-#include <opencv2/core.hpp>
-
 #include "captcha/errors.h"
+#include "captcha/image_io.h"
+#include "captcha/reader.h"
 #include "captcha/recogniser.h"
 
 namespace captcha::serve {
@@ -28,38 +32,67 @@ class QueueFull : public Error {
   using Error::Error;
 };
 
+// Requests received or being parsed that may still join a batch. A request holds a Ticket
+// from its first byte until it is queued (or answered without reading).
+class Arrivals {
+ public:
+  class Ticket {
+   public:
+    explicit Ticket(Arrivals& arrivals) : arrivals_(&arrivals) { ++arrivals.count_; }
+    ~Ticket() { leave(); }
+    Ticket(const Ticket&) = delete;
+    Ticket& operator=(const Ticket&) = delete;
+    void leave() {
+      if (arrivals_) --arrivals_->count_;
+      arrivals_ = nullptr;
+    }
+
+   private:
+    Arrivals* arrivals_;
+  };
+  int count() const { return count_; }
+
+ private:
+  std::atomic<int> count_{0};
+};
+
 struct BatcherOptions {
   int max_batch = 32;
   std::chrono::microseconds max_wait{2000};
   std::size_t max_queue = 1024;  // images waiting, beyond which submit() refuses
-  int threads = 0;               // the engine's threads in the worker (<= 0: every core)
+  int threads = 0;               // decoding and engine threads in the worker (<= 0: every core)
+  ImageLimits limits;            // per image, checked before decoding
 };
 
 class Batcher {
  public:
-  // `recogniser` must outlive the batcher. `on_batch(images)` is told each batch's size.
-  Batcher(const Recogniser& recogniser, const BatcherOptions& options,
+  // `recogniser` and `arrivals` must outlive the batcher. `on_batch(images)` is told how many
+  // images each batch read (those that could not be decoded are not counted).
+  Batcher(const Recogniser& recogniser, const Arrivals& arrivals, const BatcherOptions& options,
           std::function<void(std::size_t images)> on_batch = {});
   ~Batcher();  // finishes the batches queued, then stops
   Batcher(const Batcher&) = delete;
   Batcher& operator=(const Batcher&) = delete;
 
-  // Queues `prepared` images (Recogniser::prepare) to be read with `options`; the future gives
-  // their readings in order, or the engine's exception. Throws QueueFull.
-  std::future<std::vector<Reading>> submit(std::vector<cv::Mat> prepared, const ReadOptions& options);
+  // Queues encoded `images` to be read with `options`; the future gives a result for each, in
+  // order (a reading, or the one-line error of an image that could not be decoded), or the
+  // engine's exception (ConfigError for options it refuses). Throws QueueFull.
+  std::future<std::vector<ReadResult>> submit(std::vector<ImageInput> images, const ReadOptions& options);
   std::size_t queued_images() const;
 
  private:
   struct Job {
-    std::vector<cv::Mat> images;
+    std::vector<ImageInput> images;
     ReadOptions options;
     std::chrono::steady_clock::time_point arrived;
-    std::promise<std::vector<Reading>> promise;
+    std::promise<std::vector<ReadResult>> promise;
   };
   void run();
   std::vector<Job> take_batch(std::unique_lock<std::mutex>& lock);
+  void read_batch(std::vector<Job>& batch) const;
 
   const Recogniser& recogniser_;
+  const Arrivals& arrivals_;
   const BatcherOptions options_;
   const std::function<void(std::size_t)> on_batch_;
   mutable std::mutex mutex_;

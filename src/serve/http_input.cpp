@@ -111,21 +111,98 @@ ReadOptions read_options_from_fields(const std::string& allowed, const std::stri
   return checked(options);
 }
 
-std::string sha256_of_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error(path + ": cannot read");
-  std::unique_ptr<EVP_MD_CTX, void (*)(EVP_MD_CTX*)> context(EVP_MD_CTX_new(), EVP_MD_CTX_free);
-  EVP_DigestInit_ex(context.get(), EVP_sha256(), nullptr);
-  std::array<char, 1 << 16> buffer;
-  while (in.read(buffer.data(), buffer.size()) || in.gcount() > 0)
-    EVP_DigestUpdate(context.get(), buffer.data(), static_cast<std::size_t>(in.gcount()));
+namespace {
+
+using Digest = std::unique_ptr<EVP_MD_CTX, void (*)(EVP_MD_CTX*)>;
+
+Digest start_digest(const EVP_MD* kind) {
+  Digest context(EVP_MD_CTX_new(), EVP_MD_CTX_free);
+  EVP_DigestInit_ex(context.get(), kind, nullptr);
+  return context;
+}
+
+std::string finish_digest(const Digest& context, const char* hex) {
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned int size = 0;
   EVP_DigestFinal_ex(context.get(), digest, &size);
-  static const char* hex = "0123456789abcdef";
   std::string out;
   for (unsigned int i = 0; i < size; ++i) out += {hex[digest[i] >> 4], hex[digest[i] & 15]};
   return out;
+}
+
+// A string as Python's repr() writes it (single quotes unless it holds one and no double).
+std::string python_repr(const std::string& text) {
+  const char quote = text.find('\'') != std::string::npos && text.find('"') == std::string::npos ? '"' : '\'';
+  std::string out(1, quote);
+  for (const char c : text) {
+    if (c == '\\' || c == quote) out += '\\';
+    if (c == '\n') out += "\\n";
+    else if (c == '\r') out += "\\r";
+    else if (c == '\t') out += "\\t";
+    else out += c;
+  }
+  return out + quote;
+}
+
+// A JSON value as Python's str() writes what json.loads makes of it.
+std::string python_str(const nlohmann::json& value, bool nested = false) {
+  switch (value.type()) {
+    case nlohmann::json::value_t::string:
+      return nested ? python_repr(value.get<std::string>()) : value.get<std::string>();
+    case nlohmann::json::value_t::boolean:
+      return value.get<bool>() ? "True" : "False";
+    case nlohmann::json::value_t::null:
+      return "None";
+    case nlohmann::json::value_t::array: {
+      std::string out = "[";
+      for (const auto& item : value) out += (out.size() > 1 ? ", " : "") + python_str(item, true);
+      return out + "]";
+    }
+    case nlohmann::json::value_t::object: {
+      std::string out = "{";
+      for (const auto& [key, item] : value.items())
+        out += (out.size() > 1 ? ", " : "") + python_repr(key) + ": " + python_str(item, true);
+      return out + "}";
+    }
+    default:
+      return value.dump();
+  }
+}
+
+}  // namespace
+
+nlohmann::json parse_json(const std::string& text, const std::string& what) {
+  // Called as each value starts and ends; `depth` counts the containers it is in.
+  const auto limit_depth = [&what](int depth, nlohmann::json::parse_event_t, nlohmann::json&) {
+    if (depth > kMaxJsonDepth)
+      throw HttpError(400, what + " nests JSON deeper than " + std::to_string(kMaxJsonDepth) + " levels");
+    return true;
+  };
+  try {
+    return nlohmann::json::parse(text, limit_depth);
+  } catch (const nlohmann::json::exception&) {
+    throw HttpError(400, what + " is not valid JSON");
+  }
+}
+
+std::string sha256_of_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error(path + ": cannot read");
+  const Digest context = start_digest(EVP_sha256());
+  std::array<char, 1 << 16> buffer;
+  while (in.read(buffer.data(), buffer.size()) || in.gcount() > 0)
+    EVP_DigestUpdate(context.get(), buffer.data(), static_cast<std::size_t>(in.gcount()));
+  return finish_digest(context, "0123456789abcdef");
+}
+
+std::string captcha_platform_signature(const nlohmann::json& body, const std::string& secret) {
+  std::string text;
+  for (const auto& [key, value] : body.items())  // nlohmann's objects iterate in key order
+    if (key != "sign") text += (text.empty() ? "" : "&") + key + "=" + python_str(value);
+  text += "&" + secret;
+  const Digest context = start_digest(EVP_md5());
+  EVP_DigestUpdate(context.get(), text.data(), text.size());
+  return finish_digest(context, "0123456789ABCDEF");
 }
 
 }  // namespace captcha::serve

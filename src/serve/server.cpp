@@ -13,16 +13,19 @@
 #include <ostream>
 #include <random>
 #include <set>
+#include <sstream>
 
 #include <nlohmann/json.hpp>
 
 #include "batcher.h"
 #include "captcha/errors.h"
 #include "captcha/preprocess.h"
+#include "captcha/reader.h"
 #include "captcha/recogniser.h"
 #include "captcha/utf8.h"
 #include "http_input.h"
 #include "metrics.h"
+#include "serve/page.h"
 
 namespace captcha {
 
@@ -58,13 +61,7 @@ json reading_json(const Reading& reading) {
   return {{"text", reading.text}, {"confidence", reading.confidence}, {"characters", characters}};
 }
 
-json parse_json_body(const httplib::Request& request) {
-  try {
-    return json::parse(request.body);
-  } catch (const json::exception&) {
-    throw HttpError(400, "the body is not valid JSON");
-  }
-}
+json parse_json_body(const httplib::Request& request) { return serve::parse_json(request.body, "the body"); }
 
 // The request's one image: multipart field `field`, JSON "image" (base64), or the raw body.
 std::vector<std::uint8_t> image_bytes_of(const httplib::Request& request, const json* body, const char* field) {
@@ -92,18 +89,29 @@ std::string random_uid() {
 
 // Keys compared in time that does not depend on where they differ.
 bool same_key(const std::string& a, const std::string& b) {
-  unsigned char difference = a.size() == b.size() ? 0 : 1;
-  for (std::size_t i = 0; i < a.size(); ++i) difference |= static_cast<unsigned char>(a[i] ^ b[i % std::max<std::size_t>(1, b.size())]);
+  if (a.size() != b.size()) return false;
+  unsigned char difference = 0;
+  for (std::size_t i = 0; i < a.size(); ++i) difference |= static_cast<unsigned char>(a[i] ^ b[i]);
   return difference == 0;
 }
 
-const std::set<std::string> kOpenPaths = {"/health", "/ping"};
+// Paths open without an API key: the page (it asks for the key), health checks, and
+// captcha_platform's signed route (its signature is its key).
+const std::set<std::string> kOpenPaths = {"/", "/health", "/ping", "/captcha/auth/v2"};
 
 }  // namespace
 
 namespace {
 
 thread_local Clock::time_point g_request_start;
+// The request this connection thread is handling, until its images are queued.
+thread_local serve::Arrivals::Ticket* g_ticket = nullptr;
+struct CurrentTicket {
+  explicit CurrentTicket(serve::Arrivals::Ticket& ticket) { g_ticket = &ticket; }
+  ~CurrentTicket() { g_ticket = nullptr; }
+  CurrentTicket(const CurrentTicket&) = delete;
+  CurrentTicket& operator=(const CurrentTicket&) = delete;
+};
 
 void answer_json(httplib::Response& response, const json& body, int status = 200) {
   response.status = status;
@@ -138,12 +146,31 @@ std::vector<std::string> read_api_keys(const std::string& path) {
   return keys;
 }
 
+std::vector<SigningKey> read_signing_keys(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw Error(path + ": cannot read the signing key file");
+  std::vector<SigningKey> keys;
+  std::string line;
+  for (int number = 1; std::getline(in, line); ++number) {
+    std::istringstream fields(line);
+    SigningKey key;
+    std::string extra;
+    if (!(fields >> key.access_key) || key.access_key[0] == '#') continue;
+    if (!(fields >> key.secret_key) || fields >> extra)
+      throw Error(path + ":" + std::to_string(number) + ": expected ACCESS_KEY SECRET_KEY");
+    keys.push_back(key);
+  }
+  if (keys.empty()) throw Error(path + ": no signing key in the file");
+  return keys;
+}
+
 struct Server::Impl {
   ServerOptions o;
   std::ostream& log;
   std::mutex log_mutex;
   std::vector<std::unique_ptr<Model>> models;
   serve::Metrics metrics;
+  serve::Arrivals arrivals;
   httplib::Server http;
   std::set<std::string> routes;
   int listening_socket = -1;
@@ -159,40 +186,35 @@ struct Server::Impl {
     throw HttpError(404, "no model named '" + name + "' (served: " + served + ")");
   }
 
-  // Decodes and prepares each image here, then reads the good ones in the model's batches.
-  std::vector<Outcome> read(const Model& model, const std::vector<std::vector<std::uint8_t>>& images,
-                            const ReadOptions& options) {
+  // Reads `images` in the model's batches; an image that cannot be decoded gets its error.
+  std::vector<Outcome> read(const Model& model, std::vector<std::vector<std::uint8_t>> images, const ReadOptions& options) {
     if (images.size() > o.max_images_per_request)
       throw HttpError(413, std::to_string(images.size()) + " images in one request, over the limit of " +
                                std::to_string(o.max_images_per_request));
-    std::vector<Outcome> outcomes(images.size());
-    std::vector<cv::Mat> prepared;
-    std::vector<std::size_t> index;
-    for (std::size_t i = 0; i < images.size(); ++i) {
-      try {
-        prepared.push_back(model.recogniser.prepare(decode_image(images[i], "image " + std::to_string(i + 1), o.limits)));
-        index.push_back(i);
-      } catch (const Error& e) {
-        outcomes[i].error = e.what();
-        outcomes[i].status = 400;
-      }
-    }
-    if (prepared.empty()) return outcomes;
-    std::future<std::vector<Reading>> pending;
+    std::vector<ImageInput> inputs;
+    for (std::size_t i = 0; i < images.size(); ++i)
+      inputs.push_back(ImageInput::encoded("image " + std::to_string(i + 1), std::move(images[i])));
+    if (g_ticket) g_ticket->leave();
+    std::future<std::vector<ReadResult>> pending;
     try {
-      pending = model.batcher->submit(std::move(prepared), options);
+      pending = model.batcher->submit(std::move(inputs), options);
     } catch (const serve::QueueFull& e) {
       throw HttpError(503, e.what());
     }
     if (pending.wait_for(std::chrono::duration<double>(o.request_timeout_s)) != std::future_status::ready)
       throw HttpError(504, "not read within " + std::to_string(o.request_timeout_s) + " s");
-    std::vector<Reading> readings;
+    std::vector<ReadResult> results;
     try {
-      readings = pending.get();
+      results = pending.get();
     } catch (const ConfigError& e) {
       throw HttpError(400, e.what());
     }
-    for (std::size_t k = 0; k < index.size(); ++k) outcomes[index[k]].reading = std::move(readings[k]);
+    std::vector<Outcome> outcomes(results.size());
+    for (std::size_t i = 0; i < results.size(); ++i) {
+      outcomes[i].reading = std::move(results[i].reading);
+      outcomes[i].error = std::move(results[i].error);
+      outcomes[i].status = outcomes[i].error.empty() ? 200 : 400;
+    }
     return outcomes;
   }
 
@@ -200,7 +222,7 @@ struct Server::Impl {
   Reading read_one(const Model& model, std::vector<std::uint8_t> image, const ReadOptions& options) {
     std::vector<std::vector<std::uint8_t>> images;
     images.push_back(std::move(image));
-    Outcome outcome = std::move(read(model, images, options).front());
+    Outcome outcome = std::move(read(model, std::move(images), options).front());
     if (!outcome.error.empty()) throw HttpError(outcome.status, outcome.error);
     return outcome.reading;
   }
@@ -215,6 +237,8 @@ struct Server::Impl {
     }
     http.Post(path, [this, handler = std::move(handler)](const httplib::Request& request, httplib::Response& response,
                                                          const httplib::ContentReader& reader) {
+      serve::Arrivals::Ticket ticket(arrivals);
+      const CurrentTicket current(ticket);
       httplib::Request whole = request;
       std::size_t received = 0;
       const auto within_limit = [&](std::size_t size) { return (received += size) <= o.max_body_bytes; };
@@ -253,6 +277,8 @@ struct Server::Impl {
   void add_native_routes();
   void add_ddddocr_routes();
   void add_captcha_platform_routes();
+  json captcha_platform_read(const json& body);
+  json signature_refusal(const json& body) const;
   void add_operations_routes();
   void configure_http();
   void write_access_line(const httplib::Request& request, const httplib::Response& response, double ms);
@@ -273,9 +299,10 @@ void Server::Impl::load_models() {
     batching.max_wait = std::chrono::microseconds(static_cast<long>(o.max_wait_ms * 1000));
     batching.max_queue = o.max_queue;
     batching.threads = o.threads;
+    batching.limits = o.limits;
     const std::string name = file.name;
     model->batcher = std::make_unique<serve::Batcher>(
-        model->recogniser, batching, [this, name](std::size_t images) { metrics.count_batch(name, images); });
+        model->recogniser, arrivals, batching, [this, name](std::size_t images) { metrics.count_batch(name, images); });
     // The first reading creates the engine's primitives: done here, not in a client's request.
     model->recogniser.read(cv::Mat(model->recogniser.model().preprocess.height,
                                    model->recogniser.model().preprocess.width, CV_8UC1, cv::Scalar(255)));
@@ -325,7 +352,7 @@ void Server::Impl::add_native_routes() {
           errors.emplace_back(e.what());
         }
       }
-      const std::vector<Outcome> outcomes = read(model, images, options);
+      const std::vector<Outcome> outcomes = read(model, std::move(images), options);
       json results = json::array();
       for (std::size_t i = 0; i < outcomes.size(); ++i)
         results.push_back(!errors[i].empty()            ? json{{"error", errors[i]}}
@@ -378,7 +405,7 @@ void Server::Impl::add_ddddocr_routes() {
           if (kind == "b64") {
             image = serve::decode_base64(request.body, "the body");
             if (!image.empty() && image.front() == '{') {
-              const json inner = json::parse(image.begin(), image.end(), nullptr, false);
+              const json inner = serve::parse_json(std::string(image.begin(), image.end()), "the decoded body");
               if (inner.is_object() && inner.contains("image") && inner.at("image").is_string())
                 image = serve::decode_base64(inner.at("image").get<std::string>(), "'image'");
             }
@@ -411,37 +438,80 @@ void Server::Impl::add_ddddocr_routes() {
   });
 }
 
-// captcha_platform: {"image": base64 or [base64...], "model_name", "output_split"} ->
-// {"uid", "message" (the texts joined by output_split), "code": 0, "success": true}; a failure
-// is answered in the same shape with "success": false, "code" the HTTP status it stands for.
+// captcha_platform: {"image": base64 or [base64...], "model_name", "output_split" or
+// "split_char"} -> {"uid", "message" (the texts joined by the split string), "code": 0,
+// "success": true}; a failure is answered in the same shape with "success": false and "code" the
+// HTTP status it stands for. /captcha/auth/v2 also takes "accessKey", "timestamp" (Unix seconds,
+// within 120 s of now) and "sign" (captcha_platform_signature) and answers a bad one with that
+// project's codes (400001 missing, 400004 timestamp, 400005 access key, 400006 signature).
+json Server::Impl::captcha_platform_read(const json& body) {
+  if (!body.is_object() || !body.contains("image")) throw HttpError(400, "'image' is missing");
+  const Model& model = model_named(body.value("model_name", ""));
+  std::string split = ",";
+  for (const char* name : {"output_split", "split_char"})
+    if (body.contains(name) && body.at(name).is_string()) split = body.at(name).get<std::string>();
+  std::vector<std::vector<std::uint8_t>> images;
+  const json& image = body.at("image");
+  for (const json& item : image.is_array() ? image : json::array({image})) {
+    if (!item.is_string()) throw HttpError(400, "'image' holds something other than base64 strings");
+    images.push_back(serve::decode_base64(item.get<std::string>(), "'image'"));
+  }
+  std::string message;
+  for (const Outcome& outcome : read(model, std::move(images), {})) {
+    if (!outcome.error.empty()) throw HttpError(outcome.status, outcome.error);
+    message += (message.empty() ? "" : split) + outcome.reading.text;
+  }
+  return {{"message", message}, {"code", 0}, {"success", true}};
+}
+
+// Why captcha_platform would refuse the signature of `body`, in its shape, or null.
+json Server::Impl::signature_refusal(const json& body) const {
+  const auto refusal = [](const char* message, int code) {
+    return json{{"message", message}, {"code", code}, {"success", false}};
+  };
+  if (!body.is_object() || !body.contains("sign") || !body.contains("timestamp") || !body.contains("accessKey"))
+    return refusal("Invalid Public Params", 400001);
+  const json& stamp = body.at("timestamp");
+  const std::string stamp_text = stamp.is_string() ? stamp.get<std::string>() : stamp.dump();
+  const long long now = std::chrono::duration_cast<std::chrono::seconds>(
+                            std::chrono::system_clock::now().time_since_epoch()).count();
+  if (stamp_text.size() != 10 || stamp_text.find_first_not_of("0123456789") != std::string::npos ||
+      std::llabs(std::stoll(stamp_text) - now) > 120)
+    return refusal("Invalid Timestamp", 400004);
+  const json& access = body.at("accessKey");
+  const SigningKey* key = nullptr;
+  for (const SigningKey& k : o.signing_keys)
+    if (access.is_string() && access.get<std::string>() == k.access_key) key = &k;
+  if (!key) return refusal("Invalid Access Key", 400005);
+  const json& sign = body.at("sign");
+  if (!sign.is_string() || !same_key(sign.get<std::string>(), serve::captcha_platform_signature(body, key->secret_key)))
+    return refusal("Invalid Query String", 400006);
+  return nullptr;
+}
+
 void Server::Impl::add_captcha_platform_routes() {
-  add_route("POST", "/captcha/v1", [this](const httplib::Request& request, httplib::Response& response) {
-    const std::string uid = random_uid();
-    try {
-      const json body = parse_json_body(request);
-      if (!body.is_object() || !body.contains("image")) throw HttpError(400, "'image' is missing");
-      const Model& model = model_named(body.value("model_name", ""));
-      const std::string split = body.contains("output_split") && body.at("output_split").is_string()
-                                    ? body.at("output_split").get<std::string>() : ",";
-      std::vector<std::vector<std::uint8_t>> images;
-      const json& image = body.at("image");
-      for (const json& item : image.is_array() ? image : json::array({image})) {
-        if (!item.is_string()) throw HttpError(400, "'image' holds something other than base64 strings");
-        images.push_back(serve::decode_base64(item.get<std::string>(), "'image'"));
+  for (const bool signed_route : {false, true})
+    add_route("POST", signed_route ? "/captcha/auth/v2" : "/captcha/v1",
+              [this, signed_route](const httplib::Request& request, httplib::Response& response) {
+      const std::string uid = random_uid();
+      try {
+        const json body = parse_json_body(request);
+        json answer = signed_route ? signature_refusal(body) : json();
+        if (answer.is_null()) answer = captcha_platform_read(body);
+        answer["uid"] = uid;
+        answer_json(response, answer);
+      } catch (const HttpError& e) {
+        answer_json(response, {{"uid", uid}, {"message", e.what()}, {"code", e.status()}, {"success", false}});
       }
-      std::string message;
-      for (const Outcome& outcome : read(model, images, {})) {
-        if (!outcome.error.empty()) throw HttpError(outcome.status, outcome.error);
-        message += (message.empty() ? "" : split) + outcome.reading.text;
-      }
-      answer_json(response, {{"uid", uid}, {"message", message}, {"code", 0}, {"success", true}});
-    } catch (const HttpError& e) {
-      answer_json(response, {{"uid", uid}, {"message", e.what()}, {"code", e.status()}, {"success", false}});
-    }
-  });
+    });
 }
 
 void Server::Impl::add_operations_routes() {
+  add_route("GET", "/", [](const httplib::Request&, httplib::Response& response) {
+    response.set_header("Content-Security-Policy",
+                        "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src 'self' blob:");
+    response.set_content(serve::kPage, "text/html; charset=utf-8");
+  });
   add_route("GET", "/health", [this](const httplib::Request&, httplib::Response& response) {
     json names = json::array();
     for (const auto& m : models) names.push_back(m->file.name);
