@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The service under load with one request in ten malformed, for SECONDS (default 300).
+"""The service under load with one request in ten malformed (BAD_SHARE), for SECONDS (default 300).
 
 Starts `captcha-ocr-read serve` on a free loopback port, reads each image in examples/ once
 alone (the expected readings), then CONNECTIONS threads (default 16) send requests over
@@ -10,7 +10,9 @@ checked: good requests must get 200 and the reading they got alone; bad ones a 4
 one-line JSON error. The server's RSS is sampled after the warm-up and every 30 s; it must still
 be running at the end.
 
-  bench/serve_hostile.py [SECONDS] [CONNECTIONS]
+  bench/serve_hostile.py [SECONDS] [CONNECTIONS] [BAD_SHARE]
+
+With BAD_SHARE 0 it gives the figures of good requests alone to compare with.
 
 Exit status 0 when every check held. Only the Python standard library is used.
 """
@@ -79,6 +81,7 @@ class Stats:
 def main():
     seconds = float(sys.argv[1]) if len(sys.argv) > 1 else 300
     connections = int(sys.argv[2]) if len(sys.argv) > 2 else 16
+    bad_share = float(sys.argv[3]) if len(sys.argv) > 3 else 0.1
     port = free_port()
     server = subprocess.Popen([BIN, "serve", "--model", f"general={MODEL}", "--port", str(port), "--threads", "2",
                                "--max-batch", "64", "--max-body-bytes", str(MAX_BODY)],
@@ -90,13 +93,13 @@ def main():
                 break
             except OSError:
                 time.sleep(0.1)
-        return run(server, port, seconds, connections)
+        return run(server, port, seconds, connections, bad_share)
     finally:
         server.terminate()
         server.wait(timeout=30)
 
 
-def run(server, port, seconds, connections):
+def run(server, port, seconds, connections, bad_share):
     images = []
     for name in sorted(os.listdir(os.path.join(ROOT, "examples"))):
         if name.endswith(".png"):
@@ -138,7 +141,7 @@ def run(server, port, seconds, connections):
         rng = random.Random(seed)
         c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
         while time.monotonic() < stop_at:
-            if rng.random() < 0.1:
+            if rng.random() < bad_share:
                 kind, body, content_type = bad_request(rng)
                 good = None
             else:

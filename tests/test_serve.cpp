@@ -72,7 +72,7 @@ class Served {
   explicit Served(ServerOptions options = {}) {
     if (options.models.empty()) options.models = {{"general", kModel}};
     options.port = 0;
-    options.threads = 1;
+    if (options.threads == 0) options.threads = 1;
     server_ = std::make_unique<Server>(options, log_);
     port_ = server_->bind();
     thread_ = std::thread([this] { server_->run(); });
@@ -335,28 +335,34 @@ TEST(Serve, HostileRequestsGetAClearFourHundred) {
 }
 
 // Concurrent requests are read together: fewer batches than requests, every answer right.
+// With three engine threads there are three batch workers taking batches from one queue.
 TEST(Serve, ConcurrentRequestsAreReadInBatches) {
-  ServerOptions options;
-  options.max_wait_ms = 200;
-  options.max_batch = 8;
-  options.access_log = true;
-  Served served(options);
-  constexpr int kRequests = 16;
-  std::vector<std::string> images;
-  for (int i = 0; i < kRequests; ++i) images.push_back(png_of("w" + std::to_string(1000 + i), i));
-  std::vector<std::future<std::string>> answers;
-  for (int i = 0; i < kRequests; ++i)
-    answers.push_back(std::async(std::launch::async, [&, i] {
-      auto r = served.client().Post("/v1/read", images[i], "image/png");
-      return r && r->status == 200 ? json::parse(r->body).at("text").get<std::string>()
-                                   : "failed: " + (r ? r->body : httplib::to_string(r.error()));
-    }));
-  for (int i = 0; i < kRequests; ++i) EXPECT_EQ(answers[i].get(), expected_reading(images[i])) << i << "\n" << served.log();
-  const std::string metrics = served.client().Get("/metrics")->body;
-  std::smatch count;
-  ASSERT_TRUE(std::regex_search(metrics, count, std::regex("captcha_batch_images_count\\{model=\"general\"\\} (\\d+)")));
-  EXPECT_LT(std::stoi(count[1]), kRequests) << metrics;
-  EXPECT_GE(std::stoi(count[1]), kRequests / 8);
+  for (const int threads : {1, 3}) {
+    SCOPED_TRACE("threads " + std::to_string(threads));
+    ServerOptions options;
+    options.max_wait_ms = 200;
+    options.max_batch = 8;
+    options.threads = threads;
+    options.access_log = true;
+    Served served(options);
+    constexpr int kRequests = 16;
+    std::vector<std::string> images;
+    for (int i = 0; i < kRequests; ++i) images.push_back(png_of("w" + std::to_string(1000 + i), i));
+    std::vector<std::future<std::string>> answers;
+    for (int i = 0; i < kRequests; ++i)
+      answers.push_back(std::async(std::launch::async, [&, i] {
+        auto r = served.client().Post("/v1/read", images[i], "image/png");
+        return r && r->status == 200 ? json::parse(r->body).at("text").get<std::string>()
+                                     : "failed: " + (r ? r->body : httplib::to_string(r.error()));
+      }));
+    for (int i = 0; i < kRequests; ++i) EXPECT_EQ(answers[i].get(), expected_reading(images[i])) << i << "\n" << served.log();
+    const std::string metrics = served.client().Get("/metrics")->body;
+    std::smatch count;
+    ASSERT_TRUE(std::regex_search(metrics, count, std::regex("captcha_batch_images_count\\{model=\"general\"\\} (\\d+)")));
+    EXPECT_LT(std::stoi(count[1]), kRequests) << metrics;
+    EXPECT_GE(std::stoi(count[1]), kRequests / 8);
+    EXPECT_NE(metrics.find("captcha_images_total{model=\"general\"} 16"), std::string::npos) << metrics;
+  }
 }
 
 // A lone request is read at once, not after max-wait: nothing else is on its way to join it.
@@ -389,8 +395,8 @@ TEST(Serve, AFullQueueAnswersRetryLater) {
 // stop() while a request waits for its batch: the request is still answered.
 TEST(Serve, StopAnswersTheRequestsInFlight) {
   ServerOptions options;
-  options.max_wait_ms = 800;
-  options.request_timeout_s = 5;
+  options.max_wait_ms = 4000;  // the request waits in the queue for the half-sent one to join it
+  options.request_timeout_s = 10;
   Served served(options);
   const HalfSentRequest on_its_way(served.port());
   const std::string png = png_of("ab12");
@@ -398,8 +404,11 @@ TEST(Serve, StopAnswersTheRequestsInFlight) {
     auto r = served.client().Post("/v1/read", png, "image/png");
     return r ? r->status : -1;
   });
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));
-  const std::string queued = served.client().Get("/metrics")->body;
+  std::string queued;
+  for (int i = 0; i < 150 && queued.find("captcha_queued_images{model=\"general\"} 1") == std::string::npos; ++i) {
+    if (i) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    queued = served.client().Get("/metrics")->body;
+  }
   EXPECT_NE(queued.find("captcha_queued_images{model=\"general\"} 1"), std::string::npos) << queued;
   served.server().stop();
   EXPECT_EQ(in_flight.get(), 200);
@@ -480,28 +489,29 @@ class ChromeDriver {
   static bool available() { return ::access(kDriver, X_OK) == 0 && ::access(kBrowser, X_OK) == 0; }
 
   ChromeDriver() {
-    port_ = free_port();
+    const int port = free_port();
+    const std::string port_flag = "--port=" + std::to_string(port);  // made before fork: the child only execs
     pid_ = ::fork();
     if (pid_ == 0) {
-      const std::string port = "--port=" + std::to_string(port_);
-      ::execl(kDriver, kDriver, port.c_str(), "--log-level=OFF", static_cast<char*>(nullptr));
+      ::execl(kDriver, kDriver, port_flag.c_str(), "--log-level=OFF", static_cast<char*>(nullptr));
       ::_exit(127);
     }
-    client_ = std::make_unique<httplib::Client>("127.0.0.1", port_);
-    client_->set_read_timeout(60);
-    for (int i = 0; i < 200 && !client_->Get("/status"); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    const json options = {{"binary", kBrowser},
-                          {"args", {"--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                                    "--window-size=1000,900"}}};
-    const json answer = command("POST", "/session",
-                                {{"capabilities", {{"alwaysMatch", {{"goog:chromeOptions", options}}}}}});
-    session_ = answer.at("sessionId").get<std::string>();
+    try {
+      client_ = std::make_unique<httplib::Client>("127.0.0.1", port);
+      client_->set_read_timeout(60);
+      for (int i = 0; i < 200 && !client_->Get("/status"); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      const json options = {{"binary", kBrowser},
+                            {"args", {"--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                                      "--window-size=1000,900"}}};
+      const json answer = command("POST", "/session",
+                                  {{"capabilities", {{"alwaysMatch", {{"goog:chromeOptions", options}}}}}});
+      session_ = answer.at("sessionId").get<std::string>();
+    } catch (...) {
+      stop();
+      throw;
+    }
   }
-  ~ChromeDriver() {
-    if (!session_.empty()) client_->Delete("/session/" + session_);
-    ::kill(pid_, SIGTERM);
-    ::waitpid(pid_, nullptr, 0);
-  }
+  ~ChromeDriver() { stop(); }
   ChromeDriver(const ChromeDriver&) = delete;
   ChromeDriver& operator=(const ChromeDriver&) = delete;
 
@@ -530,7 +540,15 @@ class ChromeDriver {
     return json::parse(r->body).value("value", json());
   }
 
-  int port_ = 0;
+  void stop() {
+    if (client_ && !session_.empty()) client_->Delete("/session/" + session_);
+    if (pid_ > 0) {
+      ::kill(pid_, SIGTERM);
+      ::waitpid(pid_, nullptr, 0);
+    }
+    pid_ = -1;
+  }
+
   pid_t pid_ = -1;
   std::unique_ptr<httplib::Client> client_;
   std::string session_;

@@ -38,7 +38,7 @@ struct ServerOptions {
   std::vector<ServedModel> models;  // the first answers requests that name none
   std::string host = "127.0.0.1";
   int port = 8000;                // 0: any free port (Server::bind returns it)
-  int threads = 0;                // engine threads per model (<= 0: every core)
+  int threads = 0;                // engine threads and batch workers per model (<= 0: every core)
   int connections = 64;           // connections served at once (one thread each)
   int max_batch = 32;             // images read together on the engine
   double max_wait_ms = 2;         // longest a request waits for others to join its batch

@@ -20,7 +20,9 @@ Batcher::Batcher(const Recogniser& recogniser, const Arrivals& arrivals, const B
       arrivals_(arrivals),
       options_(options),
       on_batch_(std::move(on_batch)),
-      worker_([this] { run(); }) {}
+      threads_(options.threads > 0 ? options.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()))) {
+  for (int i = 0; i < threads_; ++i) workers_.emplace_back([this] { run(); });
+}
 
 Batcher::~Batcher() {
   {
@@ -28,7 +30,7 @@ Batcher::~Batcher() {
     stopping_ = true;
   }
   wake_.notify_all();
-  worker_.join();
+  for (std::thread& worker : workers_) worker.join();
 }
 
 std::future<std::vector<ReadResult>> Batcher::submit(std::vector<ImageInput> images, const ReadOptions& options) {
@@ -65,10 +67,13 @@ std::vector<Batcher::Job> Batcher::take_batch(std::unique_lock<std::mutex>& lock
   const auto deadline = queue_.front().arrived + options_.max_wait;
   // A request that arrives notifies; one that leaves without queueing does not, so the count
   // is looked at again every tenth of max_wait.
-  while (!stopping_ && alike_images() < max_batch && arrivals_.count() > 0 && std::chrono::steady_clock::now() < deadline)
+  // Another worker may take the queue meanwhile.
+  while (!stopping_ && !queue_.empty() && alike_images() < max_batch && arrivals_.count() > 0 &&
+         std::chrono::steady_clock::now() < deadline)
     wake_.wait_until(lock, std::min(deadline, std::chrono::steady_clock::now() + options_.max_wait / 10 +
                                                   std::chrono::microseconds(1)));
   std::vector<Job> batch;
+  if (queue_.empty()) return batch;
   std::size_t images = 0;
   const ReadOptions options = queue_.front().options;
   for (auto it = queue_.begin(); it != queue_.end();) {
@@ -87,7 +92,7 @@ std::vector<Batcher::Job> Batcher::take_batch(std::unique_lock<std::mutex>& lock
 }
 
 // Decodes, prepares and reads the batch's images together; each job gets its own results.
-void Batcher::read_batch(std::vector<Job>& batch) const {
+void Batcher::read_batch(std::vector<Job>& batch, int threads) const {
   std::vector<ImageInput> images;
   for (Job& job : batch)
     for (ImageInput& image : job.images) images.push_back(std::move(image));
@@ -95,7 +100,7 @@ void Batcher::read_batch(std::vector<Job>& batch) const {
     BatchOptions options;
     options.read = batch.front().options;
     options.read.batch_size = static_cast<int>(images.size());
-    options.threads = options_.threads;
+    options.threads = threads;
     options.limits = options_.limits;
     std::vector<ReadResult> results = read_images(recogniser_, images, options);
     const auto read = static_cast<std::size_t>(
@@ -113,15 +118,20 @@ void Batcher::read_batch(std::vector<Job>& batch) const {
 }
 
 void Batcher::run() {
-  set_inference_threads(options_.threads);
   std::unique_lock<std::mutex> lock(mutex_);
   for (;;) {
     wake_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
     if (queue_.empty()) return;  // stopping, nothing left
     std::vector<Job> batch = take_batch(lock);
+    if (batch.empty()) continue;  // another worker took them while this one waited
+    // Alone, every thread; beside other workers, an equal share.
+    const int threads = std::max(1, threads_ / (reading_ + 1));
+    ++reading_;
     lock.unlock();
-    read_batch(batch);
+    set_inference_threads(threads);
+    read_batch(batch, threads);
     lock.lock();
+    --reading_;
   }
 }
 

@@ -1,8 +1,13 @@
 // Dynamic batching for the service: the images of concurrent requests for one model are
-// gathered and read as one batch by the model's own worker thread, which decodes and prepares
-// them in parallel and then runs the engine, so that the CPU-heavy work never competes with
-// itself across dozens of connection threads. Requests are gathered only with others read the
-// same way (views, beam, allowed symbols, lengths).
+// gathered and read as one batch by one of the model's worker threads, which decodes and
+// prepares them in parallel and then runs the engine, so that the CPU-heavy work never competes
+// with itself across dozens of connection threads. Requests are gathered only with others read
+// the same way (views, beam, allowed symbols, lengths).
+//
+// There is a worker per engine thread. A worker that reads while the others are idle uses every
+// thread (a lone request is read as fast as the engine can); under load each worker reads its own
+// batch on its share of them, which keeps the cores busier than threads waiting on one another
+// inside one batch.
 //
 // A batch is read as soon as max_batch images wait, or no other request is on its way (see
 // Arrivals: a lone request is not kept waiting), or the oldest has waited max_wait.
@@ -60,7 +65,7 @@ struct BatcherOptions {
   int max_batch = 32;
   std::chrono::microseconds max_wait{2000};
   std::size_t max_queue = 1024;  // images waiting, beyond which submit() refuses
-  int threads = 0;               // decoding and engine threads in the worker (<= 0: every core)
+  int threads = 0;               // decoding and engine threads in all (<= 0: every core)
   ImageLimits limits;            // per image, checked before decoding
 };
 
@@ -89,7 +94,7 @@ class Batcher {
   };
   void run();
   std::vector<Job> take_batch(std::unique_lock<std::mutex>& lock);
-  void read_batch(std::vector<Job>& batch) const;
+  void read_batch(std::vector<Job>& batch, int threads) const;
 
   const Recogniser& recogniser_;
   const Arrivals& arrivals_;
@@ -100,7 +105,9 @@ class Batcher {
   std::deque<Job> queue_;
   std::size_t queued_images_ = 0;
   bool stopping_ = false;
-  std::thread worker_;
+  int threads_ = 1;  // options_.threads resolved
+  int reading_ = 0;  // workers reading a batch
+  std::vector<std::thread> workers_;
 };
 
 }  // namespace captcha::serve
