@@ -59,13 +59,16 @@ printf '\xff\xfe.png/ok.png/\xc3\xa9t\xc3\xa9.png\n\xc3\xa9t\xc3\xa9.png\t\xc0\x
 printf 'ab.png\r\nab.png\tq\r\nno tab on this line\n' > corpus/labels/malformed
 printf 'ab.png/cd.png\nab.png\t\ncd.png\t\xe2\x82\xac\xe2\x82\xac\n' > corpus/labels/empty-and-euro
 
-# --- http: a request's base64, JSON options and query fields ---
+# --- http: a request's base64, JSON options, query fields and captcha_platform signatures ---
 printf '{"image":"iVBORw0KGgo=","model":"general","allowed":"abc","views":3,"beam":10,"any_length":true}' > corpus/http/json-options
 printf 'data:image/png;base64,iVBORw0K\nGgoAAAAN' > corpus/http/data-uri
 printf 'aGVsbG8gd29ybGQ' > corpus/http/base64-unpadded
 printf 'abc&7&10&true' > corpus/http/fields
 printf '{"views":1e300,"beam":-1,"allowed":5}' > corpus/http/bad-numbers
 printf 'ab-_cd==' > corpus/http/urlsafe
+printf '{"image":["aGk=",1.5,null,true,{"k":"it'"'"'s"}],"accessKey":"A","timestamp":1733000000,"sign":"X"}' \
+  > corpus/http/signed-body
+head -c 2000 /dev/zero | tr '\0' '[' > corpus/http/deep-json
 
 # --- ctc: 8 bytes of sizes and choices, then float32 logits ---
 python3 - <<'PY'

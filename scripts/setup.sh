@@ -17,7 +17,7 @@ packages=(
   libstb-dev libjpeg-dev libwebp-dev                # image files (OpenCV's imgcodecs loads ~120 libraries)
   clang-14 libclang-rt-14-dev libomp-14-dev         # fuzz targets (fuzz/README.md)
   libcpp-httplib-dev libssl-dev wrk                 # captcha-ocr serve (HTTP; wrk for bench/serve.sh)
-  chromium chromium-driver nginx-light              # serve's page in headless Chromium; two instances behind nginx
+  chromium chromium-driver nginx-light curl         # serve's page in headless Chromium; two instances behind nginx
   fonts-dejavu-core fonts-dejavu-extra fonts-liberation2 fonts-freefont-ttf fonts-lato
   fonts-linuxlibertine fonts-cantarell fonts-quicksand                  # sans, serif, mono
   fonts-comic-neue fonts-dkg-handwriting fonts-breip fonts-dancingscript  # handwriting-like

@@ -1,11 +1,18 @@
 // The captcha-ocr binary: every subcommand, bad arguments, missing and corrupt files, exit codes.
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <regex>
 #include <sstream>
+#include <thread>
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -424,6 +431,58 @@ TEST_F(Cli, ReadingOnlyBuildReadsLikeTheFullOneAndLinksNoLibTorch) {
   ASSERT_EQ(libraries.code, 0) << libraries.output;
   for (const char* torch : {"libtorch", "libc10"}) EXPECT_EQ(libraries.output.find(torch), std::string::npos) << libraries.output;
   EXPECT_EQ(libraries.output.find("libgdal"), std::string::npos) << "OpenCV's imgcodecs came back";
+}
+
+// serve in the reading-only build: it prints the address it took (--port 0), answers, and on
+// SIGTERM stops and exits 0; a model that is not there is refused at start with its name, a
+// bad flag with a usage error.
+TEST_F(Cli, ServeAnswersAndStopsOnSigterm) {
+  const std::string log = path("serve.log");
+  const std::string model_flag = "general=" + model();
+  const int log_fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  ASSERT_GE(log_fd, 0);
+  const pid_t pid = ::fork();  // arguments made before: the child only redirects and execs
+  if (pid == 0) {
+    ::dup2(log_fd, 2);
+    ::execl(CAPTCHA_OCR_READ_BIN, CAPTCHA_OCR_READ_BIN, "serve", "--model", model_flag.c_str(), "--port", "0", "--threads",
+            "1", static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  ::close(log_fd);
+  std::smatch address;
+  std::string text;
+  for (int i = 0; i < 300 && !std::regex_search(text, address, std::regex("on http://127\\.0\\.0\\.1:(\\d+)/")); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    text = testing::read_file(log);
+  }
+  ASSERT_FALSE(address.empty()) << text;
+  const int port = std::stoi(address[1]);
+  const int s = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in to{};
+  to.sin_family = AF_INET;
+  to.sin_port = htons(static_cast<std::uint16_t>(port));
+  to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::connect(s, reinterpret_cast<sockaddr*>(&to), sizeof to), 0);
+  const std::string request = "GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+  ASSERT_EQ(::send(s, request.data(), request.size(), 0), static_cast<ssize_t>(request.size()));
+  std::string answer;
+  char buffer[4096];
+  for (ssize_t n; (n = ::recv(s, buffer, sizeof buffer, 0)) > 0;) answer.append(buffer, static_cast<std::size_t>(n));
+  ::close(s);
+  EXPECT_EQ(answer.rfind("HTTP/1.1 200", 0), 0u) << answer;
+  EXPECT_NE(answer.find("\"status\":\"ok\""), std::string::npos) << answer;
+  ::kill(pid, SIGTERM);
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << testing::read_file(log);
+  EXPECT_NE(testing::read_file(log).find("stopped"), std::string::npos) << testing::read_file(log);
+
+  const Result missing = run_reader("serve --model general=" + path("none.safetensors") + " --port 0");
+  EXPECT_EQ(missing.code, 1) << missing.output;
+  EXPECT_NE(missing.output.find("none.safetensors"), std::string::npos) << missing.output;
+  const Result zero = run_reader("serve --model general=" + model() + " --max-batch 0");
+  EXPECT_EQ(zero.code, 2) << zero.output;
+  EXPECT_NE(zero.output.find("--max-batch: must be positive, not 0"), std::string::npos) << zero.output;
 }
 
 }  // namespace

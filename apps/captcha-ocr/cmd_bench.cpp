@@ -96,8 +96,8 @@ void register_bench(CLI::App& app, Action& run) {
   cmd->add_option("--batch", args->batch, "Images per forward pass")->capture_default_str()->check(CLI::Range(1, 4096));
   cmd->add_option("--threads", args->threads, "Threads (default: every core)");
   cmd->add_option("--runs", args->runs, "Timed runs (default: as many as fit in about 2 s, at least 10)")
-      ->check(CLI::PositiveNumber);
-  cmd->add_option("--warmup", args->warmup, "Untimed runs first")->capture_default_str()->check(CLI::NonNegativeNumber);
+      ->check(kPositive);
+  cmd->add_option("--warmup", args->warmup, "Untimed runs first")->capture_default_str()->check(kNotNegative);
   cmd->add_flag("--json", args->json, "One JSON object (keys median_ms, images_per_second, ...)");
   cmd->add_option("--input-out", args->input_out, "Write the random input (raw float32, N x 1 x H x W)");
   cmd->add_option("--logits-out", args->logits_out, "Write its logits (raw float32, N x T x classes)");

@@ -121,7 +121,7 @@ void register_eval(CLI::App& app, Action& run) {
   cmd->add_flag("--json", args->json, "Print the figures as JSON (fractions, not percent)");
   cmd->add_option("--errors", args->errors_file, "Write each misread image (path, truth, reading, confidence) as TSV");
   cmd->add_option("--grid", args->grid_file, "Write a PNG grid of images with their readings (misreads first, marked)");
-  cmd->add_option("--grid-count", args->grid_count, "Images in the --grid")->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_option("--grid-count", args->grid_count, "Images in the --grid")->capture_default_str()->check(kPositive);
   cmd->add_flag("--case-insensitive", args->case_insensitive, "Score ignoring letter case");
   cmd->callback([&run, args] { run = [args] { return run_eval(*args); }; });
 }

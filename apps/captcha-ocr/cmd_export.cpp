@@ -17,7 +17,7 @@ void register_export(CLI::App& app, Action& run) {
   cmd->add_option("--format", args->format, "Output format")->capture_default_str()->check(CLI::IsMember({"onnx"}));
   cmd->add_option("--out", args->out, "Output file (.onnx)")->required();
   cmd->add_option("--batch", args->batch, "Fix the batch size (OpenCV's dnn module needs this; default: any)")
-      ->check(CLI::PositiveNumber);
+      ->check(kPositive);
   cmd->callback([&run, args] {
     run = [args] {
       export_onnx(load_model(args->model), args->model, args->out, args->batch);

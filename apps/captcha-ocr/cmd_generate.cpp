@@ -39,7 +39,7 @@ void register_generate(CLI::App& app, Action& run) {
   std::string style_help = "Style:";
   for (const auto& [name, description] : generator_styles()) style_help += "\n  " + name + ": " + description;
   cmd->add_option("--out", o.out_dir, "Folder to fill (new or empty)")->required();
-  cmd->add_option("--count", o.count, "Number of images")->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_option("--count", o.count, "Number of images")->capture_default_str()->check(kPositive);
   cmd->add_option("--style", o.style, style_help)->capture_default_str();
   cmd->add_option("--charset", o.charset, "digits, lower, upper, alnum, alnum-lower or literal symbols")
       ->capture_default_str();

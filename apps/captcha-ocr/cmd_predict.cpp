@@ -73,7 +73,7 @@ void register_predict(CLI::App& app, Action& run) {
   args->reading.add_to(*cmd);
   cmd->add_option("paths", args->paths, "Image files, folders, or -")->required();
   cmd->add_flag("--json", args->json, "One JSON object per line, with per-character probabilities");
-  cmd->add_option("--limit", args->limit, "Read at most N images")->check(CLI::PositiveNumber);
+  cmd->add_option("--limit", args->limit, "Read at most N images")->check(kPositive);
   cmd->callback([&run, args] { run = [args] { return run_predict(*args); }; });
 }
 

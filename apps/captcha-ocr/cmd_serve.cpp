@@ -42,15 +42,15 @@ void register_serve(CLI::App& app, Action& run) {
   cmd->add_option("--host", o.host, "Address to listen on")->capture_default_str();
   cmd->add_option("--port", o.port, "Port (0: any free port, printed)")->capture_default_str()->check(CLI::Range(0, 65535));
   cmd->add_option("--threads", o.threads, "Engine threads and batch workers per model (default: every core)");
-  cmd->add_option("--connections", o.connections, "Connections served at once")->capture_default_str()->check(CLI::PositiveNumber);
-  cmd->add_option("--max-batch", o.max_batch, "Images of concurrent requests read together")->capture_default_str()->check(CLI::PositiveNumber);
-  cmd->add_option("--max-wait-ms", o.max_wait_ms, "Longest a request waits for others to join its batch")->capture_default_str()->check(CLI::NonNegativeNumber);
-  cmd->add_option("--max-queue", o.max_queue, "Images waiting per model beyond which requests get 503")->capture_default_str()->check(CLI::PositiveNumber);
-  cmd->add_option("--max-body-bytes", o.max_body_bytes, "Largest request body (413 beyond)")->capture_default_str()->check(CLI::PositiveNumber);
-  cmd->add_option("--max-images", o.max_images_per_request, "Images in one batch request")->capture_default_str()->check(CLI::PositiveNumber);
-  cmd->add_option("--max-image-bytes", o.limits.max_file_bytes, "Largest encoded image")->capture_default_str()->check(CLI::PositiveNumber);
-  cmd->add_option("--max-image-pixels", o.limits.max_pixels, "Most pixels an image's header may state")->capture_default_str()->check(CLI::PositiveNumber);
-  cmd->add_option("--timeout", o.request_timeout_s, "Seconds a request may wait for its reading (504 beyond)")->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_option("--connections", o.connections, "Connections served at once")->capture_default_str()->check(kPositive);
+  cmd->add_option("--max-batch", o.max_batch, "Images of concurrent requests read together")->capture_default_str()->check(kPositive);
+  cmd->add_option("--max-wait-ms", o.max_wait_ms, "Longest a request waits for others to join its batch")->capture_default_str()->check(kNotNegative);
+  cmd->add_option("--max-queue", o.max_queue, "Images waiting per model beyond which requests get 503")->capture_default_str()->check(kPositive);
+  cmd->add_option("--max-body-bytes", o.max_body_bytes, "Largest request body (413 beyond)")->capture_default_str()->check(kPositive);
+  cmd->add_option("--max-images", o.max_images_per_request, "Images in one batch request")->capture_default_str()->check(kPositive);
+  cmd->add_option("--max-image-bytes", o.limits.max_file_bytes, "Largest encoded image")->capture_default_str()->check(kPositive);
+  cmd->add_option("--max-image-pixels", o.limits.max_pixels, "Most pixels an image's header may state")->capture_default_str()->check(kPositive);
+  cmd->add_option("--timeout", o.request_timeout_s, "Seconds a request may wait for its reading (504 beyond)")->capture_default_str()->check(kPositive);
   cmd->add_option("--api-key-file", args->api_key_file, "Require one of these keys (one per line) as 'Authorization: Bearer KEY' or 'X-API-Key: KEY'")
       ->check(CLI::ExistingFile);
   cmd->add_option("--signing-key-file", args->signing_key_file,

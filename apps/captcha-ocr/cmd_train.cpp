@@ -72,11 +72,11 @@ void add_model_flags(CLI::App* cmd, TrainOptions& o, FlagSettings& flags) {
       ->capture_default_str()->check(CLI::IsMember(enum_names(kArchitectureNames)));
   cmd->add_option("--rnn", flags.rnn, "lstm or gru (resnet defaults to gru)")->check(CLI::IsMember(enum_names(kRnnTypeNames)));
   cmd->add_option("--rnn-hidden", flags.rnn_hidden, "Hidden size per direction of each BiRNN layer (small: 128,64, or 128,128 from 10,000 training images; resnet: 128,128); with --init, grows the starting small model's layers to these sizes")
-      ->delimiter(',')->check(CLI::PositiveNumber);
+      ->delimiter(',')->check(kPositive);
   cmd->add_option("--conv-channels", flags.conv_channels, "small: channels of its convolutions, two pooled ones and up to four more after them (default 32,64, or 32,64,64,64,64 from 10,000 training images); with --init, grows the starting model's: each as wide or wider, added ones after the last, which start out passing its channels through")
-      ->delimiter(',')->expected(2, static_cast<int>(ModelConfig::kMaxConvolutions))->check(CLI::PositiveNumber);
+      ->delimiter(',')->expected(2, static_cast<int>(ModelConfig::kMaxConvolutions))->check(kPositive);
   cmd->add_option("--features", flags.features, "Features per time step fed to the first BiRNN layer (small: 64, or 256 from 10,000 training images; resnet: 256); with --init, grows the starting small model's features to this many")
-      ->check(CLI::PositiveNumber);
+      ->check(kPositive);
   cmd->add_flag("--no-batch-norm", flags.no_batch_norm, "small: no batch norm after the convolutions (the exact Keras model)");
   cmd->add_option("--dropout", o.model.dropout, "Dropout")->capture_default_str()->check(CLI::Range(0.0, 0.95));
   cmd->add_option("--init", o.init_model, "Start from this model's weights (fine-tuning)")->check(CLI::ExistingFile);
@@ -88,22 +88,22 @@ void add_optimisation_flags(CLI::App* cmd, TrainOptions& o, FlagSettings& flags)
   cmd->add_option("--epochs", o.epochs,
                   "Maximum epochs (default: " + std::to_string(TrainOptions::kDefaultEpochs) +
                       ", or under --time-limit as many as fit)")
-      ->check(CLI::PositiveNumber);
-  cmd->add_option("--batch-size", o.batch_size, "Images per step")->capture_default_str()->check(CLI::PositiveNumber);
-  cmd->add_option("--lr", o.learning_rate, "Learning rate")->capture_default_str()->check(CLI::PositiveNumber);
+      ->check(kPositive);
+  cmd->add_option("--batch-size", o.batch_size, "Images per step")->capture_default_str()->check(kPositive);
+  cmd->add_option("--lr", o.learning_rate, "Learning rate")->capture_default_str()->check(kPositive);
   cmd->add_option("--time-limit", o.time_limit_minutes,
                   "Minutes of training at most: after each epoch the schedule is fitted to the epochs that still fit")
-      ->check(CLI::NonNegativeNumber);
+      ->check(kNotNegative);
   cmd->add_option("--checkpoint-every", o.checkpoint_minutes,
                   "Minutes between saves of the run's state within an epoch, so that a killed run loses at most "
                   "about this much (0: at epoch ends only; Ctrl-C always saves the exact place)")
-      ->capture_default_str()->check(CLI::NonNegativeNumber);
+      ->capture_default_str()->check(kNotNegative);
   cmd->add_option("--patience", o.patience, "Early stopping: epochs without a better validation score")
-      ->capture_default_str()->check(CLI::PositiveNumber);
+      ->capture_default_str()->check(kPositive);
   cmd->add_option("--schedule", flags.schedule, "cosine (warm-up, then cosine decay over --epochs) or plateau (halve the rate when validation loss stalls)")
       ->capture_default_str()->check(CLI::IsMember(enum_names(kScheduleNames)));
   cmd->add_option("--warmup", o.warmup_epochs, "cosine: epochs of linear warm-up (at most 500 steps)")->capture_default_str()->check(CLI::Range(0.0, 1000.0));
-  cmd->add_option("--min-lr", o.min_learning_rate, "Lowest learning rate of either schedule")->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_option("--min-lr", o.min_learning_rate, "Lowest learning rate of either schedule")->capture_default_str()->check(kPositive);
   cmd->add_option("--ema", o.ema_decay, "Validate and save an exponential moving average of the weights with this decay per step (0: off)")
       ->capture_default_str()->check(CLI::Range(0.0, 0.99999));
   std::ostringstream penalty_default;

@@ -5,24 +5,42 @@
 
 namespace captcha::cli {
 
+namespace {
+
+CLI::Validator number_check(bool zero_allowed) {
+  return CLI::Validator(
+      [zero_allowed](std::string& text) -> std::string {
+        double value = 0;
+        if (!CLI::detail::lexical_cast(text, value)) return "must be a number, not " + text;
+        if (value > 0 || (zero_allowed && value == 0)) return {};
+        return std::string(zero_allowed ? "must not be negative" : "must be positive") + ", not " + text;
+      },
+      zero_allowed ? "NOT NEGATIVE" : "POSITIVE");
+}
+
+}  // namespace
+
+const CLI::Validator kPositive = number_check(false);
+const CLI::Validator kNotNegative = number_check(true);
+
 void ReadingFlags::add_to(CLI::App& command) {
   command.add_option("--model", models, "Model file (.safetensors); given more than once, the models are read as an ensemble (their probabilities averaged)")
       ->required()->allow_extra_args(false)->check(CLI::ExistingFile);
   command.add_option("--views", views, "Read each image in this many views, shifted and scaled a little, averaging the probabilities (test-time augmentation; 1: the image alone; default: the model's choice)")
       ->check(CLI::Range(1, kMaxReadingViews));
-  command.add_option("--beam", beam, "Prefix beam search width (0 or 1: greedy, the best path)")->capture_default_str()->check(CLI::NonNegativeNumber);
+  command.add_option("--beam", beam, "Prefix beam search width (0 or 1: greedy, the best path)")->capture_default_str()->check(kNotNegative);
   command.add_option("--allowed", allowed, "Only these symbols may be read (e.g. the site's alphabet)");
   command.add_flag("--any-length", any_length, "Readings of any length (default: the label lengths seen in training)");
-  command.add_option("--batch-size", batch_size, "Images per forward pass")->capture_default_str()->check(CLI::PositiveNumber);
+  command.add_option("--batch-size", batch_size, "Images per forward pass")->capture_default_str()->check(kPositive);
   command.add_option("--threads", threads, "Threads (default: every core)");
   command.add_option("--save-debug", save_debug, "Write each preprocessed image to this folder");
   command.add_flag("--no-auto-crop", no_auto_crop, "Do not crop the image to the text");
   command.add_flag("--force-invert", force_invert, "Invert every image (light text on dark)");
   command.add_flag("--strong", strong, "Stronger preprocessing for thin strokes");
   command.add_option("--max-image-bytes", limits.max_file_bytes, "Refuse image files larger than this")
-      ->capture_default_str()->check(CLI::PositiveNumber);
+      ->capture_default_str()->check(kPositive);
   command.add_option("--max-image-pixels", limits.max_pixels, "Refuse images whose header states more pixels than this, before decoding them")
-      ->capture_default_str()->check(CLI::PositiveNumber);
+      ->capture_default_str()->check(kPositive);
 }
 
 Recogniser ReadingFlags::load() const {

@@ -22,6 +22,11 @@ inline constexpr int kExitInterrupted = 130;  // train stopped by Ctrl-C (state 
 // A subcommand sets `run` to its action when it is registered; main() calls the chosen one.
 using Action = std::function<int()>;
 
+// Checks of a numeric flag whose messages read "--max-batch: must be positive, not 0" (CLI11's
+// own print the whole range of a double).
+extern const CLI::Validator kPositive;
+extern const CLI::Validator kNotNegative;
+
 void register_train(CLI::App& app, Action& run);
 void register_eval(CLI::App& app, Action& run);
 void register_predict(CLI::App& app, Action& run);
