@@ -75,12 +75,13 @@ int bench(const BenchArgs& args) {
                           {"height", height},          {"runs", times.size()},
                           {"median_ms", median},       {"min_ms", times.front()},
                           {"images_per_second", images_per_second},
-                          {"load_ms", load_ms},        {"first_forward_ms", first_ms}};
+                          {"load_ms", load_ms},        {"first_forward_ms", first_ms},
+                          {"kernels", inference_kernels()}};
     std::cout << out.dump() << "\n";
   } else {
-    std::printf("model %s, batch %d, %dx%d, threads %s, %zu runs after %d warm-up\n", args.model.c_str(),
+    std::printf("model %s, batch %d, %dx%d, threads %s, %zu runs after %d warm-up, %s kernels\n", args.model.c_str(),
                 args.batch, width, height, args.threads > 0 ? std::to_string(args.threads).c_str() : "all",
-                times.size(), args.warmup);
+                times.size(), args.warmup, inference_kernels().c_str());
     std::printf("median %.3f ms per batch (min %.3f), %.1f images/s; load %.1f ms, first forward %.1f ms\n",
                 median, times.front(), images_per_second, load_ms, first_ms);
   }

@@ -4,6 +4,7 @@
 #include <string>
 
 #include "captcha/errors.h"
+#include "captcha/heap.h"
 #include "common.h"
 #ifdef CAPTCHA_CLI_WITH_TRAIN
 #include "captcha/training_process.h"
@@ -28,9 +29,11 @@ void register_train_unavailable(CLI::App& app, captcha::cli::Action& run) {
 
 int main(int argc, char** argv) {
   using namespace captcha::cli;
+  const bool training = argc > 1 && std::string(argv[1]) == "train";
 #ifdef CAPTCHA_CLI_WITH_TRAIN
-  if (argc > 1 && std::string(argv[1]) == "train") captcha::restart_with_fast_blas(argv);
+  if (training) captcha::restart_with_fast_blas(argv);
 #endif
+  if (!training) captcha::tune_heap_for_reading();
   CLI::App app{"captcha-ocr: train, evaluate and read text CAPTCHAs (CRNN + CTC)", "captcha-ocr"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "captcha-ocr 0.1.0");

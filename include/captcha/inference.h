@@ -43,6 +43,10 @@ class InferenceNetwork {
   std::unique_ptr<Impl> impl_;
 };
 
+// The build of the engine's own kernels this CPU runs: "avx512", "avx2" or "generic" (the widest
+// it has, unless CAPTCHA_ENGINE_KERNELS names a narrower one).
+std::string inference_kernels();
+
 // Threads the engine's parallel loops use from the calling thread on (<= 0: every core).
 void set_inference_threads(int threads);
 

@@ -1,7 +1,7 @@
 // The engine's register-blocked AVX2 + FMA product kernel, shared by the dense and recurrent
-// kernels (kernels.inc, AVX2 build) and the Winograd convolution (small_cnn.cpp). Include only
-// in code compiled with -mavx2 -mfma; internal linkage, so that translation units built with
-// different flags never share one instantiation.
+// kernels (kernels.inc, AVX2 and AVX-512 builds) and the Winograd convolution (small_cnn.cpp).
+// Include only in code compiled with -mavx2 -mfma; internal linkage, so that translation units
+// built with different flags never share one instantiation. gemm_kernel_avx512.h: the AVX-512 one.
 #pragma once
 
 #include <immintrin.h>

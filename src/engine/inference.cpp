@@ -490,6 +490,8 @@ void InferenceNetwork::Impl::run_plan(const float* images, int batch, int width,
   return_plan(std::move(plan));
 }
 
+std::string inference_kernels() { return engine::kernels_name(); }
+
 void set_inference_threads(int threads) {
   omp_set_num_threads(threads > 0 ? threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
 }

@@ -1,12 +1,14 @@
 // The kernels for any x86-64 machine, and the dispatch to the AVX2 + FMA build of the same
-// code (kernels_avx2.cpp) where the CPU has both.
+// code (kernels_avx2.cpp) or the AVX-512 build (kernels_avx512.cpp), the widest the CPU has.
 #include "kernels.h"
 
 #include <omp.h>
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
+#include <string>
 
 #include <oneapi/dnnl/dnnl.hpp>
 
@@ -21,10 +23,34 @@ void birnn_forward(const BiRnnWeights& weights, const float* input, int batch, i
                    float* scratch);
 void dense_forward(const DenseWeights& weights, const float* x, int rows, bool relu, float* out, float* scratch);
 }
+namespace avx512 {
+void birnn_forward(const BiRnnWeights& weights, const float* input, int batch, int steps, float* output,
+                   float* scratch);
+void dense_forward(const DenseWeights& weights, const float* x, int rows, bool relu, float* out, float* scratch);
+}
 
 namespace {
 
-const bool kAvx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+enum class Kernels { kGeneric, kAvx2, kAvx512 };
+
+// The widest the CPU has, or CAPTCHA_ENGINE_KERNELS (generic, avx2, avx512) where it names one
+// the CPU has: to measure and test the narrower builds on a wider CPU.
+Kernels choose_kernels() {
+  const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  const bool avx512 = avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+                      __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq");
+  const char* asked = std::getenv("CAPTCHA_ENGINE_KERNELS");
+  const std::string wanted = asked ? asked : "";
+  if (wanted == "generic") return Kernels::kGeneric;
+  if (wanted == "avx2" && avx2) return Kernels::kAvx2;
+  return avx512 ? Kernels::kAvx512 : avx2 ? Kernels::kAvx2 : Kernels::kGeneric;
+}
+
+// Chosen on first use (not at static initialisation, which other translation units may precede).
+Kernels chosen_kernels() {
+  static const Kernels kernels = choose_kernels();
+  return kernels;
+}
 
 // A row-major rows x cols matrix (cols a multiple of 16) as cols/16 contiguous panels of rows x 16.
 std::vector<float> pack_panels(const std::vector<float>& m, int rows, int cols) {
@@ -64,8 +90,11 @@ std::size_t dense_scratch_floats(const DenseWeights& weights, int rows) {
 }
 
 void dense_forward(const DenseWeights& weights, const float* x, int rows, bool relu, float* out, float* scratch) {
-  if (kAvx2) avx2::dense_forward(weights, x, rows, relu, out, scratch);
-  else generic::dense_forward(weights, x, rows, relu, out, scratch);
+  switch (chosen_kernels()) {
+    case Kernels::kAvx512: return avx512::dense_forward(weights, x, rows, relu, out, scratch);
+    case Kernels::kAvx2: return avx2::dense_forward(weights, x, rows, relu, out, scratch);
+    case Kernels::kGeneric: return generic::dense_forward(weights, x, rows, relu, out, scratch);
+  }
 }
 
 std::size_t birnn_scratch_floats(const BiRnnWeights& w, int batch, int steps) {
@@ -78,8 +107,20 @@ std::size_t birnn_scratch_floats(const BiRnnWeights& w, int batch, int steps) {
 
 void birnn_forward(const BiRnnWeights& weights, const float* input, int batch, int steps, float* output,
                    float* scratch) {
-  if (kAvx2) avx2::birnn_forward(weights, input, batch, steps, output, scratch);
-  else generic::birnn_forward(weights, input, batch, steps, output, scratch);
+  switch (chosen_kernels()) {
+    case Kernels::kAvx512: return avx512::birnn_forward(weights, input, batch, steps, output, scratch);
+    case Kernels::kAvx2: return avx2::birnn_forward(weights, input, batch, steps, output, scratch);
+    case Kernels::kGeneric: return generic::birnn_forward(weights, input, batch, steps, output, scratch);
+  }
+}
+
+const char* kernels_name() {
+  switch (chosen_kernels()) {
+    case Kernels::kAvx512: return "avx512";
+    case Kernels::kAvx2: return "avx2";
+    case Kernels::kGeneric: return "generic";
+  }
+  return "generic";
 }
 
 }  // namespace captcha::engine

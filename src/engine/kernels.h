@@ -1,5 +1,7 @@
 // The engine's own kernels for the fully connected and recurrent layers (internal to the engine).
-// Each is built twice, for any x86-64 and for AVX2 + FMA, and dispatched at run time.
+// Each is built three times, for any x86-64, for AVX2 + FMA and for AVX-512, and dispatched at
+// run time to the widest the CPU has (CAPTCHA_ENGINE_KERNELS=generic|avx2 chooses a narrower
+// one, to measure or test it).
 //
 // Bidirectional LSTM/GRU layers: oneDNN 2.6 runs RNNs on
 // its reference path on AVX2 machines (about 13 GFLOP/s at batch 1 here); these run, per step,
@@ -44,6 +46,9 @@ std::size_t birnn_scratch_floats(const BiRnnWeights& weights, int batch, int ste
 // direction first). Zero initial states, as LibTorch's default.
 void birnn_forward(const BiRnnWeights& weights, const float* input, int batch, int steps, float* output,
                    float* scratch);
+
+// The build the dispatch chose: "avx512", "avx2" or "generic".
+const char* kernels_name();
 
 // A fully connected layer, weights transposed (in x padded_out, zero columns beyond `out`) so
 // that the columns come in panels of 16. Plain loops instead of a JIT-compiled oneDNN primitive

@@ -7,8 +7,10 @@
 
 #include <algorithm>
 #include <cstring>
+#include <string>
 
 #include "gemm_kernel.h"
+#include "kernels.h"
 
 namespace captcha::engine {
 
@@ -147,6 +149,55 @@ long conv2_chunk_count(int n, int h1, int w1) {
   return (static_cast<long>(n) * tiles_for(h1 / 2) * tiles_for(w1 / 2) + kChunkTiles - 1) / kChunkTiles;
 }
 
+// M = V U for each of the 36 positions: V 36 x kChunkTiles x c1, U 36 x c1 x c2, M 36 x
+// kChunkTiles x c2; `count` tiles (rounded up to kTileRows, the rows beyond are zeros).
+void winograd_products(const float* v, const float* u, int count, int c1, int c2, float* m) {
+  for (int pos = 0; pos < kPositions; ++pos) {
+    const float* vp = v + static_cast<std::size_t>(pos) * kChunkTiles * c1;
+    const float* up = u + static_cast<std::size_t>(pos) * c1 * c2;
+    float* mp = m + static_cast<std::size_t>(pos) * kChunkTiles * c2;
+    for (int t = 0; t < count; t += kTileRows)
+      for (int o = 0; o < c2; o += 16) kernel_rx16<kTileRows>(vp + t * c1, c1, up + o, c2, c1, mp + t * c2 + o, c2, false);
+  }
+}
+
+}  // namespace
+}  // namespace captcha::engine
+
+// The same on AVX-512, 32 output channels at a time (called only where the dispatch chose the
+// AVX-512 kernels).
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512vl,avx512bw,avx512dq")
+#include "gemm_kernel_avx512.h"
+namespace captcha::engine {
+namespace {
+
+void winograd_products_avx512(const float* v, const float* u, int count, int c1, int c2, float* m) {
+  for (int pos = 0; pos < kPositions; ++pos) {
+    const float* vp = v + static_cast<std::size_t>(pos) * kChunkTiles * c1;
+    const float* up = u + static_cast<std::size_t>(pos) * c1 * c2;
+    float* mp = m + static_cast<std::size_t>(pos) * kChunkTiles * c2;
+    for (int t = 0; t < count; t += kTileRows) {
+      int o = 0;
+      for (; o + 32 <= c2; o += 32)
+        kernel_rx32<kTileRows>(vp + t * c1, c1, up + o, up + o + 16, c2, c1, mp + t * c2 + o, c2, false);
+      for (; o < c2; o += 16) kernel_rx16<kTileRows>(vp + t * c1, c1, up + o, c2, c1, mp + t * c2 + o, c2, false);
+    }
+  }
+}
+
+}  // namespace
+}  // namespace captcha::engine
+#pragma GCC pop_options
+
+namespace captcha::engine {
+namespace {
+
+bool use_avx512() {
+  static const bool avx512 = std::string(kernels_name()) == "avx512";
+  return avx512;
+}
+
 // Chunks [first_chunk, last_chunk) of kChunkTiles output tiles, on the calling thread.
 void conv2_chunks(const SmallCnnWeights& weights, const float* pooled, int n, int h1, int w1, float* features,
                   long first_chunk, long last_chunk) {
@@ -194,13 +245,8 @@ void conv2_chunks(const SmallCnnWeights& weights, const float* pooled, int n, in
       }
     }
     // M = V U for each of the 36 positions.
-    for (int pos = 0; pos < kPositions; ++pos) {
-      const float* vp = v.data() + static_cast<std::size_t>(pos) * kChunkTiles * c1;
-      const float* up = weights.winograd.data() + static_cast<std::size_t>(pos) * c1 * c2;
-      float* mp = m.data() + static_cast<std::size_t>(pos) * kChunkTiles * c2;
-      for (int t = 0; t < count; t += kTileRows)
-        for (int o = 0; o < c2; o += 16) kernel_rx16<kTileRows>(vp + t * c1, c1, up + o, c2, c1, mp + t * c2 + o, c2, false);
-    }
+    if (use_avx512()) winograd_products_avx512(v.data(), weights.winograd.data(), count, c1, c2, m.data());
+    else winograd_products(v.data(), weights.winograd.data(), count, c1, c2, m.data());
     // Output transform Y = A^T M A, then 2x2 max pool, bias and ReLU of the pooled outputs
     // that exist (an odd last pooled row or column has no partner tile half).
     for (int t = 0; t < count; ++t) {
