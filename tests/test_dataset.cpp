@@ -4,7 +4,9 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <new>
+#include <thread>
 
 #include "captcha/parallel.h"
 
@@ -187,9 +189,12 @@ TEST(ParallelFor, CarriesTheFirstExceptionToTheCaller) {
   for (const int threads : {1, 2, 4}) {
     std::atomic<int> started{0};
     try {
+      // The other indices take a millisecond each: a thread that throws is not outrun by the
+      // others handing out all 1000 while it unwinds (slow under AddressSanitizer).
       parallel_for(1000, threads, [&](std::size_t i) {
         ++started;
         if (i == 3) throw std::bad_alloc();
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
       });
       ADD_FAILURE() << "no exception with " << threads << " threads";
     } catch (const std::bad_alloc&) {
