@@ -1,5 +1,6 @@
-// The engine's register-blocked AVX-512 product kernel (see gemm_kernel.h). Include only where
-// AVX-512 is enabled: in code compiled with -mavx512f, or after #pragma GCC target("avx512f").
+// The engine's register-blocked AVX-512 product kernel (see gemm_kernel.h). Its functions carry
+// the AVX-512 target themselves: call them only from functions that do too (or from code
+// compiled with -mavx512f), and only where the CPU has it.
 #pragma once
 
 #include <immintrin.h>
@@ -11,8 +12,10 @@ namespace {
 
 // C[R][32] (+)= A[R][k] . [P0 | P1], P0 and P1 two 16-column panels (rows `ldb` apart): two
 // 512-bit accumulators per row, so that each broadcast of A feeds two FMAs.
+#define CAPTCHA_AVX512_TARGET __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma")))
+
 template <int R>
-__attribute__((always_inline)) inline void kernel_rx32(const float* a, std::size_t lda, const float* p0, const float* p1,
+CAPTCHA_AVX512_TARGET __attribute__((always_inline)) inline void kernel_rx32(const float* a, std::size_t lda, const float* p0, const float* p1,
                                                        int ldb, int k, float* c, int ldc, bool accumulate) {
   __m512 acc[R][2];
 #pragma GCC unroll 8
@@ -38,7 +41,7 @@ __attribute__((always_inline)) inline void kernel_rx32(const float* a, std::size
 }
 
 // kernel_rx32 for `rows` (1 to 6) rows.
-inline void kernel_rows_x32(int rows, const float* a, std::size_t lda, const float* p0, const float* p1, int ldb, int k,
+CAPTCHA_AVX512_TARGET inline void kernel_rows_x32(int rows, const float* a, std::size_t lda, const float* p0, const float* p1, int ldb, int k,
                             float* c, int ldc, bool accumulate) {
   switch (rows) {
     case 6: kernel_rx32<6>(a, lda, p0, p1, ldb, k, c, ldc, accumulate); break;

@@ -10,6 +10,7 @@
 #include <string>
 
 #include "gemm_kernel.h"
+#include "gemm_kernel_avx512.h"
 #include "kernels.h"
 
 namespace captcha::engine {
@@ -161,18 +162,9 @@ void winograd_products(const float* v, const float* u, int count, int c1, int c2
   }
 }
 
-}  // namespace
-}  // namespace captcha::engine
-
 // The same on AVX-512, 32 output channels at a time (called only where the dispatch chose the
 // AVX-512 kernels).
-#pragma GCC push_options
-#pragma GCC target("avx512f,avx512vl,avx512bw,avx512dq")
-#include "gemm_kernel_avx512.h"
-namespace captcha::engine {
-namespace {
-
-void winograd_products_avx512(const float* v, const float* u, int count, int c1, int c2, float* m) {
+CAPTCHA_AVX512_TARGET void winograd_products_avx512(const float* v, const float* u, int count, int c1, int c2, float* m) {
   for (int pos = 0; pos < kPositions; ++pos) {
     const float* vp = v + static_cast<std::size_t>(pos) * kChunkTiles * c1;
     const float* up = u + static_cast<std::size_t>(pos) * c1 * c2;
@@ -185,13 +177,6 @@ void winograd_products_avx512(const float* v, const float* u, int count, int c1,
     }
   }
 }
-
-}  // namespace
-}  // namespace captcha::engine
-#pragma GCC pop_options
-
-namespace captcha::engine {
-namespace {
 
 bool use_avx512() {
   static const bool avx512 = std::string(kernels_name()) == "avx512";
