@@ -195,6 +195,10 @@ std::vector<Case> cases() {
   deep.conv_channels = {32, 64, 48, 40};
   deep.rnn = RnnType::kGru;
   out.push_back({"small_four_convolutions_gru", deep});
+  ModelConfig bundled = small;
+  bundled.conv_channels = {32, 64, 64, 64, 64};  // the bundled model's, every one on the engine's own kernels
+  out.push_back({"small_five_convolutions", bundled, 50, 200});
+  out.push_back({"small_five_convolutions_odd_map", bundled, 38, 90});  // maps of 9 x 22: tiles overhang
   ModelConfig odd = small;
   odd.conv_channels = {6, 10};  // sizes the fused kernels may not take: the general path
   out.push_back({"small_odd_sizes", odd});

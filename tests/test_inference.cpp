@@ -115,7 +115,10 @@ INSTANTIATE_TEST_SUITE_P(All, Engine,
                                            Case{"small", "lstm", false}, Case{"small", "lstm", true, {8, 16, 24}},
                                            Case{"small", "gru", false, {8, 16, 24, 12}},
                                            // 12: no fused kernels for the first two, oneDNN throughout
-                                           Case{"small", "lstm", true, {8, 12, 16}}, Case{"resnet", "lstm"},
+                                           Case{"small", "lstm", true, {8, 12, 16}},
+                                           // every convolution on the engine's own kernels
+                                           Case{"small", "lstm", true, {32, 64, 64, 64, 64}},
+                                           Case{"small", "gru", false, {16, 32, 48, 16}}, Case{"resnet", "lstm"},
                                            Case{"resnet", "gru"}),
                          [](const auto& info) {
                            return info.param.arch + "_" + info.param.rnn + (info.param.batch_norm ? "" : "_nobn") +

@@ -139,11 +139,14 @@ struct InferenceNetwork::Impl {
   ModelConfig config;
   std::vector<ConvLayer> convolutions;  // spec.convolutions, batch norm folded in
   std::vector<ResidualBlock> blocks;    // spec.blocks, likewise
-  // On AVX2 machines, where the spec starts with two pooled 3x3 convolutions of sizes its
-  // kernels take: those two fused (see engine::small_cnn_forward).
+  // On AVX2 machines, where the spec starts with 3x3 convolutions of sizes its kernels take
+  // (two at least, the first pooled): those on the engine's own kernels (see
+  // engine::small_cnn_forward).
   std::optional<engine::SmallCnnWeights> fast_cnn;
-  // With fast_cnn and no convolution after the fused pair, its input columns are in the fused
-  // kernels' output order (height major instead of channel major).
+  std::size_t fast_convolutions = 0;  // how many of `convolutions` fast_cnn computes
+  // Whether fast_cnn computes every convolution and writes the features layer's input rows,
+  // whose columns are then in its output order (height major instead of channel major).
+  bool fast_features = false;
   engine::DenseWeights features;
   std::vector<engine::BiRnnWeights> rnns;
   engine::DenseWeights classifier;
@@ -273,16 +276,17 @@ class InferenceNetwork::Impl::PlanBuilder {
     return dst;
   }
 
-  // The small network's convolutions, pooling and ReLUs on the fused AVX2 kernels: the input
+  // The small network's convolutions, pooling and ReLUs on the engine's own kernels: the input
   // images -> rows (n, w) of the dense layer's (permuted) input.
   memory fast_small_features(const memory& images, const engine::SmallCnnWeights& cnn) {
     const auto d = dims_of(images);
     const int batch = static_cast<int>(d[0]), h = static_cast<int>(d[2]), w = static_cast<int>(d[3]);
-    const int h1 = h / 2, w1 = w / 2, h2 = h1 / 2, w2 = w1 / 2;
-    const memory pooled = buffer({static_cast<memory::dim>(batch) * h1 * w1 * cnn.c1});
-    const memory features = buffer({static_cast<memory::dim>(batch) * w2, static_cast<memory::dim>(h2) * cnn.c2});
-    custom([&cnn, images, pooled, features, batch, h, w] {
-      engine::small_cnn_forward(cnn, floats(images), batch, h, w, floats(pooled), floats(features));
+    int out_h = 0, out_w = 0;
+    engine::small_cnn_output_size(cnn, h, w, out_h, out_w);
+    const memory scratch = buffer({static_cast<memory::dim>(engine::small_cnn_scratch_floats(cnn, batch, h, w))});
+    const memory features = buffer({static_cast<memory::dim>(batch) * out_w, static_cast<memory::dim>(out_h) * cnn.out_channels()});
+    custom([&cnn, images, scratch, features, batch, h, w] {
+      engine::small_cnn_forward(cnn, floats(images), batch, h, w, floats(scratch), floats(features));
     });
     return features;
   }
@@ -292,7 +296,9 @@ class InferenceNetwork::Impl::PlanBuilder {
   // swapped, which oneDNN's convolutions only have a slow reference kernel for: reordered.
   memory fast_small_feature_map(const memory& images, const engine::SmallCnnWeights& cnn) {
     const auto d = dims_of(images);
-    const memory::dim n = d[0], h2 = d[2] / 4, w2 = d[3] / 4, c2 = cnn.c2;
+    int out_h = 0, out_w = 0;
+    engine::small_cnn_output_size(cnn, static_cast<int>(d[2]), static_cast<int>(d[3]), out_h, out_w);
+    const memory::dim n = d[0], h2 = out_h, w2 = out_w, c2 = cnn.out_channels();
     const memory rows = fast_small_features(images, cnn);
     const memory view(memory::desc({n, c2, h2, w2}, kF32, memory::dims{w2 * h2 * c2, 1, c2, h2 * c2}), net_.engine,
                       rows.get_data_handle());
@@ -362,7 +368,7 @@ std::unique_ptr<InferenceNetwork::Impl::Plan> InferenceNetwork::Impl::build_plan
   PlanBuilder build(*this, *plan);
   plan->input = memory(memory::desc({batch, 1, spec.input_height, width}, kF32, Tag::nchw), engine);
   memory rows;
-  if (fast_cnn && convolutions.size() == 2 && blocks.empty()) {
+  if (fast_features) {
     // The fused kernels write the features layer's input rows directly.
     rows = build.dense(build.fast_small_features(plan->input, *fast_cnn), features, spec.features.relu);
   } else {
@@ -370,7 +376,7 @@ std::unique_ptr<InferenceNetwork::Impl::Plan> InferenceNetwork::Impl::build_plan
     std::size_t first = 0;
     if (fast_cnn) {
       x = build.fast_small_feature_map(plan->input, *fast_cnn);
-      first = 2;
+      first = fast_convolutions;
     }
     for (std::size_t i = first; i < convolutions.size(); ++i) {
       // Max pooling after the ReLU gives the same values (max and ReLU commute).
@@ -393,15 +399,21 @@ std::unique_ptr<InferenceNetwork::Impl::Plan> InferenceNetwork::Impl::build_plan
 
 namespace {
 
-// Whether the spec starts with the pair of convolutions the fused AVX2 kernels compute (each
-// 3x3, stride 1, batch norm folded, ReLU, 2x2 max pool) with sizes they take, on this CPU.
-bool fusable(const NetworkSpec& spec) {
-  if (spec.convolutions.size() < 2 || spec.step_features != StepFeatures::kColumns || spec.input_height < 4) return false;
-  for (std::size_t i = 0; i < 2; ++i) {
+// How many of the spec's first convolutions the engine's own kernels compute on this CPU: 3x3,
+// stride 1, ReLU, the first pooled, with channel counts they take; 0 when fewer than two.
+std::size_t fusable_convolutions(const NetworkSpec& spec) {
+  if (spec.input_height < 4) return 0;
+  std::vector<int> channels;
+  for (std::size_t i = 0; i < spec.convolutions.size(); ++i) {
     const ConvolutionSpec& c = spec.convolutions[i];
-    if (c.kernel != 3 || c.stride_height != 1 || c.stride_width != 1 || !c.pool || !c.relu) return false;
+    if (c.kernel != 3 || c.stride_height != 1 || c.stride_width != 1 || !c.relu || (i == 0 && !c.pool)) break;
+    channels.push_back(c.out);
+    if (channels.size() >= 2 && !engine::small_cnn_supported(channels)) {
+      channels.pop_back();
+      break;
+    }
   }
-  return engine::small_cnn_supported(spec.convolutions[0].out, spec.convolutions[1].out);
+  return channels.size() >= 2 ? channels.size() : 0;
 }
 
 // The features layer's input column order after the fused kernels: column y * channels + c
@@ -429,10 +441,17 @@ InferenceNetwork::InferenceNetwork(const ModelFile& model, const std::string& pa
     net.blocks.push_back(std::move(layer));
   }
   std::vector<int> column_order;
-  if (fusable(spec)) {
-    const ConvLayer &first = net.convolutions[0], &second = net.convolutions[1];
-    net.fast_cnn = engine::prepare_small_cnn(first.weight, first.bias, second.weight, second.bias, first.out, second.out);
-    if (net.convolutions.size() == 2) column_order = height_major_columns(spec.map_channels, spec.map_height);
+  net.fast_convolutions = fusable_convolutions(spec);
+  if (net.fast_convolutions > 0) {
+    const ConvLayer& first = net.convolutions[0];
+    net.fast_cnn = engine::prepare_small_cnn(first.weight, first.bias, first.out);
+    for (std::size_t i = 1; i < net.fast_convolutions; ++i) {
+      const ConvLayer& layer = net.convolutions[i];
+      net.fast_cnn->convs.push_back(engine::prepare_winograd_conv(layer.weight, layer.bias, layer.in, layer.out, spec.convolutions[i].pool));
+    }
+    net.fast_features = net.fast_convolutions == net.convolutions.size() && net.blocks.empty() &&
+                        spec.step_features == StepFeatures::kColumns;
+    if (net.fast_features) column_order = height_major_columns(spec.map_channels, spec.map_height);
   }
   net.features = weights.linear(spec.features, column_order);
   for (const auto& rnn : spec.rnns) net.rnns.push_back(weights.rnn(rnn));

@@ -63,38 +63,47 @@ inline void output_transform(const Vec8 x[kIn], Vec8 y[kOut]) {
 
 }  // namespace
 
-bool small_cnn_supported(int c1, int c2) {
-  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && c1 > 0 && c1 <= kMaxChannels &&
-         c1 % 8 == 0 && c2 > 0 && c2 <= kMaxChannels && c2 % 16 == 0;
+bool small_cnn_supported(const std::vector<int>& channels) {
+  if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma") || channels.size() < 2) return false;
+  for (std::size_t i = 0; i < channels.size(); ++i)
+    if (channels[i] <= 0 || channels[i] > kMaxChannels || channels[i] % (i == 0 ? 8 : 16) != 0) return false;
+  return true;
 }
 
-SmallCnnWeights prepare_small_cnn(const std::vector<float>& conv1, const std::vector<float>& bias1,
-                                  const std::vector<float>& conv2, const std::vector<float>& bias2, int c1, int c2) {
+SmallCnnWeights prepare_small_cnn(const std::vector<float>& conv1, const std::vector<float>& bias1, int c1) {
   SmallCnnWeights w;
-  w.c1 = c1, w.c2 = c2, w.bias1 = bias1, w.bias2 = bias2;
+  w.c1 = c1, w.bias1 = bias1;
   w.conv1.resize(9 * c1);
   for (int c = 0; c < c1; ++c)
     for (int tap = 0; tap < 9; ++tap) w.conv1[tap * c1 + c] = conv1[c * 9 + tap];
+  return w;
+}
+
+WinogradConv prepare_winograd_conv(const std::vector<float>& weight, const std::vector<float>& bias, int in, int out,
+                                   bool pool) {
+  WinogradConv layer;
+  layer.in = in, layer.out = out, layer.pool = pool, layer.bias = bias;
   // U = G g G^T, computed in double.
-  w.winograd.resize(static_cast<std::size_t>(kPositions) * c1 * c2);
-  for (int o = 0; o < c2; ++o)
-    for (int i = 0; i < c1; ++i) {
-      const float* g = conv2.data() + (static_cast<std::size_t>(o) * c1 + i) * 9;
+  layer.u.resize(static_cast<std::size_t>(kPositions) * in * out);
+  for (int o = 0; o < out; ++o)
+    for (int i = 0; i < in; ++i) {
+      const float* g = weight.data() + (static_cast<std::size_t>(o) * in + i) * 9;
       double gg[kIn][3];  // G g
       for (int r = 0; r < kIn; ++r)
         for (int col = 0; col < 3; ++col) gg[r][col] = kG[r][0] * g[col] + kG[r][1] * g[3 + col] + kG[r][2] * g[6 + col];
       for (int r = 0; r < kIn; ++r)
         for (int col = 0; col < kIn; ++col) {
           const double u = gg[r][0] * kG[col][0] + gg[r][1] * kG[col][1] + gg[r][2] * kG[col][2];
-          w.winograd[(static_cast<std::size_t>(r * kIn + col) * c1 + i) * c2 + o] = static_cast<float>(u);
+          layer.u[(static_cast<std::size_t>(r * kIn + col) * in + i) * out + o] = static_cast<float>(u);
         }
     }
-  return w;
+  return layer;
 }
 
 namespace {
 
-// Pooled rows [first, last) of the n x h1 rows (image major), on the calling thread.
+// Pooled rows [first, last) of the n x h1 rows (image major), on the calling thread; `pooled`
+// is n x h/2 x w/2 x c1 (channels last).
 void conv1_rows(const SmallCnnWeights& weights, const float* images, int h, int w, float* pooled, long first, long last) {
   const int c1 = weights.c1, h1 = h / 2, w1 = w / 2;
   for (long index = first; index < last; ++index) {
@@ -134,20 +143,35 @@ void conv1_rows(const SmallCnnWeights& weights, const float* images, int h, int 
   }
 }
 
-// Output tile `tile` of n x tiles_y x tiles_x (image major, then row, then column).
-struct TilePosition {
-  int image, ty, tx;
+// Where a map's values lie: value (image, y, x, channel) at image * image + y * y + x * x +
+// channel floats from its start.
+struct MapLayout {
+  std::size_t image, y, x;
 };
-TilePosition tile_position(long tile, int tiles_y, int tiles_x) {
-  return {static_cast<int>(tile / (static_cast<long>(tiles_y) * tiles_x)), static_cast<int>(tile / tiles_x % tiles_y),
-          static_cast<int>(tile % tiles_x)};
+MapLayout channels_last(int h, int w, int c) {
+  return {static_cast<std::size_t>(h) * w * c, static_cast<std::size_t>(w) * c, static_cast<std::size_t>(c)};
+}
+// The dense layer's input rows: one per column, height major.
+MapLayout columns_as_rows(int h, int w, int c) {
+  return {static_cast<std::size_t>(h) * w * c, static_cast<std::size_t>(c), static_cast<std::size_t>(h) * c};
 }
 
-// A 4x4 output tile covers 2x2 pooled outputs: tiles per column and per row of the pooled map.
-int tiles_for(int pooled) { return (pooled + 1) / 2; }
+// A layer's output map size for an h x w input map.
+int out_size(const WinogradConv& layer, int size) { return layer.pool ? size / 2 : size; }
 
-long conv2_chunk_count(int n, int h1, int w1) {
-  return (static_cast<long>(n) * tiles_for(h1 / 2) * tiles_for(w1 / 2) + kChunkTiles - 1) / kChunkTiles;
+// The output tiles of a layer on an h x w map: a 4x4 tile covers 2x2 pooled outputs where the
+// layer pools, 4x4 outputs where it does not.
+struct Tiling {
+  int y, x;
+  long per_image() const { return static_cast<long>(y) * x; }
+};
+Tiling tiling(const WinogradConv& layer, int h, int w) {
+  if (layer.pool) return {(h / 2 + 1) / 2, (w / 2 + 1) / 2};
+  return {(h + 3) / 4, (w + 3) / 4};
+}
+
+long chunk_count(const WinogradConv& layer, int n, int h, int w) {
+  return (n * tiling(layer, h, w).per_image() + kChunkTiles - 1) / kChunkTiles;
 }
 
 // M = V U for each of the 36 positions: V 36 x kChunkTiles x c1, U 36 x c1 x c2, M 36 x
@@ -183,12 +207,14 @@ bool use_avx512() {
   return avx512;
 }
 
-// Chunks [first_chunk, last_chunk) of kChunkTiles output tiles, on the calling thread.
-void conv2_chunks(const SmallCnnWeights& weights, const float* pooled, int n, int h1, int w1, float* features,
-                  long first_chunk, long last_chunk) {
-  const int c1 = weights.c1, c2 = weights.c2, h2 = h1 / 2, w2 = w1 / 2;
-  const int tiles_y = tiles_for(h2), tiles_x = tiles_for(w2);
-  const long tiles = static_cast<long>(n) * tiles_y * tiles_x;
+// Chunks [first_chunk, last_chunk) of kChunkTiles output tiles of `layer` on `in` (n x h x w x
+// in channels, channels last), written to `out` as `layout` says, on the calling thread.
+void winograd_chunks(const WinogradConv& layer, const float* in, int n, int h, int w, float* out, MapLayout layout,
+                     long first_chunk, long last_chunk) {
+  const int c1 = layer.in, c2 = layer.out, out_h = out_size(layer, h), out_w = out_size(layer, w);
+  const int scale = layer.pool ? 2 : 4;  // outputs per tile side
+  const Tiling tiles = tiling(layer, h, w);
+  const long total = n * tiles.per_image();
   static const float kZeros[kMaxChannels] = {};
   // Per thread: the transformed inputs V (36 x tiles x c1) and products M (36 x tiles x c2).
   thread_local std::vector<float> v, m;
@@ -196,23 +222,25 @@ void conv2_chunks(const SmallCnnWeights& weights, const float* pooled, int n, in
   m.resize(static_cast<std::size_t>(kPositions) * kChunkTiles * c2);
   for (long chunk = first_chunk; chunk < last_chunk; ++chunk) {
     const long first = chunk * kChunkTiles;
-    const int count = static_cast<int>(std::min<long>(kChunkTiles, tiles - first));
+    const int count = static_cast<int>(std::min<long>(kChunkTiles, total - first));
     // Input transform V = B^T d B of the 6x6 window at conv rows 4ty-1.., columns 4tx-1...
     for (int t = 0; t < kChunkTiles; ++t) {
       const float* d[kPositions];
       if (t < count) {
-        const auto [image, ty, tx] = tile_position(first + t, tiles_y, tiles_x);
+        const long tile = first + t;
+        const int image = static_cast<int>(tile / tiles.per_image()), ty = static_cast<int>(tile / tiles.x % tiles.y),
+                  tx = static_cast<int>(tile % tiles.x);
         for (int i = 0; i < kIn; ++i)
           for (int j = 0; j < kIn; ++j) {
             const int y = 4 * ty - 1 + i, x = 4 * tx - 1 + j;
-            d[i * kIn + j] = (y >= 0 && y < h1 && x >= 0 && x < w1)
-                                 ? pooled + ((static_cast<std::size_t>(image) * h1 + y) * w1 + x) * c1
+            d[i * kIn + j] = (y >= 0 && y < h && x >= 0 && x < w)
+                                 ? in + ((static_cast<std::size_t>(image) * h + y) * w + x) * c1
                                  : kZeros;
           }
       } else {
         for (auto& p : d) p = kZeros;  // padding rows for the 6-row micro-kernel
       }
-      float* out = v.data() + static_cast<std::size_t>(t) * c1;
+      float* dst = v.data() + static_cast<std::size_t>(t) * c1;
       const std::size_t position_stride = static_cast<std::size_t>(kChunkTiles) * c1;
       for (int c = 0; c < c1; c += 8) {
         Vec8 r[kIn][kIn];  // B^T d, by columns
@@ -225,26 +253,24 @@ void conv2_chunks(const SmallCnnWeights& weights, const float* pooled, int n, in
         for (int i = 0; i < kIn; ++i) {
           Vec8 row[kIn];
           input_transform(r[i], row);
-          for (int j = 0; j < kIn; ++j) store8(out + (i * kIn + j) * position_stride + c, row[j]);
+          for (int j = 0; j < kIn; ++j) store8(dst + (i * kIn + j) * position_stride + c, row[j]);
         }
       }
     }
     // M = V U for each of the 36 positions.
-    if (use_avx512()) winograd_products_avx512(v.data(), weights.winograd.data(), count, c1, c2, m.data());
-    else winograd_products(v.data(), weights.winograd.data(), count, c1, c2, m.data());
-    // Output transform Y = A^T M A, then 2x2 max pool, bias and ReLU of the pooled outputs
-    // that exist (an odd last pooled row or column has no partner tile half).
+    if (use_avx512()) winograd_products_avx512(v.data(), layer.u.data(), count, c1, c2, m.data());
+    else winograd_products(v.data(), layer.u.data(), count, c1, c2, m.data());
+    // Output transform Y = A^T M A, then (2x2 max pool,) bias and ReLU of the outputs that
+    // exist (the map's last tiles may overhang it; an odd last row or column has no pooling partner).
     for (int t = 0; t < count; ++t) {
-      const auto [image, ty, tx] = tile_position(first + t, tiles_y, tiles_x);
-      const int rows = std::min(2, h2 - 2 * ty), columns = std::min(2, w2 - 2 * tx);
+      const long tile = first + t;
+      const int image = static_cast<int>(tile / tiles.per_image()), ty = static_cast<int>(tile / tiles.x % tiles.y),
+                tx = static_cast<int>(tile % tiles.x);
+      const int rows = std::min(scale, out_h - scale * ty), columns = std::min(scale, out_w - scale * tx);
       const float* mt = m.data() + static_cast<std::size_t>(t) * c2;
       const std::size_t position_stride = static_cast<std::size_t>(kChunkTiles) * c2;
-      float* dst[2][2];
-      for (int a = 0; a < 2; ++a)
-        for (int b = 0; b < 2; ++b) {
-          const int y = std::min(2 * ty + a, h2 - 1), x = std::min(2 * tx + b, w2 - 1);  // unused where clamped
-          dst[a][b] = features + ((static_cast<std::size_t>(image) * w2 + x) * h2 + y) * c2;
-        }
+      float* tile_out = out + image * layout.image + static_cast<std::size_t>(scale * ty) * layout.y +
+                        static_cast<std::size_t>(scale * tx) * layout.x;
       const Vec8 zero = {};
       for (int c = 0; c < c2; c += 8) {
         Vec8 s[kOut][kIn];  // A^T M, by columns
@@ -256,50 +282,97 @@ void conv2_chunks(const SmallCnnWeights& weights, const float* pooled, int n, in
         }
         Vec8 y[kOut][kOut];
         for (int i = 0; i < kOut; ++i) output_transform(s[i], y[i]);
-        const Vec8 bias = load8(weights.bias2.data() + c);
+        const Vec8 bias = load8(layer.bias.data() + c);
         for (int a = 0; a < rows; ++a)
           for (int b = 0; b < columns; ++b) {
-            const __m256 best = _mm256_max_ps(_mm256_max_ps(y[2 * a][2 * b], y[2 * a][2 * b + 1]),
-                                              _mm256_max_ps(y[2 * a + 1][2 * b], y[2 * a + 1][2 * b + 1]));
-            store8(dst[a][b] + c, _mm256_max_ps(_mm256_add_ps(best, bias), zero));
+            const Vec8 value = layer.pool ? _mm256_max_ps(_mm256_max_ps(y[2 * a][2 * b], y[2 * a][2 * b + 1]),
+                                                                    _mm256_max_ps(y[2 * a + 1][2 * b], y[2 * a + 1][2 * b + 1]))
+                                          : y[a][b];
+            store8(tile_out + a * layout.y + b * layout.x + c, _mm256_max_ps(value + bias, zero));
           }
       }
     }
   }
 }
 
-// Every thread on each image in turn: pooled rows, then output-tile chunks, split between them.
-void conv1_pool_relu(const SmallCnnWeights& weights, const float* images, int n, int h, int w, float* pooled) {
-  const long rows = static_cast<long>(n) * (h / 2);
-#pragma omp parallel for schedule(static)
-  for (long row = 0; row < rows; ++row) conv1_rows(weights, images, h, w, pooled, row, row + 1);
+// The map sizes before each layer after the first (that after conv1's pooling, first).
+struct MapSizes {
+  std::vector<int> h, w;
+  std::size_t largest_floats = 0;  // of the maps in front of a Winograd layer, per image
+};
+MapSizes map_sizes(const SmallCnnWeights& weights, int h, int w) {
+  MapSizes sizes;
+  int mh = h / 2, mw = w / 2, channels = weights.c1;
+  for (const auto& layer : weights.convs) {
+    sizes.h.push_back(mh);
+    sizes.w.push_back(mw);
+    sizes.largest_floats = std::max(sizes.largest_floats, static_cast<std::size_t>(mh) * mw * channels);
+    mh = out_size(layer, mh), mw = out_size(layer, mw), channels = layer.out;
+  }
+  sizes.h.push_back(mh);
+  sizes.w.push_back(mw);
+  return sizes;
 }
 
-void conv2_pool_relu(const SmallCnnWeights& weights, const float* pooled, int n, int h1, int w1, float* features) {
-  const long chunks = conv2_chunk_count(n, h1, w1);
+// The layers after conv1 on `n` images whose conv1 output is in `ping`; the last writes
+// `features`, the others alternate between `pong` and `ping`. `parallel`: each layer's tile
+// chunks split between the threads (else all on the calling thread).
+void winograd_layers(const SmallCnnWeights& weights, const MapSizes& sizes, int n, float* ping, float* pong,
+                     float* features, bool parallel) {
+  for (std::size_t i = 0; i < weights.convs.size(); ++i) {
+    const WinogradConv& layer = weights.convs[i];
+    const int h = sizes.h[i], w = sizes.w[i];
+    const bool last = i + 1 == weights.convs.size();
+    float* out = last ? features : pong;
+    const MapLayout layout = last ? columns_as_rows(sizes.h[i + 1], sizes.w[i + 1], layer.out)
+                                  : channels_last(sizes.h[i + 1], sizes.w[i + 1], layer.out);
+    const long chunks = chunk_count(layer, n, h, w);
+    if (parallel) {
 #pragma omp parallel for schedule(static)
-  for (long chunk = 0; chunk < chunks; ++chunk) conv2_chunks(weights, pooled, n, h1, w1, features, chunk, chunk + 1);
+      for (long chunk = 0; chunk < chunks; ++chunk) winograd_chunks(layer, ping, n, h, w, out, layout, chunk, chunk + 1);
+    } else {
+      winograd_chunks(layer, ping, n, h, w, out, layout, 0, chunks);
+    }
+    std::swap(ping, pong);
+  }
 }
 
 }  // namespace
 
-void small_cnn_forward(const SmallCnnWeights& weights, const float* images, int n, int h, int w, float* pooled,
+void small_cnn_output_size(const SmallCnnWeights& weights, int h, int w, int& out_h, int& out_w) {
+  const MapSizes sizes = map_sizes(weights, h, w);
+  out_h = sizes.h.back(), out_w = sizes.w.back();
+}
+
+std::size_t small_cnn_scratch_floats(const SmallCnnWeights& weights, int n, int h, int w) {
+  return 2 * static_cast<std::size_t>(n) * map_sizes(weights, h, w).largest_floats;
+}
+
+void small_cnn_forward(const SmallCnnWeights& weights, const float* images, int n, int h, int w, float* scratch,
                        float* features) {
-  const int h1 = h / 2, w1 = w / 2, threads = omp_get_max_threads();
+  const MapSizes sizes = map_sizes(weights, h, w);
+  const int threads = omp_get_max_threads();
   if (n < 2 * threads) {
-    conv1_pool_relu(weights, images, n, h, w, pooled);
-    conv2_pool_relu(weights, pooled, n, h1, w1, features);
+    // Few: every thread on each layer in turn.
+    float* ping = scratch;
+    float* pong = scratch + static_cast<std::size_t>(n) * sizes.largest_floats;
+    const long rows = static_cast<long>(n) * (h / 2);
+#pragma omp parallel for schedule(static)
+    for (long row = 0; row < rows; ++row) conv1_rows(weights, images, h, w, ping, row, row + 1);
+    winograd_layers(weights, sizes, n, ping, pong, features, /*parallel=*/true);
     return;
   }
-  // Many: one image per thread at a time, so that its pooled activations stay in the cache
-  // between the two convolutions.
-  const std::size_t image_in = static_cast<std::size_t>(h) * w, image_pooled = static_cast<std::size_t>(h1) * w1 * weights.c1;
-  const std::size_t image_features = static_cast<std::size_t>(h1 / 2) * (w1 / 2) * weights.c2;
+  // Many: one image per thread at a time, so that its maps stay in the cache between layers.
+  const std::size_t image_in = static_cast<std::size_t>(h) * w;
+  const std::size_t image_features = static_cast<std::size_t>(sizes.h.back()) * sizes.w.back() * weights.out_channels();
 #pragma omp parallel for schedule(static)
   for (int image = 0; image < n; ++image) {
-    float* p = pooled + image * image_pooled;
-    conv1_rows(weights, images + image * image_in, h, w, p, 0, h1);
-    conv2_chunks(weights, p, 1, h1, w1, features + image * image_features, 0, conv2_chunk_count(1, h1, w1));
+    thread_local std::vector<float> maps;
+    maps.resize(2 * sizes.largest_floats);
+    float* image_features_out = features + image * image_features;
+    conv1_rows(weights, images + image * image_in, h, w, maps.data(), 0, h / 2);
+    winograd_layers(weights, sizes, 1, maps.data(), maps.data() + sizes.largest_floats, image_features_out,
+                    /*parallel=*/false);
   }
 }
 
