@@ -39,10 +39,30 @@ inline constexpr std::uint64_t kMaxModelFileBytes = std::uint64_t{1} << 30;
 // sizes disagree.
 SafetensorsFile parse_safetensors(const std::uint8_t* data, std::size_t size, const std::string& name);
 
-// The bytes of the file at `path`, refused (ModelFileError naming it) when missing, a folder,
-// unreadable or larger than `max_bytes`, before it is read.
-std::vector<std::uint8_t> read_model_bytes(const std::string& path,
-                                           std::uint64_t max_bytes = kMaxModelFileBytes);
+// A file's bytes, mapped read-only and read in whole at once: copying a file into fresh memory
+// costs a page fault per 4 KiB, microseconds each on virtual machines (a 4.5 MB model: 12 ms
+// read, 1.3 ms mapped).
+class FileBytes {
+ public:
+  FileBytes() = default;
+  FileBytes(FileBytes&& other) noexcept;
+  FileBytes& operator=(FileBytes&& other) noexcept;
+  FileBytes(const FileBytes&) = delete;
+  FileBytes& operator=(const FileBytes&) = delete;
+  ~FileBytes();
+
+  const std::uint8_t* data() const { return static_cast<const std::uint8_t*>(map_); }
+  std::size_t size() const { return size_; }
+
+ private:
+  friend FileBytes read_model_bytes(const std::string& path, std::uint64_t max_bytes);
+  void* map_ = nullptr;
+  std::size_t size_ = 0;
+};
+
+// The bytes of the file at `path`, refused (ModelFileError naming it) when missing, a folder or
+// another file that is not a regular one, unreadable or larger than `max_bytes`, before it is read.
+FileBytes read_model_bytes(const std::string& path, std::uint64_t max_bytes = kMaxModelFileBytes);
 
 // Reads and validates the whole file (read_model_bytes, then parse_safetensors).
 SafetensorsFile read_safetensors(const std::string& path, std::uint64_t max_bytes = kMaxModelFileBytes);

@@ -29,7 +29,7 @@ void save_model(const std::string& path, const ModelFile& model) {
 }
 
 ModelFile load_model(const std::string& path) {
-  const std::vector<std::uint8_t> bytes = read_model_bytes(path);
+  const FileBytes bytes = read_model_bytes(path);
   return parse_model(bytes.data(), bytes.size(), path);
 }
 

@@ -1,10 +1,17 @@
 // The safetensors layout, read and written without any third-party tensor library.
 #include "captcha/safetensors.h"
 
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <numeric>
+#include <utility>
 
 #include <nlohmann/json.hpp>
 
@@ -156,24 +163,50 @@ SafetensorsFile parse_safetensors(const std::uint8_t* data, std::size_t size, co
   return file;
 }
 
-std::vector<std::uint8_t> read_model_bytes(const std::string& path, std::uint64_t max_bytes) {
-  std::ifstream in(path, std::ios::binary | std::ios::ate);
-  if (!in) throw ModelFileError(path + ": cannot open the model file");
-  const auto end = in.tellg();
-  if (end < 0) throw ModelFileError(path + ": cannot read the model file (a folder?)");
-  const auto file_size = static_cast<std::uint64_t>(end);
-  if (file_size > max_bytes)
+FileBytes::FileBytes(FileBytes&& other) noexcept
+    : map_(std::exchange(other.map_, nullptr)), size_(std::exchange(other.size_, 0)) {}
+
+FileBytes& FileBytes::operator=(FileBytes&& other) noexcept {
+  std::swap(map_, other.map_);
+  std::swap(size_, other.size_);
+  return *this;
+}
+
+FileBytes::~FileBytes() {
+  if (map_) munmap(map_, size_);
+}
+
+FileBytes read_model_bytes(const std::string& path, std::uint64_t max_bytes) {
+  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) throw ModelFileError(path + ": cannot open the model file");
+  struct stat info {};
+  const bool regular = fstat(fd, &info) == 0 && S_ISREG(info.st_mode);
+  if (!regular) {
+    close(fd);
+    throw ModelFileError(path + ": cannot read the model file (a folder?)");
+  }
+  const auto file_size = static_cast<std::uint64_t>(info.st_size);
+  if (file_size > max_bytes) {
+    close(fd);
     throw ModelFileError(path + ": " + std::to_string(file_size) + " bytes, over the model file limit of " +
                          std::to_string(max_bytes) + " bytes");
-  std::vector<std::uint8_t> bytes(file_size);
-  in.seekg(0);
-  in.read(reinterpret_cast<char*>(bytes.data()), static_cast<std::streamsize>(file_size));
-  if (!in) throw ModelFileError(path + ": read failed");
+  }
+  FileBytes bytes;
+  if (file_size > 0) {
+    void* map = mmap(nullptr, file_size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
+    if (map == MAP_FAILED) {
+      close(fd);
+      throw ModelFileError(path + ": read failed (" + std::strerror(errno) + ")");
+    }
+    bytes.map_ = map;
+    bytes.size_ = file_size;
+  }
+  close(fd);
   return bytes;
 }
 
 SafetensorsFile read_safetensors(const std::string& path, std::uint64_t max_bytes) {
-  const std::vector<std::uint8_t> bytes = read_model_bytes(path, max_bytes);
+  const FileBytes bytes = read_model_bytes(path, max_bytes);
   return parse_safetensors(bytes.data(), bytes.size(), path);
 }
 

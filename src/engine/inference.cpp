@@ -50,8 +50,7 @@ struct ResidualBlock {
 // `m` (rows x cols) transposed.
 std::vector<float> transposed(const std::vector<float>& m, int rows, int cols) {
   std::vector<float> out(m.size());
-  for (int r = 0; r < rows; ++r)
-    for (int c = 0; c < cols; ++c) out[static_cast<std::size_t>(c) * rows + r] = m[static_cast<std::size_t>(r) * cols + c];
+  engine::transpose(m.data(), rows, cols, out.data(), static_cast<std::size_t>(rows));
   return out;
 }
 

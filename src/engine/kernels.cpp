@@ -72,15 +72,23 @@ void pack_birnn_panels(BiRnnWeights& w) {
   }
 }
 
+void transpose(const float* m, int rows, int cols, float* out, std::size_t out_stride) {
+  constexpr int kBlock = 32;
+  for (int r0 = 0; r0 < rows; r0 += kBlock)
+    for (int c0 = 0; c0 < cols; c0 += kBlock) {
+      const int r1 = std::min(rows, r0 + kBlock), c1 = std::min(cols, c0 + kBlock);
+      for (int c = c0; c < c1; ++c)
+        for (int r = r0; r < r1; ++r) out[c * out_stride + r] = m[static_cast<std::size_t>(r) * cols + c];
+    }
+}
+
 DenseWeights prepare_dense(const std::vector<float>& weight, const std::vector<float>& bias, int in, int out) {
   DenseWeights d;
   d.in = in, d.out = out, d.padded_out = (out + 15) / 16 * 16;
   d.weight_t.assign(static_cast<std::size_t>(in) * d.padded_out, 0.0f);
   d.bias.assign(d.padded_out, 0.0f);
-  for (int o = 0; o < out; ++o) {
-    d.bias[o] = bias[o];
-    for (int i = 0; i < in; ++i) d.weight_t[static_cast<std::size_t>(i) * d.padded_out + o] = weight[static_cast<std::size_t>(o) * in + i];
-  }
+  std::copy(bias.begin(), bias.begin() + out, d.bias.begin());
+  transpose(weight.data(), out, in, d.weight_t.data(), d.padded_out);
   d.weight_panels = pack_panels(d.weight_t, in, d.padded_out);
   return d;
 }

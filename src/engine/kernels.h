@@ -59,6 +59,11 @@ struct DenseWeights {
   std::vector<float> weight_panels;   // weight_t in 16-column panels (see pack_birnn_panels)
 };
 
+// `m` (rows x cols, row-major) transposed into `out` (cols rows, `out_stride` floats apart), in
+// blocks that stay in the cache (an element at a time, a matrix of the model's size took
+// milliseconds of cache misses at every load).
+void transpose(const float* m, int rows, int cols, float* out, std::size_t out_stride);
+
 // From LibTorch's Linear layout (weight out x in).
 DenseWeights prepare_dense(const std::vector<float>& weight, const std::vector<float>& bias, int in, int out);
 
