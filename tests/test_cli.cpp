@@ -431,6 +431,9 @@ TEST_F(Cli, ReadingOnlyBuildReadsLikeTheFullOneAndLinksNoLibTorch) {
   ASSERT_EQ(libraries.code, 0) << libraries.output;
   for (const char* torch : {"libtorch", "libc10"}) EXPECT_EQ(libraries.output.find(torch), std::string::npos) << libraries.output;
   EXPECT_EQ(libraries.output.find("libgdal"), std::string::npos) << "OpenCV's imgcodecs came back";
+  // Its serve runs captcha-ocr-serve: the HTTP and TLS libraries load with the service only.
+  for (const char* http : {"libcpp-httplib", "libssl", "libcrypto"})
+    EXPECT_EQ(libraries.output.find(http), std::string::npos) << http << " in the reading tool:\n" << libraries.output;
 }
 
 // serve in the reading-only build: it prints the address it took (--port 0), answers, and on

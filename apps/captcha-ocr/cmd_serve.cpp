@@ -28,7 +28,7 @@ ServedModel parse_model_flag(const std::string& flag) {
 }  // namespace
 
 void register_serve(CLI::App& app, Action& run) {
-  auto* cmd = app.add_subcommand("serve", "Read images sent over HTTP (native API, ddddocr- and captcha_platform-compatible endpoints)");
+  auto* cmd = app.add_subcommand("serve", kServeDescription);
   struct Args {
     std::vector<std::string> models;
     std::string api_key_file;

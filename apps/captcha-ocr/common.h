@@ -35,6 +35,9 @@ void register_bench(CLI::App& app, Action& run);
 void register_export(CLI::App& app, Action& run);
 void register_serve(CLI::App& app, Action& run);
 
+inline constexpr const char* kServeDescription =
+    "Read images sent over HTTP (native API, ddddocr- and captcha_platform-compatible endpoints)";
+
 // The flags eval and predict share: models (one, or several read as an ensemble), views, decoding
 // (--beam, --allowed), batching, threads, debug images, and the
 // preprocessing overrides (--no-auto-crop, --force-invert, --strong), each of which, when given,
