@@ -13,7 +13,6 @@ packages=(
   libtorch-dev libopenblas0-openmp
   libopencv-dev libcli11-dev nlohmann-json3-dev libgtest-dev
   libfreetype-dev                                   # captcha-ocr generate draws text with FreeType
-  libdnnl-dev ocl-icd-opencl-dev                    # the inference engine (oneDNN; its CMake config needs OpenCL)
   libstb-dev libjpeg-dev libwebp-dev                # image files (OpenCV's imgcodecs loads ~120 libraries)
   clang-14 libclang-rt-14-dev libomp-14-dev         # fuzz targets (fuzz/README.md)
   libcpp-httplib-dev libssl-dev wrk                 # captcha-ocr serve (HTTP; wrk for bench/serve.sh)

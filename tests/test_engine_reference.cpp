@@ -2,7 +2,7 @@
 // in the most obvious way (loops over every index, float64 sums): convolution, batch norm, max
 // pooling, ReLU, residual blocks, the feature map to time steps, fully connected layers, LSTM
 // and GRU. No LibTorch, so the engine's kernels (the fused AVX2 convolutions, Winograd, the
-// packed recurrent products, oneDNN) are checked in the sanitizer build too.
+// packed recurrent products, the im2col convolutions) are checked in the sanitizer build too.
 #include <gtest/gtest.h>
 
 #include <cmath>

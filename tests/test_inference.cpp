@@ -114,7 +114,7 @@ INSTANTIATE_TEST_SUITE_P(All, Engine,
                          ::testing::Values(Case{"small", "lstm"}, Case{"small", "gru"},
                                            Case{"small", "lstm", false}, Case{"small", "lstm", true, {8, 16, 24}},
                                            Case{"small", "gru", false, {8, 16, 24, 12}},
-                                           // 12: no fused kernels for the first two, oneDNN throughout
+                                           // 12: no fused kernels for the first two, im2col throughout
                                            Case{"small", "lstm", true, {8, 12, 16}},
                                            // every convolution on the engine's own kernels
                                            Case{"small", "lstm", true, {32, 64, 64, 64, 64}},

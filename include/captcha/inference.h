@@ -1,6 +1,6 @@
-// The inference engine: runs a model file's network without LibTorch, on oneDNN (convolutions,
-// pooling) and its own kernels (the small network's convolutions on AVX2; the fully connected,
-// LSTM and GRU layers). Batch norm is folded into the convolutions at load. The LibTorch
+// The inference engine: runs a model file's network without LibTorch, on its own kernels (the
+// small network's 3x3 convolutions fused, by Winograd, on AVX2 or AVX-512; other convolutions
+// as products of their input patches; the fully connected, LSTM and GRU layers). Batch norm is folded into the convolutions at load. The LibTorch
 // forward pass (captcha_torch) is its reference in tests.
 //
 //   captcha::InferenceNetwork network(captcha::load_model("m.safetensors"), "m.safetensors");

@@ -1,8 +1,13 @@
-// The inference engine on oneDNN and its own kernels. At load, the model file's weights are
-// checked against the architecture and put into the layouts the steps use (batch norm folded
-// into the convolutions, RNN and fully connected matrices transposed and packed). Per input
-// shape an execution plan is built: the chain of steps with their buffers and the convolution
-// weights reordered into the layouts oneDNN's primitives prefer. Plans are pooled, so concurrent calls each run a plan of their own.
+// The inference engine, on its own kernels only. At load, the model file's weights are checked
+// against the architecture and put into the layouts the steps use (batch norm folded into the
+// convolutions, convolution, RNN and fully connected matrices transposed and packed). Per input
+// shape an execution plan is built: the chain of steps with their buffers. Plans are pooled, so
+// concurrent calls each run a plan of their own.
+//
+// Feature maps are channels last (n x h x w x c). The small network's 3x3 convolutions run on
+// the fused Winograd kernels (small_cnn.h) where the CPU and the channel counts allow; every
+// other convolution is a product of its input patches (im2col, a chunk of output pixels at a
+// time) with its weights, on the dense layer's kernel.
 #include "captcha/inference.h"
 
 #include <omp.h>
@@ -18,9 +23,6 @@
 #include <mutex>
 #include <optional>
 #include <thread>
-#include <unordered_map>
-
-#include <oneapi/dnnl/dnnl.hpp>
 
 #include "captcha/errors.h"
 #include "captcha/network_spec.h"
@@ -31,15 +33,13 @@ namespace captcha {
 
 namespace {
 
-using dnnl::memory;
-using Tag = memory::format_tag;
-constexpr auto kF32 = memory::data_type::f32;
-
-// A convolution with batch norm already folded in: weights O x I x KH x KW, bias O.
+// A convolution with batch norm already folded in: weights O x I x KH x KW, bias O; `product`
+// the same as a dense layer over its input patches (KH x KW x I values, channels minor).
 struct ConvLayer {
   int out = 0, in = 0, kernel = 0;
-  memory::dims stride{1, 1}, padding{0, 0};
+  int stride_height = 1, stride_width = 1, padding = 0;
   std::vector<float> weight, bias;
+  engine::DenseWeights product;
 };
 
 struct ResidualBlock {
@@ -52,6 +52,19 @@ std::vector<float> transposed(const std::vector<float>& m, int rows, int cols) {
   std::vector<float> out(m.size());
   engine::transpose(m.data(), rows, cols, out.data(), static_cast<std::size_t>(rows));
   return out;
+}
+
+// Fills `layer.product`: the weights O x I x KH x KW as O x (KH x KW x I), the order of the
+// input patches' values.
+void prepare_product(ConvLayer& layer) {
+  const int taps = layer.kernel * layer.kernel;
+  std::vector<float> patch_major(layer.weight.size());
+  for (int o = 0; o < layer.out; ++o)
+    for (int i = 0; i < layer.in; ++i)
+      for (int t = 0; t < taps; ++t)
+        patch_major[(static_cast<std::size_t>(o) * taps + t) * layer.in + i] =
+            layer.weight[(static_cast<std::size_t>(o) * layer.in + i) * taps + t];
+  layer.product = engine::prepare_dense(patch_major, layer.bias, taps * layer.in, layer.out);
 }
 
 // The model's weights by name, once check_weights has found each with the spec's shape.
@@ -70,8 +83,9 @@ class WeightReader {
     layer.in = spec.in;
     layer.out = spec.out;
     layer.kernel = spec.kernel;
-    layer.stride = {spec.stride_height, spec.stride_width};
-    layer.padding = {spec.padding(), spec.padding()};
+    layer.stride_height = spec.stride_height;
+    layer.stride_width = spec.stride_width;
+    layer.padding = spec.padding();
     layer.weight = values(spec.name + ".weight");
     layer.bias = spec.bias ? values(spec.name + ".bias") : std::vector<float>(spec.out, 0.0f);
     if (!spec.norm.empty()) {
@@ -128,8 +142,58 @@ class WeightReader {
   const ModelFile& model_;
 };
 
-// Sizes of an oneDNN memory's dimensions.
-memory::dims dims_of(const memory& m) { return m.get_desc().dims(); }
+// A feature map in a plan's buffers: n x h x w x c, channels last.
+struct Map {
+  float* data = nullptr;
+  int n = 0, h = 0, w = 0, c = 0;
+  std::size_t floats() const { return static_cast<std::size_t>(n) * h * w * c; }
+};
+
+// Output pixels per im2col chunk: their patches (up to 96 x 9 x 512 floats) stay in L2.
+constexpr long kPatchRows = 96;
+
+// dst (n x oh x ow x out) = conv(src) + bias, plus `dst`'s own values where `sum`, then ReLU
+// where `relu`: chunks of output pixels split between the threads, each chunk's input patches
+// gathered, then multiplied with the weights on the dense layer's kernel.
+void convolution_forward(const ConvLayer& layer, const Map& src, int oh, int ow, bool relu, bool sum, float* dst) {
+  const long pixels = static_cast<long>(src.n) * oh * ow;
+  const long chunks = (pixels + kPatchRows - 1) / kPatchRows;
+  const int k = layer.kernel, patch = k * k * src.c, out = layer.out;
+#pragma omp parallel for schedule(static)
+  for (long chunk = 0; chunk < chunks; ++chunk) {
+    thread_local std::vector<float> patches, product, scratch;
+    const long first = chunk * kPatchRows;
+    const int count = static_cast<int>(std::min(kPatchRows, pixels - first));
+    patches.resize(static_cast<std::size_t>(count) * patch);
+    for (int i = 0; i < count; ++i) {
+      const long pixel = first + i;
+      const int image = static_cast<int>(pixel / (static_cast<long>(oh) * ow)), y = static_cast<int>(pixel / ow % oh),
+                x = static_cast<int>(pixel % ow);
+      float* row = patches.data() + static_cast<std::size_t>(i) * patch;
+      for (int ky = 0; ky < k; ++ky)
+        for (int kx = 0; kx < k; ++kx) {
+          const int iy = y * layer.stride_height - layer.padding + ky, ix = x * layer.stride_width - layer.padding + kx;
+          float* tap = row + (ky * k + kx) * src.c;
+          if (iy >= 0 && iy < src.h && ix >= 0 && ix < src.w)
+            std::memcpy(tap, src.data + ((static_cast<std::size_t>(image) * src.h + iy) * src.w + ix) * src.c, sizeof(float) * src.c);
+          else
+            std::memset(tap, 0, sizeof(float) * src.c);
+        }
+    }
+    scratch.resize(std::max<std::size_t>(engine::dense_scratch_floats(layer.product, count), 1));
+    float* target = dst + static_cast<std::size_t>(first) * out;
+    if (!sum) {
+      engine::dense_forward(layer.product, patches.data(), count, relu, target, scratch.data());
+      continue;
+    }
+    product.resize(static_cast<std::size_t>(count) * out);
+    engine::dense_forward(layer.product, patches.data(), count, /*relu=*/false, product.data(), scratch.data());
+    for (std::size_t j = 0; j < product.size(); ++j) {
+      const float v = target[j] + product[j];
+      target[j] = relu ? std::max(v, 0.0f) : v;
+    }
+  }
+}
 
 }  // namespace
 
@@ -139,7 +203,7 @@ struct InferenceNetwork::Impl {
   std::vector<ConvLayer> convolutions;  // spec.convolutions, batch norm folded in
   std::vector<ResidualBlock> blocks;    // spec.blocks, likewise
   // On AVX2 machines, where the spec starts with 3x3 convolutions of sizes its kernels take
-  // (two at least, the first pooled): those on the engine's own kernels (see
+  // (two at least, the first pooled): those on the fused Winograd kernels (see
   // engine::small_cnn_forward).
   std::optional<engine::SmallCnnWeights> fast_cnn;
   std::size_t fast_convolutions = 0;  // how many of `convolutions` fast_cnn computes
@@ -150,20 +214,13 @@ struct InferenceNetwork::Impl {
   std::vector<engine::BiRnnWeights> rnns;
   engine::DenseWeights classifier;
 
-  dnnl::engine engine{dnnl::engine::kind::cpu, 0};
-
-  // The primitives for one input shape with their buffers.
+  // The steps for one input shape with their buffers.
   struct Plan {
     int batch = 0, width = 0, steps = 0;
-    memory input, logits;
-    // A oneDNN primitive with its arguments, or (when `custom` is set) one of the engine's own
-    // kernels working on the plan's buffers.
-    struct Step {
-      dnnl::primitive primitive;
-      std::unordered_map<int, memory> args;
-      std::function<void()> custom;
-    };
-    std::vector<Step> sequence;
+    float* input = nullptr;
+    float* logits = nullptr;
+    std::vector<std::unique_ptr<float[]>> buffers;  // uninitialised: pages never written cost nothing
+    std::vector<std::function<void()>> sequence;
   };
   class PlanBuilder;
 
@@ -191,172 +248,134 @@ struct InferenceNetwork::Impl {
   }
 };
 
-// Appends primitives to a plan, choosing layouts as it goes: convolutions and pooling work in
-// whatever blocked layout oneDNN prefers; the RNN input and the logits are plain row-major.
+// Appends steps to a plan, each with the buffers it writes.
 class InferenceNetwork::Impl::PlanBuilder {
  public:
-  PlanBuilder(const Impl& net, Plan& plan) : net_(net), plan_(plan), stream_(net.engine) {}
+  explicit PlanBuilder(Plan& plan) : plan_(plan) {}
 
-  memory convolution(const memory& src, const ConvLayer& layer, bool relu, const memory* sum_into = nullptr) {
-    const auto in = dims_of(src);
-    const memory::dim oh = (in[2] + 2 * layer.padding[0] - layer.kernel) / layer.stride[0] + 1;
-    const memory::dim ow = (in[3] + 2 * layer.padding[1] - layer.kernel) / layer.stride[1] + 1;
-    const memory::desc weights_md({layer.out, layer.in, layer.kernel, layer.kernel}, kF32, Tag::any);
-    const memory::desc bias_md({layer.out}, kF32, Tag::x);
-    const memory::desc dst_md = sum_into ? sum_into->get_desc() : memory::desc({in[0], layer.out, oh, ow}, kF32, Tag::any);
-    dnnl::post_ops ops;
-    if (sum_into) ops.append_sum(1.0f);
-    if (relu) ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_relu, 0.0f, 0.0f);
-    const dnnl::convolution_forward::primitive_desc pd(
-        {dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct, src.get_desc(),
-         weights_md, bias_md, dst_md, layer.stride, layer.padding, layer.padding},
-        attributes(ops), net_.engine);
-    const memory input = in_layout(src, pd.src_desc());
-    const memory weights = imported(layer.weight, {layer.out, layer.in, layer.kernel, layer.kernel}, Tag::oihw, pd.weights_desc());
-    const memory bias = constant(layer.bias, bias_md);
-    const memory dst = sum_into ? *sum_into : memory(pd.dst_desc(), net_.engine);
-    add(dnnl::convolution_forward(pd), {{DNNL_ARG_SRC, input}, {DNNL_ARG_WEIGHTS, weights}, {DNNL_ARG_BIAS, bias}, {DNNL_ARG_DST, dst}}, pd.scratchpad_desc());
+  // A convolution, written to a new map or summed onto `sum_into` (a ResNet block's shortcut).
+  Map convolution(const Map& src, const ConvLayer& layer, bool relu, const Map* sum_into = nullptr) {
+    const int oh = (src.h + 2 * layer.padding - layer.kernel) / layer.stride_height + 1;
+    const int ow = (src.w + 2 * layer.padding - layer.kernel) / layer.stride_width + 1;
+    Map dst = sum_into ? *sum_into : Map{nullptr, src.n, oh, ow, layer.out};
+    if (!sum_into) dst.data = buffer(dst.floats());
+    const bool sum = sum_into != nullptr;
+    plan_.sequence.push_back([&layer, src, dst, relu, sum] { convolution_forward(layer, src, dst.h, dst.w, relu, sum, dst.data); });
     return dst;
   }
 
-  memory max_pool(const memory& src) {
-    const auto in = dims_of(src);
-    const memory::desc dst_md({in[0], in[1], in[2] / 2, in[3] / 2}, kF32, Tag::any);
-    const dnnl::pooling_forward::primitive_desc pd(
-        {dnnl::prop_kind::forward_inference, dnnl::algorithm::pooling_max, src.get_desc(), dst_md,
-         {2, 2}, {2, 2}, {0, 0}, {0, 0}},
-        attributes({}), net_.engine);
-    const memory dst(pd.dst_desc(), net_.engine);
-    add(dnnl::pooling_forward(pd), {{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, dst}}, pd.scratchpad_desc());
-    return dst;
-  }
-
-  // N x C x H x W -> rows (n, w) of C * H features (c major, h minor): LibTorch's
-  // permute(0, 3, 1, 2).flatten(2).
-  memory columns_as_rows(const memory& src) {
-    const auto d = dims_of(src);
-    const memory::desc strided(d, kF32, memory::dims{d[3] * d[1] * d[2], d[2], 1, d[1] * d[2]});
-    const memory dst(strided, net_.engine);
-    add(dnnl::reorder(src, dst), {{DNNL_ARG_FROM, src}, {DNNL_ARG_TO, dst}}, {});
-    return memory(memory::desc({d[0] * d[3], d[1] * d[2]}, kF32, Tag::nc), net_.engine, dst.get_data_handle());
-  }
-
-  // N x C x H x W -> rows (n, w) of C features, averaged over the height.
-  memory height_mean_as_rows(const memory& src) {
-    const auto d = dims_of(src);
-    const memory nhwc = in_layout(src, memory::desc(d, kF32, Tag::nhwc));
-    // A map one row high is its own mean (oneDNN has no reduction that keeps every dimension).
-    if (d[2] == 1) return memory(memory::desc({d[0] * d[3], d[1]}, kF32, Tag::nc), net_.engine, nhwc.get_data_handle());
-    const memory::desc dst_md({d[0], d[1], 1, d[3]}, kF32, Tag::nhwc);
-    const dnnl::reduction::primitive_desc pd(
-        {dnnl::algorithm::reduction_mean, nhwc.get_desc(), dst_md, 0.0f, 0.0f}, attributes({}), net_.engine);
-    const memory dst(pd.dst_desc(), net_.engine);
-    add(dnnl::reduction(pd), {{DNNL_ARG_SRC, nhwc}, {DNNL_ARG_DST, dst}}, pd.scratchpad_desc());
-    return memory(memory::desc({d[0] * d[3], d[1]}, kF32, Tag::nc), net_.engine, dst.get_data_handle());
-  }
-
-  // Rows (n, t) x input -> rows (n, t) x 2 hidden: both directions, concatenated.
-  memory birnn(const memory& src, const engine::BiRnnWeights& layer, int batch, int steps) {
-    const memory dst = buffer({static_cast<memory::dim>(batch) * steps, 2 * layer.hidden});
-    const memory scratch = buffer({static_cast<memory::dim>(engine::birnn_scratch_floats(layer, batch, steps))});
-    custom([&layer, src, dst, scratch, batch, steps] {
-      engine::birnn_forward(layer, floats(src), batch, steps, floats(dst), floats(scratch));
+  // 2x2 max pooling, stride 2 (an odd last row or column dropped).
+  Map max_pool(const Map& src) {
+    Map dst{nullptr, src.n, src.h / 2, src.w / 2, src.c};
+    dst.data = buffer(dst.floats());
+    plan_.sequence.push_back([src, dst] {
+      const long rows = static_cast<long>(dst.n) * dst.h;
+#pragma omp parallel for schedule(static)
+      for (long row = 0; row < rows; ++row) {
+        const long image = row / dst.h, y = row % dst.h;
+        const float* top = src.data + ((image * src.h + 2 * y) * src.w) * src.c;
+        const float* bottom = top + static_cast<std::size_t>(src.w) * src.c;
+        float* out = dst.data + static_cast<std::size_t>(row) * dst.w * dst.c;
+        for (int x = 0; x < dst.w; ++x)
+          for (int c = 0; c < src.c; ++c) {
+            const std::size_t left = static_cast<std::size_t>(2 * x) * src.c + c, right = left + src.c;
+            out[static_cast<std::size_t>(x) * dst.c + c] =
+                std::max(std::max(top[left], top[right]), std::max(bottom[left], bottom[right]));
+          }
+      }
     });
     return dst;
   }
 
-  // A fully connected layer on the engine's own kernel: rows x in -> rows x out.
-  memory dense(const memory& src, const engine::DenseWeights& layer, bool relu) {
-    const int rows = static_cast<int>(dims_of(src)[0]);
-    const memory dst = buffer({rows, layer.out});
-    const std::size_t scratch_floats = engine::dense_scratch_floats(layer, rows);
-    const memory scratch = buffer({static_cast<memory::dim>(std::max<std::size_t>(scratch_floats, 1))});
-    custom([&layer, src, dst, scratch, rows, relu] { engine::dense_forward(layer, floats(src), rows, relu, floats(dst), floats(scratch)); });
+  // The map's columns as rows (n, w) of C * H features (c major, h minor): LibTorch's
+  // permute(0, 3, 1, 2).flatten(2).
+  float* columns_as_rows(const Map& src) {
+    float* dst = buffer(src.floats());
+    plan_.sequence.push_back([src, dst] {
+      for (int n = 0; n < src.n; ++n)
+        for (int y = 0; y < src.h; ++y)
+          for (int x = 0; x < src.w; ++x) {
+            const float* in = src.data + ((static_cast<std::size_t>(n) * src.h + y) * src.w + x) * src.c;
+            float* row = dst + (static_cast<std::size_t>(n) * src.w + x) * src.c * src.h;
+            for (int c = 0; c < src.c; ++c) row[static_cast<std::size_t>(c) * src.h + y] = in[c];
+          }
+    });
     return dst;
   }
 
-  // The small network's convolutions, pooling and ReLUs on the engine's own kernels: the input
-  // images -> rows (n, w) of the dense layer's (permuted) input.
-  memory fast_small_features(const memory& images, const engine::SmallCnnWeights& cnn) {
-    const auto d = dims_of(images);
-    const int batch = static_cast<int>(d[0]), h = static_cast<int>(d[2]), w = static_cast<int>(d[3]);
+  // The map's columns as rows (n, w) of C features, averaged over the height.
+  float* height_mean_as_rows(const Map& src) {
+    float* dst = buffer(static_cast<std::size_t>(src.n) * src.w * src.c);
+    plan_.sequence.push_back([src, dst] {
+      const float scale = 1.0f / static_cast<float>(src.h);
+      for (int n = 0; n < src.n; ++n)
+        for (int x = 0; x < src.w; ++x) {
+          float* row = dst + (static_cast<std::size_t>(n) * src.w + x) * src.c;
+          std::fill(row, row + src.c, 0.0f);
+          for (int y = 0; y < src.h; ++y) {
+            const float* in = src.data + ((static_cast<std::size_t>(n) * src.h + y) * src.w + x) * src.c;
+            for (int c = 0; c < src.c; ++c) row[c] += in[c];
+          }
+          if (src.h > 1)
+            for (int c = 0; c < src.c; ++c) row[c] *= scale;
+        }
+    });
+    return dst;
+  }
+
+  // Rows (n, t) x input -> rows (n, t) x 2 hidden: both directions, concatenated.
+  float* birnn(const float* src, const engine::BiRnnWeights& layer, int batch, int steps) {
+    float* dst = buffer(static_cast<std::size_t>(batch) * steps * 2 * layer.hidden);
+    float* scratch = buffer(engine::birnn_scratch_floats(layer, batch, steps));
+    plan_.sequence.push_back(
+        [&layer, src, dst, scratch, batch, steps] { engine::birnn_forward(layer, src, batch, steps, dst, scratch); });
+    return dst;
+  }
+
+  // A fully connected layer: rows x in -> rows x out.
+  float* dense(const float* src, int rows, const engine::DenseWeights& layer, bool relu) {
+    float* dst = buffer(static_cast<std::size_t>(rows) * layer.out);
+    float* scratch = buffer(std::max<std::size_t>(engine::dense_scratch_floats(layer, rows), 1));
+    plan_.sequence.push_back([&layer, src, dst, scratch, rows, relu] { engine::dense_forward(layer, src, rows, relu, dst, scratch); });
+    return dst;
+  }
+
+  // The fused convolutions on `images` (n x h x w): rows (n, out_w) of out_h x channels
+  // values, height major (the dense layer's permuted input); the map's size in `size`.
+  float* fast_small_features(const float* images, int batch, int h, int w, const engine::SmallCnnWeights& cnn, Map& size) {
     int out_h = 0, out_w = 0;
     engine::small_cnn_output_size(cnn, h, w, out_h, out_w);
-    const memory scratch = buffer({static_cast<memory::dim>(engine::small_cnn_scratch_floats(cnn, batch, h, w))});
-    const memory features = buffer({static_cast<memory::dim>(batch) * out_w, static_cast<memory::dim>(out_h) * cnn.out_channels()});
-    custom([&cnn, images, scratch, features, batch, h, w] {
-      engine::small_cnn_forward(cnn, floats(images), batch, h, w, floats(scratch), floats(features));
+    size = Map{nullptr, batch, out_h, out_w, cnn.out_channels()};
+    float* scratch = buffer(std::max<std::size_t>(engine::small_cnn_scratch_floats(cnn, batch, h, w), 1));
+    float* features = buffer(size.floats());
+    plan_.sequence.push_back([&cnn, images, scratch, features, batch, h, w] {
+      engine::small_cnn_forward(cnn, images, batch, h, w, scratch, features);
     });
     return features;
   }
 
-  // fast_small_features as an N x C x H x W feature map in the channels-last layout (NHWC).
-  // Its rows (n, w) of h2 * c2 values, height major, are that map with height and width
-  // swapped, which oneDNN's convolutions only have a slow reference kernel for: reordered.
-  memory fast_small_feature_map(const memory& images, const engine::SmallCnnWeights& cnn) {
-    const auto d = dims_of(images);
-    int out_h = 0, out_w = 0;
-    engine::small_cnn_output_size(cnn, static_cast<int>(d[2]), static_cast<int>(d[3]), out_h, out_w);
-    const memory::dim n = d[0], h2 = out_h, w2 = out_w, c2 = cnn.out_channels();
-    const memory rows = fast_small_features(images, cnn);
-    const memory view(memory::desc({n, c2, h2, w2}, kF32, memory::dims{w2 * h2 * c2, 1, c2, h2 * c2}), net_.engine,
-                      rows.get_data_handle());
-    return in_layout(view, memory::desc({n, c2, h2, w2}, kF32, Tag::nhwc));
+  // The same as a channels-last map, for the convolutions after the fused ones.
+  Map fast_small_feature_map(const float* images, int batch, int h, int w, const engine::SmallCnnWeights& cnn) {
+    Map map;
+    const float* rows = fast_small_features(images, batch, h, w, cnn, map);
+    map.data = buffer(map.floats());
+    plan_.sequence.push_back([rows, map] {
+      for (int n = 0; n < map.n; ++n)
+        for (int x = 0; x < map.w; ++x)
+          for (int y = 0; y < map.h; ++y)
+            std::memcpy(map.data + ((static_cast<std::size_t>(n) * map.h + y) * map.w + x) * map.c,
+                        rows + ((static_cast<std::size_t>(n) * map.w + x) * map.h + y) * map.c, sizeof(float) * map.c);
+    });
+    return map;
+  }
+
+  float* buffer(std::size_t floats) {
+    plan_.buffers.emplace_back(new float[std::max<std::size_t>(floats, 1)]);
+    return plan_.buffers.back().get();
   }
 
  private:
-  // Every primitive gets its scratch memory from the plan, so that concurrent plans that share
-  // a (cached) primitive never share scratch space.
-  static dnnl::primitive_attr attributes(const dnnl::post_ops& ops) {
-    dnnl::primitive_attr attr;
-    attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
-    attr.set_post_ops(ops);
-    return attr;
-  }
-
-  void custom(std::function<void()> run) {
-    Plan::Step step;
-    step.custom = std::move(run);
-    plan_.sequence.push_back(std::move(step));
-  }
-
-  // A plain row-major buffer (1-D: a vector, 2-D: rows x columns).
-  memory buffer(const memory::dims& dims) {
-    return memory(memory::desc(dims, kF32, dims.size() == 1 ? Tag::x : Tag::nc), net_.engine);
-  }
-  static float* floats(const memory& m) { return static_cast<float*>(m.get_data_handle()); }
-
-  void add(dnnl::primitive primitive, std::unordered_map<int, memory> args, const memory::desc& scratchpad) {
-    if (scratchpad.get_size() > 0) args.emplace(DNNL_ARG_SCRATCHPAD, memory(scratchpad, net_.engine));
-    plan_.sequence.push_back({std::move(primitive), std::move(args), {}});
-  }
-
-  // `src` itself when it already has layout `wanted`; otherwise a reorder step into a new buffer.
-  memory in_layout(const memory& src, const memory::desc& wanted) {
-    if (src.get_desc() == wanted) return src;
-    const memory dst(wanted, net_.engine);
-    add(dnnl::reorder(src, dst), {{DNNL_ARG_FROM, src}, {DNNL_ARG_TO, dst}}, {});
-    return dst;
-  }
-
-  // A read-only view of the network's own storage (which outlives every plan).
-  memory constant(const std::vector<float>& values, const memory::desc& md) {
-    return memory(md, net_.engine, const_cast<float*>(values.data()));
-  }
-
-  // Weights in plain layout `tag`, reordered now into the layout a primitive asked for.
-  memory imported(const std::vector<float>& values, const memory::dims& dims, Tag tag, const memory::desc& wanted) {
-    const memory plain = constant(values, memory::desc(dims, kF32, tag));
-    if (plain.get_desc() == wanted) return plain;
-    memory out(wanted, net_.engine);
-    dnnl::reorder(plain, out).execute(stream_, const_cast<memory&>(plain), out);
-    stream_.wait();
-    return out;
-  }
-
-  const Impl& net_;
   Plan& plan_;
-  dnnl::stream stream_;
 };
 
 std::unique_ptr<InferenceNetwork::Impl::Plan> InferenceNetwork::Impl::build_plan(int batch, int width) const {
@@ -364,17 +383,19 @@ std::unique_ptr<InferenceNetwork::Impl::Plan> InferenceNetwork::Impl::build_plan
   plan->batch = batch;
   plan->width = width;
   plan->steps = output_time_steps(config, width);
-  PlanBuilder build(*this, *plan);
-  plan->input = memory(memory::desc({batch, 1, spec.input_height, width}, kF32, Tag::nchw), engine);
-  memory rows;
+  PlanBuilder build(*plan);
+  const int height = spec.input_height;
+  plan->input = build.buffer(static_cast<std::size_t>(batch) * height * width);
+  float* rows = nullptr;
   if (fast_features) {
     // The fused kernels write the features layer's input rows directly.
-    rows = build.dense(build.fast_small_features(plan->input, *fast_cnn), features, spec.features.relu);
+    Map size;
+    rows = build.fast_small_features(plan->input, batch, height, width, *fast_cnn, size);
   } else {
-    memory x = plan->input;
+    Map x{plan->input, batch, height, width, 1};
     std::size_t first = 0;
     if (fast_cnn) {
-      x = build.fast_small_feature_map(plan->input, *fast_cnn);
+      x = build.fast_small_feature_map(plan->input, batch, height, width, *fast_cnn);
       first = fast_convolutions;
     }
     for (std::size_t i = first; i < convolutions.size(); ++i) {
@@ -383,22 +404,28 @@ std::unique_ptr<InferenceNetwork::Impl::Plan> InferenceNetwork::Impl::build_plan
       if (spec.convolutions[i].pool) x = build.max_pool(x);
     }
     for (const auto& block : blocks) {
-      const memory y = build.convolution(x, block.conv1, /*relu=*/true);
+      const Map y = build.convolution(x, block.conv1, /*relu=*/true);
       // The block's output: the shortcut first, then conv2 + batch norm summed onto it, ReLU.
-      const memory out = block.shortcut ? build.convolution(x, *block.shortcut, /*relu=*/false) : x;
+      Map out = x;
+      if (block.shortcut) {
+        out = build.convolution(x, *block.shortcut, /*relu=*/false);
+      } else {
+        out.data = build.buffer(x.floats());  // the identity, copied: the sum writes onto it
+        plan->sequence.push_back([x, out] { std::memcpy(out.data, x.data, sizeof(float) * x.floats()); });
+      }
       x = build.convolution(y, block.conv2, /*relu=*/true, &out);
     }
-    x = spec.step_features == StepFeatures::kColumns ? build.columns_as_rows(x) : build.height_mean_as_rows(x);
-    rows = build.dense(x, features, spec.features.relu);
+    rows = spec.step_features == StepFeatures::kColumns ? build.columns_as_rows(x) : build.height_mean_as_rows(x);
   }
+  rows = build.dense(rows, batch * plan->steps, features, spec.features.relu);
   for (const auto& rnn : rnns) rows = build.birnn(rows, rnn, batch, plan->steps);
-  plan->logits = build.dense(rows, classifier, spec.classifier.relu);
+  plan->logits = build.dense(rows, batch * plan->steps, classifier, spec.classifier.relu);
   return plan;
 }
 
 namespace {
 
-// How many of the spec's first convolutions the engine's own kernels compute on this CPU: 3x3,
+// How many of the spec's first convolutions the engine's fused kernels compute on this CPU: 3x3,
 // stride 1, ReLU, the first pooled, with channel counts they take; 0 when fewer than two.
 std::size_t fusable_convolutions(const NetworkSpec& spec) {
   if (spec.input_height < 4) return 0;
@@ -441,6 +468,12 @@ InferenceNetwork::InferenceNetwork(const ModelFile& model, const std::string& pa
   }
   std::vector<int> column_order;
   net.fast_convolutions = fusable_convolutions(spec);
+  for (std::size_t i = net.fast_convolutions; i < net.convolutions.size(); ++i) prepare_product(net.convolutions[i]);
+  for (auto& block : net.blocks) {
+    prepare_product(block.conv1);
+    prepare_product(block.conv2);
+    if (block.shortcut) prepare_product(*block.shortcut);
+  }
   if (net.fast_convolutions > 0) {
     const ConvLayer& first = net.convolutions[0];
     net.fast_cnn = engine::prepare_small_cnn(first.weight, first.bias, first.out);
@@ -483,28 +516,17 @@ std::vector<float> InferenceNetwork::forward(const float* images, int batch, int
 
 void InferenceNetwork::Impl::run_plan(const float* images, int batch, int width, float* out) const {
   auto plan = take_plan(batch, width);
-  std::memcpy(plan->input.get_data_handle(), images, sizeof(float) * batch * spec.input_height * width);
-  dnnl::stream stream(engine);
+  std::memcpy(plan->input, images, sizeof(float) * batch * spec.input_height * width);
   // CAPTCHA_ENGINE_PROFILE=1: each step's wall time on stderr (for work on the engine).
   static const bool profile = std::getenv("CAPTCHA_ENGINE_PROFILE") != nullptr;
   for (std::size_t i = 0; i < plan->sequence.size(); ++i) {
-    auto& step = plan->sequence[i];
     const auto start = std::chrono::steady_clock::now();
-    if (step.custom) {
-      stream.wait();  // the primitives before it have finished writing its input
-      step.custom();
-    } else {
-      step.primitive.execute(stream, step.args);
-    }
-    if (profile) {
-      stream.wait();
-      std::fprintf(stderr, "step %zu %s: %.3f ms\n", i, step.custom ? "own kernel" : "oneDNN",
+    plan->sequence[i]();
+    if (profile)
+      std::fprintf(stderr, "step %zu: %.3f ms\n", i,
                    std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
-    }
   }
-  stream.wait();
-  const auto* logits = static_cast<const float*>(plan->logits.get_data_handle());
-  std::copy(logits, logits + static_cast<std::size_t>(batch) * plan->steps * spec.classes, out);
+  std::copy(plan->logits, plan->logits + static_cast<std::size_t>(batch) * plan->steps * spec.classes, out);
   return_plan(std::move(plan));
 }
 

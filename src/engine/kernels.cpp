@@ -10,8 +10,6 @@
 #include <cstring>
 #include <string>
 
-#include <oneapi/dnnl/dnnl.hpp>
-
 #define CAPTCHA_KERNELS_TARGET generic
 #include "kernels.inc"
 #undef CAPTCHA_KERNELS_TARGET

@@ -1,10 +1,10 @@
-// The engine's own kernels for the fully connected and recurrent layers (internal to the engine).
+// The engine's kernels for the fully connected and recurrent layers, also the product of every
+// convolution that the fused Winograd kernels do not take (internal to the engine).
 // Each is built three times, for any x86-64, for AVX2 + FMA and for AVX-512, and dispatched at
 // run time to the widest the CPU has (CAPTCHA_ENGINE_KERNELS=generic|avx2 chooses a narrower
 // one, to measure or test it).
 //
-// Bidirectional LSTM/GRU layers: oneDNN 2.6 runs RNNs on
-// its reference path on AVX2 machines (about 13 GFLOP/s at batch 1 here); these run, per step,
+// Bidirectional LSTM/GRU layers run, per step,
 // the input projection and the recurrence as small register-blocked products on weights packed
 // at load (at batch 1: the projection of all steps at once and a matrix-vector product per
 // step), the gates in vectorised loops, and the two directions on two threads.
@@ -51,8 +51,7 @@ void birnn_forward(const BiRnnWeights& weights, const float* input, int batch, i
 const char* kernels_name();
 
 // A fully connected layer, weights transposed (in x padded_out, zero columns beyond `out`) so
-// that the columns come in panels of 16. Plain loops instead of a JIT-compiled oneDNN primitive
-// also spare the first reading about 20 ms of code generation.
+// that the columns come in panels of 16.
 struct DenseWeights {
   int in = 0, out = 0, padded_out = 0;
   std::vector<float> weight_t, bias;  // in x padded_out, padded_out

@@ -6,8 +6,6 @@
 #include <cmath>
 #include <cstring>
 
-#include <oneapi/dnnl/dnnl.hpp>
-
 #include "gemm_kernel.h"
 #include "gemm_kernel_avx512.h"
 #include "kernels.h"

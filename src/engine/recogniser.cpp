@@ -1,4 +1,4 @@
-// Recogniser on the inference engine (oneDNN; no LibTorch).
+// Recogniser on the inference engine (no LibTorch).
 #include "captcha/recogniser.h"
 
 #include <algorithm>
