@@ -13,8 +13,15 @@
 // glibc only; elsewhere it does nothing.
 #pragma once
 
+#include <cstddef>
+
 namespace captcha {
 
 void tune_heap_for_reading();
+
+// Maps in the pages under [data, data + bytes), about to be written, in one call
+// (MADV_POPULATE_WRITE, Linux 5.14 and later) instead of a fault per page: several times
+// cheaper per page on virtual machines. Where the kernel lacks it, it does nothing.
+void prefault(void* data, std::size_t bytes);
 
 }  // namespace captcha

@@ -1,5 +1,6 @@
 #include "captcha/heap.h"
 
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>  // defines __GLIBC__ where the C library is glibc
 #include <cstring>
@@ -33,6 +34,19 @@ void tune_heap_for_reading() {
     }
   }
   std::fclose(maps);
+#endif
+}
+
+void prefault(void* data, std::size_t bytes) {
+#if defined(__linux__) && defined(MADV_POPULATE_WRITE)
+  if (bytes == 0) return;
+  const auto page = static_cast<std::uintptr_t>(sysconf(_SC_PAGESIZE));
+  const auto from = reinterpret_cast<std::uintptr_t>(data) / page * page;
+  const auto to = reinterpret_cast<std::uintptr_t>(data) + bytes;
+  madvise(reinterpret_cast<void*>(from), to - from, MADV_POPULATE_WRITE);  // advice: failure is harmless
+#else
+  (void)data;
+  (void)bytes;
 #endif
 }
 

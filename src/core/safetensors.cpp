@@ -17,6 +17,7 @@
 
 #include "captcha/atomic_file.h"
 #include "captcha/errors.h"
+#include "captcha/heap.h"
 #include "json_fields.h"
 
 namespace captcha {
@@ -152,6 +153,8 @@ SafetensorsFile parse_safetensors(const std::uint8_t* data, std::size_t size, co
       }
       if (offsets[1] - offsets[0] != bytes)
         throw ModelFileError(name + ": tensor " + key + " size does not match its shape");
+      tensor.bytes.reserve(offsets[1] - offsets[0]);
+      prefault(tensor.bytes.data(), offsets[1] - offsets[0]);
       tensor.bytes.assign(tensor_data + offsets[0], tensor_data + offsets[1]);
       file.tensors.emplace(key, std::move(tensor));
     }
