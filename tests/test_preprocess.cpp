@@ -1,6 +1,9 @@
 // Preprocessing: decoding (alpha, corrupt, empty), inversion, auto-crop, resize modes, normalise.
 #include "captcha/preprocess.h"
 
+#include <random>
+#include <vector>
+
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 #include <opencv2/imgcodecs.hpp>
@@ -8,6 +11,7 @@
 
 #include "captcha/errors.h"
 #include "captcha/image_io.h"
+#include "core/image_ops.h"
 #include "support/fixtures.h"
 
 namespace captcha {
@@ -220,6 +224,36 @@ TEST(Preprocess, EqualiseIsItsContrastStep) {
   options.strong = false;
   options.clahe = false;
   EXPECT_EQ(cv::norm(equalise(image, options), image, cv::NORM_INF), 0);
+}
+
+// The reading path's own CLAHE gives OpenCV's bytes: noise, gradients and flat images, sizes that
+// the tiles divide and that they do not (down to smaller than the grid), clip limits that bind
+// and that do not, read from a region of a larger image (rows further apart than its width).
+// OpenCV itself is given the region as an image of its own: given the region, it extends it with
+// the larger image's pixels beyond it.
+TEST(ImageOps, ClaheGivesOpenCvsBytes) {
+  std::mt19937 rng(5);
+  int compared = 0;
+  for (int trial = 0; trial < 400; ++trial) {
+    const int w = 2 + static_cast<int>(rng() % 260), h = 2 + static_cast<int>(rng() % 90);
+    const int tiles_x = 1 + static_cast<int>(rng() % 10), tiles_y = 1 + static_cast<int>(rng() % 10);
+    const double clip = std::vector<double>{0.5, 2, 3.7, 4, 40}[rng() % 5];
+    cv::Mat canvas(h + 3, w + 5, CV_8UC1);
+    const int kind = static_cast<int>(rng() % 3);
+    for (int y = 0; y < canvas.rows; ++y)
+      for (int x = 0; x < canvas.cols; ++x)
+        canvas.at<std::uint8_t>(y, x) = static_cast<std::uint8_t>(
+            kind == 0 ? rng() % 256 : kind == 1 ? (x * 7 + y * 3 + rng() % 20) % 256 : 100 + rng() % 40);
+    const cv::Mat image = canvas(cv::Rect(2, 1, w, h));
+    cv::Mat expected;
+    cv::createCLAHE(clip, cv::Size(tiles_x, tiles_y))->apply(image.clone(), expected);
+    cv::Mat ours(h, w, CV_8UC1);
+    image_ops::clahe(image.data, w, h, image.step, clip, tiles_x, tiles_y, ours.data, ours.step);
+    ASSERT_EQ(cv::countNonZero(ours != expected), 0)
+        << w << "x" << h << ", tiles " << tiles_x << "x" << tiles_y << ", clip " << clip << ", kind " << kind;
+    ++compared;
+  }
+  EXPECT_EQ(compared, 400);
 }
 
 // The views read by test-time augmentation: the image itself, then shifts by 1% of the width and

@@ -11,6 +11,7 @@
 
 #include "captcha/errors.h"
 #include "captcha/image_io.h"
+#include "image_ops.h"
 #include "json_fields.h"
 
 namespace captcha {
@@ -156,10 +157,9 @@ void fit_input_size(PreprocessOptions& options, cv::Size image_size) {
 
 cv::Mat equalise(const cv::Mat& grey, const PreprocessOptions& options) {
   if (!options.clahe) return grey;
-  auto clahe = cv::createCLAHE(options.strong ? options.clahe_clip * 2 : options.clahe_clip,
-                               cv::Size(options.clahe_tiles, options.clahe_tiles));
-  cv::Mat equalised;
-  clahe->apply(grey, equalised);
+  cv::Mat equalised(grey.size(), CV_8UC1);
+  image_ops::clahe(grey.data, grey.cols, grey.rows, grey.step, options.strong ? options.clahe_clip * 2 : options.clahe_clip,
+                   options.clahe_tiles, options.clahe_tiles, equalised.data, equalised.step);
   return equalised;
 }
 
