@@ -256,6 +256,45 @@ TEST(ImageOps, ClaheGivesOpenCvsBytes) {
   EXPECT_EQ(compared, 400);
 }
 
+// Grey from colour gives cv::cvtColor's bytes for every one of the 2^24 colours, and transparent
+// pixels composited on white give OpenCV's float arithmetic's for every grey level and opacity.
+TEST(ImageOps, GreyGivesOpenCvsBytes) {
+  cv::Mat bgr(4096, 4096, CV_8UC3);
+  for (int i = 0; i < 1 << 24; ++i) {
+    std::uint8_t* p = bgr.data + 3 * static_cast<std::size_t>(i);
+    p[0] = static_cast<std::uint8_t>(i), p[1] = static_cast<std::uint8_t>(i >> 8), p[2] = static_cast<std::uint8_t>(i >> 16);
+  }
+  cv::Mat expected, ours(bgr.size(), CV_8UC1);
+  cv::cvtColor(bgr, expected, cv::COLOR_BGR2GRAY);
+  image_ops::to_grey(bgr.data, bgr.cols, bgr.rows, bgr.step, 3, ours.data, ours.step);
+  EXPECT_EQ(cv::countNonZero(ours != expected), 0);
+
+  // Every grey level under every opacity, then random BGRA, against OpenCV's compositing.
+  const auto composited = [](const cv::Mat& colour, const cv::Mat& alpha) {
+    cv::Mat colour_f, alpha_f, out;
+    colour.convertTo(colour_f, CV_32F);
+    alpha.convertTo(alpha_f, CV_32F, 1.0 / 255);
+    cv::Mat blended = colour_f.mul(alpha_f) + (1.0 - alpha_f) * 255.0;
+    blended.convertTo(out, CV_8U);
+    return out;
+  };
+  cv::Mat grey_alpha(256, 256, CV_8UC2), planes[2];
+  for (int g = 0; g < 256; ++g)
+    for (int a = 0; a < 256; ++a) grey_alpha.at<cv::Vec2b>(g, a) = cv::Vec2b(static_cast<std::uint8_t>(g), static_cast<std::uint8_t>(a));
+  cv::split(grey_alpha, planes);
+  cv::Mat two(256, 256, CV_8UC1);
+  image_ops::to_grey(grey_alpha.data, 256, 256, grey_alpha.step, 2, two.data, two.step);
+  EXPECT_EQ(cv::countNonZero(two != composited(planes[0], planes[1])), 0);
+
+  cv::Mat bgra(300, 700, CV_8UC4), bgra_planes[4], colour;
+  cv::randu(bgra, 0, 256);
+  cv::split(bgra, bgra_planes);
+  cv::cvtColor(bgra, colour, cv::COLOR_BGRA2GRAY);
+  cv::Mat four(bgra.size(), CV_8UC1);
+  image_ops::to_grey(bgra.data, bgra.cols, bgra.rows, bgra.step, 4, four.data, four.step);
+  EXPECT_EQ(cv::countNonZero(four != composited(colour, bgra_planes[3])), 0);
+}
+
 // The views read by test-time augmentation: the image itself, then shifts by 1% of the width and
 // 3% of the height either way and scalings by 4% about the centre.
 TEST(Preprocess, ReadingViewsShiftAndScaleTheImage) {

@@ -16,4 +16,10 @@ namespace captcha::image_ops {
 void clahe(const std::uint8_t* src, int w, int h, std::size_t stride, double clip, int tiles_x, int tiles_y,
            std::uint8_t* dst, std::size_t dst_stride);
 
+// A w x h image of 1 (grey), 2 (grey + alpha), 3 (BGR) or 4 (BGRA) channels, interleaved, as 8-bit
+// grey: colour weighted as cv::cvtColor(COLOR_BGR2GRAY) weighs it, then transparent pixels
+// composited on white in float arithmetic, rounded as cv::Mat::convertTo rounds.
+void to_grey(const std::uint8_t* src, int w, int h, std::size_t stride, int channels, std::uint8_t* dst,
+             std::size_t dst_stride);
+
 }  // namespace captcha::image_ops

@@ -62,29 +62,9 @@ cv::Mat decode_image(const std::vector<std::uint8_t>& bytes, const std::string& 
   cv::Mat raw = decode_image_bytes(bytes, name, limits);
   if (raw.rows < 2 || raw.cols < 2) throw ImageError(name + ": image is too small (" + std::to_string(raw.cols) + "x" + std::to_string(raw.rows) + ")");
 
-  cv::Mat grey;
-  const int channels = raw.channels();
-  if (channels == 1) return raw;
-  if (channels == 3) {
-    cv::cvtColor(raw, grey, cv::COLOR_BGR2GRAY);
-    return grey;
-  }
-  // With alpha: composite on white, then grey.
-  std::vector<cv::Mat> planes;
-  cv::split(raw, planes);
-  cv::Mat alpha = planes.back(), colour;
-  if (channels == 2) {
-    colour = planes[0];
-  } else {
-    cv::Mat bgr;
-    cv::merge(std::vector<cv::Mat>(planes.begin(), planes.begin() + 3), bgr);
-    cv::cvtColor(bgr, colour, cv::COLOR_BGR2GRAY);
-  }
-  cv::Mat colour_f, alpha_f;
-  colour.convertTo(colour_f, CV_32F);
-  alpha.convertTo(alpha_f, CV_32F, 1.0 / 255);
-  cv::Mat blended = colour_f.mul(alpha_f) + (1.0 - alpha_f) * 255.0;
-  blended.convertTo(grey, CV_8U);
+  if (raw.channels() == 1) return raw;
+  cv::Mat grey(raw.size(), CV_8UC1);
+  image_ops::to_grey(raw.data, raw.cols, raw.rows, raw.step, raw.channels(), grey.data, grey.step);
   return grey;
 }
 
