@@ -19,13 +19,13 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   ImageLimits limits;
   limits.max_pixels = std::int64_t{1} << 20;
   limits.max_file_bytes = std::size_t{1} << 20;
-  cv::Mat grey;
+  Image grey;
   try {
     grey = decode_image(bytes, "input", limits);
   } catch (const ImageError&) {
     return 0;
   }
-  if (grey.empty() || grey.type() != CV_8UC1) std::abort();  // decode_image promises 8-bit grey
+  if (grey.empty() || grey.channels() != 1) std::abort();  // decode_image promises 8-bit grey
 
   const std::uint8_t flags = size > 0 ? data[size - 1] : 0;
   PreprocessOptions options;
@@ -35,8 +35,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   options.clahe = flags & 8;
   options.resize = flags & 16 ? ResizeMode::kKeepAspect : ResizeMode::kStretch;
   if (flags & 32) options.width = 96, options.height = 32;
-  const cv::Mat prepared = preprocess(grey, options);
-  if (prepared.rows != options.height || prepared.cols != options.width || prepared.type() != CV_8UC1) std::abort();
+  const Image prepared = preprocess(grey, options);
+  if (prepared.height() != options.height || prepared.width() != options.width || prepared.channels() != 1) std::abort();
   std::vector<float> values(static_cast<std::size_t>(options.width) * options.height);
   for (int view = 0; view < kMaxReadingViews; ++view) {
     normalise_into(reading_view(prepared, view), options, values.data());

@@ -37,7 +37,7 @@ const fs::path& scratch_folder() {
 }
 
 const std::vector<std::uint8_t>& small_image() {
-  static const std::vector<std::uint8_t> png = captcha::encode_image(cv::Mat(12, 30, CV_8UC1, cv::Scalar(200)), "png");
+  static const std::vector<std::uint8_t> png = captcha::encode_image(captcha::Image(30, 12, 1, 200), "png");
   return png;
 }
 

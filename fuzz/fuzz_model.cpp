@@ -51,9 +51,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (!cheap_to_run(parse_model(data, size, scratch_file()))) return 0;
     const Recogniser recogniser(scratch_file(), 1);
     const PreprocessOptions& p = recogniser.model().preprocess;
-    cv::Mat stripes(p.height, p.width, CV_8UC1);
+    Image stripes(p.width, p.height);
     for (int y = 0; y < p.height; ++y)
-      for (int x = 0; x < p.width; ++x) stripes.at<std::uint8_t>(y, x) = (x / 3 + y) % 5 ? 230 : 20;
+      for (int x = 0; x < p.width; ++x) stripes.at(x, y) = (x / 3 + y) % 5 ? 230 : 20;
     ReadOptions greedy;
     greedy.beam_width = 0;
     ReadOptions beam;
@@ -61,7 +61,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     beam.any_length = true;
     beam.allowed = u32_to_utf8(recogniser.model().charset.symbols().substr(0, 2));
     for (const ReadOptions& options : {greedy, beam})
-      for (const cv::Mat& image : {stripes, cv::Mat(p.height, p.width, CV_8UC1, cv::Scalar(255))}) {
+      for (const Image& image : {stripes, Image(p.width, p.height, 1, 255)}) {
         const Reading reading = recogniser.read(image, options);
         if (!(reading.confidence >= 0 && reading.confidence <= 1.0001f)) std::abort();
       }

@@ -5,6 +5,7 @@
 
 #include <limits>
 #include <ostream>
+#include <vector>
 
 #include "captcha/dataset.h"
 #include "captcha/errors.h"
@@ -33,6 +34,27 @@ TEST(BundledModel, ReadsTheBundledExamples) {
   const auto samples = scan_folder(kSource + "/examples");
   ASSERT_GE(samples.size(), 8u);
   for (const auto& s : samples) EXPECT_EQ(recogniser.read(load_image(s.path)).text, s.label) << s.path;
+}
+
+// A pass of one image after a pause runs on the calling thread alone (the engine's other threads
+// are asleep by then); passes in quick succession use them all. Either way the logits are the
+// same.
+TEST(BundledModel, AColdOneImagePassReadsAsAWarmOne) {
+  const std::string path = kSource + "/models/general.safetensors";
+  const Recogniser recogniser(path, 2);
+  const ModelFile model = load_model(path);
+  const InferenceNetwork network(model, path);
+  const Image prepared = recogniser.prepare(load_image(scan_folder(kSource + "/examples").front().path));
+  std::vector<float> input(static_cast<std::size_t>(model.preprocess.width) * model.preprocess.height);
+  normalise_into(prepared, model.preprocess, input.data());
+  const std::vector<float> cold = network.forward(input.data(), 1, model.preprocess.width);
+  const std::vector<float> warm = network.forward(input.data(), 1, model.preprocess.width);
+  ASSERT_EQ(cold.size(), warm.size());
+  for (std::size_t i = 0; i < cold.size(); ++i) ASSERT_NEAR(cold[i], warm[i], 1e-5) << i;
+  set_inference_threads(1);
+  const std::vector<float> one = network.forward(input.data(), 1, model.preprocess.width);
+  for (std::size_t i = 0; i < cold.size(); ++i) ASSERT_NEAR(one[i], warm[i], 1e-5) << i;
+  set_inference_threads(0);
 }
 
 // A weight that is NaN or infinite would read every image as the same text; the engine refuses

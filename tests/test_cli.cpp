@@ -434,6 +434,33 @@ TEST_F(Cli, ReadingOnlyBuildReadsLikeTheFullOneAndLinksNoLibTorch) {
   // Its serve runs captcha-ocr-serve: the HTTP and TLS libraries load with the service only.
   for (const char* http : {"libcpp-httplib", "libssl", "libcrypto"})
     EXPECT_EQ(libraries.output.find(http), std::string::npos) << http << " in the reading tool:\n" << libraries.output;
+  // Nor OpenCV and FreeType: generate and eval --grid run captcha-ocr-serve, which draws.
+  for (const char* drawing : {"libopencv", "libfreetype"})
+    EXPECT_EQ(libraries.output.find(drawing), std::string::npos) << drawing << " in the reading tool:\n" << libraries.output;
+}
+
+// The reading tool's commands that draw work as the full tool's do, run by captcha-ocr-serve.
+TEST_F(Cli, ReadingToolGeneratesAndDrawsGridsThroughTheFullTool) {
+  const std::string flags = " --count 12 --style clean --charset digits --length 3 --size 96x32 --seed 5";
+  const Result generated = run_reader("generate --out " + path("read-gen") + flags);
+  ASSERT_EQ(generated.code, 0) << generated.output;
+  const Result same = run("generate --out " + path("full-gen") + flags);
+  ASSERT_EQ(same.code, 0) << same.output;
+  std::size_t images = 0;
+  for (const auto& entry : fs::directory_iterator(path("read-gen"))) {
+    if (entry.path().extension() != ".png") continue;
+    ++images;
+    EXPECT_EQ(testing::read_file(entry.path()), testing::read_file(fs::path(path("full-gen")) / entry.path().filename()))
+        << entry.path();
+  }
+  EXPECT_EQ(images, 12u);
+  const Result bad = run_reader("generate --out " + path("bad") + " --count 0");
+  EXPECT_EQ(bad.code, 2) << bad.output;
+
+  const Result eval = run_reader("eval --model " + model() + " --data " + path("read-gen") + " --grid " + path("grid.png"));
+  ASSERT_EQ(eval.code, 0) << eval.output;
+  EXPECT_NE(eval.output.find("grid written to"), std::string::npos) << eval.output;
+  EXPECT_GT(fs::file_size(path("grid.png")), 1000u);
 }
 
 // serve in the reading-only build: it prints the address it took (--port 0), answers, and on

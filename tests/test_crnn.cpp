@@ -181,20 +181,20 @@ TEST(Recogniser, MatchesTheNetworkForwardPass) {
   const ModelFile file = save_network(net, c, "abc", dir / "m.safetensors");
 
   Recogniser recogniser(dir / "m.safetensors", 1);
-  const cv::Mat prepared = recogniser.prepare(testing::draw_text("abc", 96, 32, 1));
+  const cv::Mat prepared = to_mat(recogniser.prepare(to_image(testing::draw_text("abc", 96, 32, 1))));
   ASSERT_EQ(prepared.size(), cv::Size(96, 32));
   torch::NoGradGuard no_grad;
   auto input = torch::empty({1, 1, 32, 96});
   normalise_into(prepared, file.preprocess, input.data_ptr<float>());
   const auto expected = decode_logits(net->forward(input), file.charset, kDefaultBeamWidth);
-  const auto reading = recogniser.read_prepared({prepared}).front();
+  const auto reading = recogniser.read_prepared({to_image(prepared)}).front();
   EXPECT_EQ(reading.text, expected[0].text);
   EXPECT_NEAR(reading.confidence, expected[0].confidence, 1e-4);
   EXPECT_EQ(reading.char_probabilities.size(), reading.text.size());
   // --allowed restricts what can be read.
   ReadOptions only_a;
   only_a.allowed = "a";
-  const Reading restricted = recogniser.read_prepared({prepared}, only_a).front();
+  const Reading restricted = recogniser.read_prepared({to_image(prepared)}, only_a).front();
   for (char ch : restricted.text) EXPECT_EQ(ch, 'a');
 }
 
@@ -214,7 +214,7 @@ TEST(Recogniser, AveragesTheProbabilitiesOfViewsAndModels) {
   const ModelFile file = save_network(a, c, "abc", dir / "a.safetensors");
   save_network(b, c, "abc", dir / "b.safetensors");
   const Recogniser one(dir / "a.safetensors", 1);
-  const cv::Mat prepared = one.prepare(testing::draw_text("abc", 96, 32, 1));
+  const cv::Mat prepared = to_mat(one.prepare(to_image(testing::draw_text("abc", 96, 32, 1))));
 
   // The reading of the mean of the softmax outputs of `nets` over `views` views.
   torch::NoGradGuard no_grad;
@@ -240,24 +240,24 @@ TEST(Recogniser, AveragesTheProbabilitiesOfViewsAndModels) {
   };
   ReadOptions views;
   views.views = kMaxReadingViews;
-  expect_reading(one.read_prepared({prepared}, views).front(), expected({&a}, kMaxReadingViews), "one model, all views");
+  expect_reading(one.read_prepared({to_image(prepared)}, views).front(), expected({&a}, kMaxReadingViews), "one model, all views");
   const Recogniser both({dir / "a.safetensors", dir / "b.safetensors"}, 1);
   EXPECT_EQ(both.ensemble_size(), 2);
-  expect_reading(both.read_prepared({prepared}).front(), expected({&a, &b}, 1), "two models, one view");
+  expect_reading(both.read_prepared({to_image(prepared)}).front(), expected({&a, &b}, 1), "two models, one view");
   views.views = 3;
-  expect_reading(both.read_prepared({prepared}, views).front(), expected({&a, &b}, 3), "two models, three views");
+  expect_reading(both.read_prepared({to_image(prepared)}, views).front(), expected({&a, &b}, 3), "two models, three views");
   // A model twice reads as the model alone.
   const Recogniser twice({dir / "a.safetensors", dir / "a.safetensors"}, 1);
-  expect_reading(twice.read_prepared({prepared}).front(), expected({&a}, 1), "one model twice");
+  expect_reading(twice.read_prepared({to_image(prepared)}).front(), expected({&a}, 1), "one model twice");
 
   // The file's own choice of views is the default.
   ModelFile viewed = load_model(dir / "a.safetensors");
   viewed.reading_views = 3;
   save_model(dir / "viewed.safetensors", viewed);
-  expect_reading(Recogniser(dir / "viewed.safetensors", 1).read_prepared({prepared}).front(), expected({&a}, 3),
+  expect_reading(Recogniser(dir / "viewed.safetensors", 1).read_prepared({to_image(prepared)}).front(), expected({&a}, 3),
                  "the file's three views");
   views.views = kMaxReadingViews + 1;
-  EXPECT_THROW(one.read_prepared({prepared}, views), ConfigError);
+  EXPECT_THROW(one.read_prepared({to_image(prepared)}, views), ConfigError);
 
   // Models of another task cannot join.
   save_network(b, c, "abd", dir / "other-charset.safetensors");

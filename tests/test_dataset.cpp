@@ -118,7 +118,7 @@ TEST(MedianImageSize, OfTheReadableImages) {
   samples.insert(samples.end(), large.begin(), large.end());
   testing::write_file(dir / "small/broken.png", "not an image");
   samples.push_back({dir / "small/broken.png", "broken"});
-  const cv::Size size = median_image_size(samples);
+  const ImageSize size = median_image_size(samples);
   EXPECT_EQ(size.width, 150);
   EXPECT_EQ(size.height, 40);
   EXPECT_EQ(median_image_size({{dir / "small/broken.png", "broken"}}).width, 0);
@@ -144,7 +144,7 @@ TEST(LoadDataset, SkipsAndCountsBadSamples) {
   const std::string summary = data.skipped.summary();
   EXPECT_NE(summary.find("3 unreadable"), std::string::npos);
   EXPECT_NE(summary.find("0 bytes"), std::string::npos);
-  for (const auto& image : data.images) EXPECT_EQ(image.size(), cv::Size(200, 50));
+  for (const auto& image : data.images) EXPECT_EQ(image.size(), (ImageSize{200, 50}));
 }
 
 TEST(LoadDataset, NoUsableImageIsAClearError) {

@@ -25,13 +25,13 @@ std::vector<std::uint8_t> encode(const cv::Mat& image, const std::string& ext = 
 
 TEST(Decode, GreyColourAndAlpha) {
   cv::Mat colour(20, 30, CV_8UC3, cv::Scalar(10, 200, 30));
-  EXPECT_EQ(decode_image(encode(colour), "c.png").type(), CV_8UC1);
+  EXPECT_EQ(decode_image(encode(colour), "c.png").channels(), 1);
   // Fully transparent pixels become white, whatever their colour.
   cv::Mat rgba(20, 30, CV_8UC4, cv::Scalar(0, 0, 0, 0));
-  const cv::Mat grey = decode_image(encode(rgba), "a.png");
-  EXPECT_EQ(grey.at<std::uint8_t>(5, 5), 255);
-  EXPECT_EQ(decode_image(encode(colour, ".jpg"), "c.jpg").size(), cv::Size(30, 20));
-  EXPECT_EQ(decode_image(encode(colour, ".bmp"), "c.bmp").size(), cv::Size(30, 20));
+  const Image grey = decode_image(encode(rgba), "a.png");
+  EXPECT_EQ(grey.at(5, 5), 255);
+  EXPECT_EQ(decode_image(encode(colour, ".jpg"), "c.jpg").size(), (ImageSize{30, 20}));
+  EXPECT_EQ(decode_image(encode(colour, ".bmp"), "c.bmp").size(), (ImageSize{30, 20}));
 }
 
 // Our decoders (libjpeg-turbo, libwebp, stb) give OpenCV's pixels, so models trained before the
@@ -43,19 +43,19 @@ TEST(Decode, SamePixelsAsOpenCvForEveryFormat) {
   for (const std::string ext : {".png", ".jpg", ".bmp", ".webp", ".ppm"}) {
     const auto bytes = encode(colour, ext);
     const cv::Mat expected = cv::imdecode(bytes, cv::IMREAD_UNCHANGED);
-    const cv::Mat got = decode_image_bytes(bytes, "x" + ext);
+    const cv::Mat got = to_mat(decode_image_bytes(bytes, "x" + ext));
     ASSERT_EQ(got.type(), expected.type()) << ext;
     EXPECT_EQ(cv::norm(got, expected, cv::NORM_INF), 0.0) << ext;
   }
   cv::Mat grey(20, 30, CV_8UC1);
   cv::randu(grey, 0, 255);
-  EXPECT_EQ(cv::norm(decode_image_bytes(encode(grey), "g.png"), grey, cv::NORM_INF), 0.0);
+  EXPECT_EQ(cv::norm(to_mat(decode_image_bytes(encode(grey), "g.png")), grey, cv::NORM_INF), 0.0);
 }
 
 TEST(Encode, PngAndJpegRoundTrip) {
   cv::Mat colour(20, 30, CV_8UC3, cv::Scalar(10, 120, 250));
-  EXPECT_EQ(cv::norm(decode_image_bytes(encode_image(colour, "png"), "r.png"), colour, cv::NORM_INF), 0.0);
-  const cv::Mat jpeg = decode_image_bytes(encode_image(colour, "jpg", 95), "r.jpg");
+  EXPECT_EQ(cv::norm(to_mat(decode_image_bytes(encode_image(colour, "png"), "r.png")), colour, cv::NORM_INF), 0.0);
+  const cv::Mat jpeg = to_mat(decode_image_bytes(encode_image(colour, "jpg", 95), "r.jpg"));
   EXPECT_LT(cv::norm(jpeg, colour, cv::NORM_INF), 8.0);
   EXPECT_THROW(encode_image(colour, "tiff"), Error);
 }
@@ -293,6 +293,185 @@ TEST(ImageOps, GreyGivesOpenCvsBytes) {
   cv::Mat four(bgra.size(), CV_8UC1);
   image_ops::to_grey(bgra.data, bgra.cols, bgra.rows, bgra.step, 4, four.data, four.step);
   EXPECT_EQ(cv::countNonZero(four != composited(colour, bgra_planes[3])), 0);
+}
+
+// A random w x h grey image: noise, a gradient, or sparse dark specks on light paper.
+cv::Mat random_grey(std::mt19937& rng, int w, int h) {
+  cv::Mat image(h, w, CV_8UC1);
+  const int kind = static_cast<int>(rng() % 3);
+  for (int y = 0; y < h; ++y)
+    for (int x = 0; x < w; ++x)
+      image.at<std::uint8_t>(y, x) = static_cast<std::uint8_t>(
+          kind == 0 ? rng() % 256 : kind == 1 ? (x * 7 + y * 3) % 256 : (rng() % 10 ? 240 : 10));
+  return image;
+}
+
+// Resizing gives cv::resize's bytes with INTER_LINEAR and INTER_AREA: growing, shrinking, one
+// side each way, whole-number ratios (OpenCV's block averages) and the preprocessing's own target.
+TEST(ImageOps, ResizeGivesOpenCvsBytes) {
+  std::mt19937 rng(11);
+  for (int trial = 0; trial < 1500; ++trial) {
+    int sw = 2 + static_cast<int>(rng() % 300), sh = 2 + static_cast<int>(rng() % 120);
+    int dw = 1 + static_cast<int>(rng() % 300), dh = 1 + static_cast<int>(rng() % 120);
+    if (trial % 4 == 0) dw = 200, dh = 50;
+    if (trial % 7 == 0) {  // whole-number ratios
+      dw = 1 + static_cast<int>(rng() % 80), dh = 1 + static_cast<int>(rng() % 40);
+      sw = dw * (1 + static_cast<int>(rng() % 4)), sh = dh * (1 + static_cast<int>(rng() % 4));
+    }
+    const cv::Mat source = random_grey(rng, sw, sh);
+    for (const bool area : {false, true}) {
+      cv::Mat expected, ours(dh, dw, CV_8UC1);
+      cv::resize(source, expected, cv::Size(dw, dh), 0, 0, area ? cv::INTER_AREA : cv::INTER_LINEAR);
+      image_ops::resize(source.data, sw, sh, source.step, ours.data, dw, dh, ours.step,
+                        area ? image_ops::Interpolation::kArea : image_ops::Interpolation::kLinear);
+      ASSERT_EQ(cv::countNonZero(ours != expected), 0) << sw << "x" << sh << " to " << dw << "x" << dh << (area ? " area" : " linear");
+    }
+  }
+}
+
+// Otsu's threshold is cv::threshold's, on noise, gradients, two-level and flat images.
+TEST(ImageOps, OtsuThresholdIsOpenCvs) {
+  std::mt19937 rng(12);
+  for (int trial = 0; trial < 2000; ++trial) {
+    const int w = 1 + static_cast<int>(rng() % 120), h = 1 + static_cast<int>(rng() % 60);
+    cv::Mat image = trial % 50 == 0 ? cv::Mat(h, w, CV_8UC1, cv::Scalar(static_cast<double>(rng() % 256)))
+                                     : random_grey(rng, w, h);
+    cv::Mat ignored;
+    const double expected = cv::threshold(image, ignored, 0, 255, cv::THRESH_BINARY_INV | cv::THRESH_OTSU);
+    ASSERT_EQ(image_ops::otsu_threshold(image.data, w, h, image.step), static_cast<int>(expected)) << w << "x" << h;
+  }
+}
+
+// The strong preprocessing's filters and the reading views' warp give OpenCV's bytes, down to
+// images smaller than the blur's seven taps.
+TEST(ImageOps, FiltersAndWarpGiveOpenCvsBytes) {
+  std::mt19937 rng(13);
+  std::uniform_real_distribution<double> unit(-1, 1);
+  for (int trial = 0; trial < 1000; ++trial) {
+    const int w = trial % 5 == 0 ? 1 + static_cast<int>(rng() % 8) : 2 + static_cast<int>(rng() % 260);
+    const int h = trial % 5 == 0 ? 1 + static_cast<int>(rng() % 8) : 2 + static_cast<int>(rng() % 90);
+    const cv::Mat image = random_grey(rng, w, h);
+    cv::Mat blurred, sharpened, thickened;
+    cv::GaussianBlur(image, blurred, cv::Size(0, 0), 1.0);
+    cv::addWeighted(image, 1.5, blurred, -0.5, 0, sharpened);
+    cv::erode(sharpened, thickened, cv::getStructuringElement(cv::MORPH_RECT, cv::Size(2, 2)));
+    cv::Mat ours(h, w, CV_8UC1);
+    image_ops::gaussian_blur(image.data, w, h, image.step, 1.0, ours.data, ours.step);
+    ASSERT_EQ(cv::countNonZero(ours != blurred), 0) << "blur " << w << "x" << h;
+    image_ops::add_weighted(image.data, image.step, 1.5f, blurred.data, blurred.step, -0.5f, w, h, ours.data, ours.step);
+    ASSERT_EQ(cv::countNonZero(ours != sharpened), 0) << "add " << w << "x" << h;
+    image_ops::erode_2x2(sharpened.data, w, h, sharpened.step, ours.data, ours.step);
+    ASSERT_EQ(cv::countNonZero(ours != thickened), 0) << "erode " << w << "x" << h;
+
+    if (w < 2 || h < 2) continue;
+    const double angle = trial % 3 == 0 ? 10 * unit(rng) : 0, scale = 1 + 0.05 * unit(rng);
+    cv::Mat matrix = cv::getRotationMatrix2D(cv::Point2f(w / 2.f, h / 2.f), angle, scale);
+    matrix.at<double>(0, 2) += 0.02 * unit(rng) * w;
+    matrix.at<double>(1, 2) += 0.05 * unit(rng) * h;
+    cv::Mat warped;
+    cv::warpAffine(image, warped, matrix, image.size(), cv::INTER_LINEAR, cv::BORDER_REPLICATE);
+    image_ops::warp_affine(image.data, w, h, image.step, matrix.ptr<double>(), ours.data, w, h, ours.step);
+    ASSERT_EQ(cv::countNonZero(ours != warped), 0) << "warp " << w << "x" << h << ", angle " << angle;
+  }
+}
+
+// preprocess() as it was written on OpenCV: the bytes the bundled model was trained on.
+cv::Mat preprocess_with_opencv(cv::Mat grey, const PreprocessOptions& o) {
+  const auto median = [](const cv::Mat& pixels) {
+    int histogram[256] = {0};
+    for (int r = 0; r < pixels.rows; ++r)
+      for (int c = 0; c < pixels.cols; ++c) ++histogram[pixels.at<std::uint8_t>(r, c)];
+    int seen = 0;
+    for (int v = 0; v < 256; ++v)
+      if ((seen += histogram[v]) >= static_cast<int>((pixels.total() + 1) / 2)) return v;
+    return 255;
+  };
+  const int band = std::max(1, std::min(grey.rows, grey.cols) / 20);
+  cv::Mat border, sides;
+  cv::vconcat(grey.rowRange(0, band), grey.rowRange(grey.rows - band, grey.rows), border);
+  cv::hconcat(grey.colRange(0, band), grey.colRange(grey.cols - band, grey.cols), sides);
+  border = border.reshape(1, 1);
+  sides = sides.clone().reshape(1, 1);
+  cv::hconcat(border, sides, border);
+  if (o.force_invert || (o.auto_invert && median(border) < 128)) cv::bitwise_not(grey, grey);
+  if (o.auto_crop) {
+    cv::Mat ink, col_ink, row_ink;
+    const double threshold = cv::threshold(grey, ink, 0, 255, cv::THRESH_BINARY_INV | cv::THRESH_OTSU);
+    cv::Rect box(0, 0, grey.cols, grey.rows);
+    if (threshold > 0 && cv::countNonZero(ink) <= static_cast<int>(grey.total() / 2)) {
+      cv::reduce(ink, col_ink, 0, cv::REDUCE_SUM, CV_32S);
+      cv::reduce(ink, row_ink, 1, cv::REDUCE_SUM, CV_32S);
+      const int min_col = 255 * std::max(1, grey.rows / 25), min_row = 255 * std::max(1, grey.cols / 50);
+      int left = -1, right = -1, top = -1, bottom = -1;
+      for (int c = 0; c < grey.cols; ++c)
+        if (col_ink.at<int>(0, c) >= min_col) { if (left < 0) left = c; right = c; }
+      for (int r = 0; r < grey.rows; ++r)
+        if (row_ink.at<int>(r, 0) >= min_row) { if (top < 0) top = r; bottom = r; }
+      if (left >= 0 && top >= 0) {
+        const int mx = std::max(2, grey.cols / 40), my = std::max(2, grey.rows / 10);
+        const cv::Rect found(cv::Point(std::max(0, left - mx), std::max(0, top - my)),
+                             cv::Point(std::min(grey.cols, right + 1 + mx), std::min(grey.rows, bottom + 1 + my)));
+        if (found.width >= grey.cols / 8 && found.height >= grey.rows / 4) box = found;
+      }
+    }
+    grey = grey(box).clone();
+  }
+  if (o.clahe) cv::createCLAHE(o.strong ? o.clahe_clip * 2 : o.clahe_clip, cv::Size(o.clahe_tiles, o.clahe_tiles))->apply(grey, grey);
+  if (o.strong) {
+    cv::Mat blurred, sharpened;
+    cv::GaussianBlur(grey, blurred, cv::Size(0, 0), 1.0);
+    cv::addWeighted(grey, 1.5, blurred, -0.5, 0, sharpened);
+    cv::erode(sharpened, grey, cv::getStructuringElement(cv::MORPH_RECT, cv::Size(2, 2)));
+  }
+  const auto resize = [&](cv::Size to) {
+    cv::Mat out;
+    cv::resize(grey, out, to, 0, 0, (to.width < grey.cols || to.height < grey.rows) ? cv::INTER_AREA : cv::INTER_LINEAR);
+    return out;
+  };
+  const cv::Size target(o.width, o.height);
+  if (o.resize == ResizeMode::kStretch) return resize(target);
+  const int scaled_width = std::max(1, static_cast<int>(std::lround(static_cast<double>(grey.cols) * o.height / grey.rows)));
+  if (scaled_width >= o.width) return resize(target);
+  const cv::Mat scaled = resize(cv::Size(scaled_width, o.height));
+  cv::Mat out(target, CV_8UC1, cv::Scalar(median(scaled)));
+  scaled.copyTo(out(cv::Rect(0, 0, scaled_width, o.height)));
+  return out;
+}
+
+// The whole preprocessing, every option, gives the bytes it gave on OpenCV: text of several
+// sizes on light and dark paper, with noise, in images smaller and larger than the input.
+TEST(Preprocess, GivesTheBytesItGaveOnOpenCv) {
+  std::mt19937 rng(14);
+  for (int trial = 0; trial < 600; ++trial) {
+    const int w = 24 + static_cast<int>(rng() % 300), h = 16 + static_cast<int>(rng() % 90);
+    cv::Mat image = testing::draw_text("ab12", w, h, rng(), /*light_on_dark=*/trial % 3 == 0);
+    if (trial % 4 == 1) {
+      cv::Mat noise(h, w, CV_8UC1);
+      cv::randu(noise, 0, 60);
+      image = image - noise;
+    }
+    PreprocessOptions o;
+    o.auto_crop = trial % 2 == 0;
+    o.force_invert = trial % 11 == 0;
+    o.clahe = trial % 5 != 0;
+    o.strong = trial % 3 == 1;
+    o.resize = trial % 4 == 3 ? ResizeMode::kKeepAspect : ResizeMode::kStretch;
+    if (trial % 6 == 0) o.width = 96, o.height = 32;
+    const cv::Mat expected = preprocess_with_opencv(image.clone(), o);
+    const cv::Mat ours = preprocess(image, o);
+    ASSERT_EQ(cv::countNonZero(ours != expected), 0) << "trial " << trial << ", " << w << "x" << h;
+    for (int view = 1; view < kMaxReadingViews; view += 2) {
+      // The views as they were drawn on OpenCV.
+      static constexpr double kShift[kMaxReadingViews][3] = {{0, 0, 1},     {-0.01, 0, 1}, {0.01, 0, 1}, {0, -0.03, 1},
+                                                             {0, 0.03, 1}, {0, 0, 0.96},  {0, 0, 1.04}};
+      cv::Mat matrix = cv::getRotationMatrix2D(cv::Point2f(expected.cols / 2.f, expected.rows / 2.f), 0, kShift[view][2]);
+      matrix.at<double>(0, 2) += kShift[view][0] * expected.cols;
+      matrix.at<double>(1, 2) += kShift[view][1] * expected.rows;
+      cv::Mat viewed;
+      cv::warpAffine(expected, viewed, matrix, expected.size(), cv::INTER_LINEAR, cv::BORDER_REPLICATE);
+      ASSERT_EQ(cv::countNonZero(reading_view(ours, view) != viewed), 0) << "trial " << trial << ", view " << view;
+    }
+  }
 }
 
 // The views read by test-time augmentation: the image itself, then shifts by 1% of the width and

@@ -11,6 +11,7 @@
 
 #include "captcha/errors.h"
 #include "captcha/image_io.h"
+#include "captcha/plots.h"
 #include "support/fixtures.h"
 
 namespace captcha {
@@ -131,7 +132,7 @@ TEST(Reader, EvaluateScoresAFolderAsCountingByHandDoes) {
   std::size_t lines = 0;
   for (std::string line; std::getline(in, line);) ++lines;
   EXPECT_EQ(lines, misread + 1);
-  const cv::Mat grid = draw_evaluation_grid(evaluation, 4);
+  const cv::Mat grid = draw_evaluation_grid(evaluation, 4);  // captcha/plots.h
   EXPECT_FALSE(grid.empty());
   EXPECT_THROW(write_misreads(evaluation, folder.dir / "no/such/folder/m.tsv"), Error);
 }

@@ -781,7 +781,7 @@ TEST(Trainer, GrowingTheNetworkKeepsWhatItReads) {
   ReadOptions one_view;
   one_view.views = 1;
   for (const auto& s : scan_folder(dir / "data")) {
-    const cv::Mat image = load_image(s.path);
+    const Image image = load_image(s.path);
     const Reading a = before.read(image, one_view), b = after.read(image, one_view);
     EXPECT_EQ(a.text, b.text) << s.path;
     EXPECT_NEAR(a.confidence, b.confidence, 0.02) << s.path;

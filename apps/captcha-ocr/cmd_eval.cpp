@@ -11,9 +11,9 @@
 #include "captcha/errors.h"
 #include "captcha/image_io.h"
 #include "captcha/metrics.h"
-#include "captcha/plots.h"
 #include "captcha/reader.h"
 #include "common.h"
+#include "drawing.h"
 
 namespace captcha::cli {
 
@@ -98,11 +98,12 @@ void print_table(const EvalArgs& args, const Recogniser& recogniser, const Evalu
 }
 
 int run_eval(const EvalArgs& args) {
+  if (!args.grid_file.empty()) draw_in_full_tool_if_needed();
   const Recogniser recogniser = args.reading.load();
   check_writable(args);
   const Evaluation evaluation = evaluate(recogniser, args.data, args.reading.batch_options(), args.case_insensitive);
   if (!args.errors_file.empty()) write_misreads(evaluation, args.errors_file);
-  if (!args.grid_file.empty()) write_png(args.grid_file, draw_evaluation_grid(evaluation, args.grid_count));
+  if (!args.grid_file.empty()) write_evaluation_grid(evaluation, args.grid_file, static_cast<std::size_t>(args.grid_count));
   if (args.json) {
     print_json(args, recogniser, evaluation);
   } else {

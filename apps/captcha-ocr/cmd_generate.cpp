@@ -31,7 +31,7 @@ void parse_size(const std::string& text, GenerateOptions& o) {
 }  // namespace
 
 void register_generate(CLI::App& app, Action& run) {
-  auto* cmd = app.add_subcommand("generate", "Draw labelled synthetic CAPTCHAs (file name = label, plus labels.tsv)");
+  auto* cmd = app.add_subcommand("generate", kGenerateDescription);
   auto options = std::make_shared<GenerateOptions>();
   auto length = std::make_shared<std::string>("4-6");
   auto size = std::make_shared<std::string>("200x50");

@@ -35,6 +35,8 @@ void register_bench(CLI::App& app, Action& run);
 void register_export(CLI::App& app, Action& run);
 void register_serve(CLI::App& app, Action& run);
 
+inline constexpr const char* kGenerateDescription =
+    "Draw labelled synthetic CAPTCHAs (file name = label, plus labels.tsv)";
 inline constexpr const char* kServeDescription =
     "Read images sent over HTTP (native API, ddddocr- and captcha_platform-compatible endpoints)";
 

@@ -9,8 +9,6 @@
 #include <string>
 #include <vector>
 
-#include <opencv2/core.hpp>
-
 #include "captcha/charset.h"
 #include "captcha/preprocess.h"
 
@@ -34,7 +32,7 @@ std::vector<std::string> list_images(const std::vector<std::string>& paths);
 
 // The median width and height of up to `max_images` of `samples`, evenly spaced through the
 // list; unreadable files are passed over. {0, 0} when none can be read.
-cv::Size median_image_size(const std::vector<Sample>& samples, std::size_t max_images = 101);
+ImageSize median_image_size(const std::vector<Sample>& samples, std::size_t max_images = 101);
 
 // Deterministic split: shuffles with `seed` and moves round(fraction * n) samples to the second.
 void split_samples(std::vector<Sample> all, double fraction, std::uint64_t seed,
@@ -62,7 +60,7 @@ bool has_usable_label(const Sample& sample, SkipReport& skipped);
 
 // Decoded, preprocessed images with their encoded labels, held in memory.
 struct LoadedDataset {
-  std::vector<cv::Mat> images;               // CV_8UC1, height x width
+  std::vector<Image> images;                 // grey, preprocessed: width x height
   std::vector<std::string> labels;           // as used (case folded where asked)
   std::vector<std::vector<int>> targets;     // class indices
   std::vector<std::string> paths;

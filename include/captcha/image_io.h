@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include <opencv2/core.hpp>
+#include "captcha/image.h"
 
 namespace captcha {
 
@@ -24,20 +24,20 @@ struct ImageLimits {
 // The image as stored: 1 (grey), 2 (grey + alpha), 3 (BGR) or 4 (BGRA) channels, 8-bit.
 // Throws ImageError naming `name` when the bytes are not a decodable image, are truncated, or
 // are over `limits`.
-cv::Mat decode_image_bytes(const std::vector<std::uint8_t>& bytes, const std::string& name,
-                           const ImageLimits& limits = {});
+Image decode_image_bytes(const std::vector<std::uint8_t>& bytes, const std::string& name,
+                         const ImageLimits& limits = {});
 
 // The bytes of file `path`, refused (ImageError naming it) when missing, a folder, unreadable or
 // larger than limits.max_file_bytes, before it is read.
 std::vector<std::uint8_t> read_image_file(const std::string& path, const ImageLimits& limits = {});
 
 // Encodes a 1-, 3- or 4-channel 8-bit image as "png" or "jpg". Throws Error.
-std::vector<std::uint8_t> encode_image(const cv::Mat& image, const std::string& format, int jpeg_quality = 95);
+std::vector<std::uint8_t> encode_image(const Image& image, const std::string& format, int jpeg_quality = 95);
 
 // Writes `image` to `path`, the format chosen by the extension (.png, .jpg, .jpeg). Throws Error.
-void write_image(const std::string& path, const cv::Mat& image);
+void write_image(const std::string& path, const Image& image);
 
 // Reads an image file as 3-channel BGR. Throws ImageError naming `path`.
-cv::Mat read_colour_image(const std::string& path, const ImageLimits& limits = {});
+Image read_colour_image(const std::string& path, const ImageLimits& limits = {});
 
 }  // namespace captcha

@@ -35,7 +35,9 @@ class InferenceNetwork {
   int time_steps(int width) const;
 
   // `images`: batch x height x width normalised values (see normalise_into). Returns the logits,
-  // batch x time_steps(width) x num_classes, row-major.
+  // batch x time_steps(width) x num_classes, row-major. Runs on the calling thread's engine
+  // threads (set_inference_threads), except a pass of one or two images 20 ms or more after that
+  // thread's last one: it runs on the calling thread alone, the others being asleep by then.
   std::vector<float> forward(const float* images, int batch, int width) const;
 
  private:

@@ -1,6 +1,7 @@
 // Pictures for people: training curves and grids of images with their readings.
 #pragma once
 
+#include <cstddef>
 #include <string>
 #include <vector>
 
@@ -32,6 +33,13 @@ struct GridCell {
 // Cells in rows of `columns`: the image, then its reading (green where it matches the truth,
 // red with the truth beside it where it does not). Non-ASCII symbols are shown as '?'.
 cv::Mat draw_reading_grid(const std::vector<GridCell>& cells, int columns = 4);
+
+struct Evaluation;  // captcha/reader.h
+
+// A grid of up to `count` images of an evaluation with their readings, misreads first (marked,
+// with the truth), case-folded where the evaluation ignores case. 8-bit BGR; see
+// draw_reading_grid.
+cv::Mat draw_evaluation_grid(const Evaluation& evaluation, std::size_t count, int columns = 4);
 
 // Writes `image` as PNG through a temporary file and a rename. Throws Error naming the path.
 void write_png(const std::string& path, const cv::Mat& image);

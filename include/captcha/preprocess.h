@@ -7,8 +7,7 @@
 #include <vector>
 
 #include <nlohmann/json_fwd.hpp>
-#include <opencv2/core.hpp>
-
+#include "captcha/image.h"
 #include "captcha/image_io.h"
 
 namespace captcha {
@@ -44,30 +43,31 @@ void from_json(const nlohmann::json& in, PreprocessOptions& options);
 // kMinInputScale of it) instead of enlarging them, which adds no detail, only compute; each side
 // of a shrunk size is rounded up to a multiple of 4. Larger images leave the size as it is.
 constexpr double kMinInputScale = 0.64;
-void fit_input_size(PreprocessOptions& options, cv::Size image_size);
+void fit_input_size(PreprocessOptions& options, ImageSize image_size);
 
 // Decodes image bytes (png, jpg, bmp, ...) to 8-bit grey; transparent pixels are composited on
 // white. `name` is used in the error message. Throws ImageError, also for images over `limits`.
-cv::Mat decode_image(const std::vector<std::uint8_t>& bytes, const std::string& name,
-                     const ImageLimits& limits = {});
+Image decode_image(const std::vector<std::uint8_t>& bytes, const std::string& name,
+                   const ImageLimits& limits = {});
 // Reads and decodes a file. Throws ImageError (missing, empty, unreadable, corrupt, over `limits`).
-cv::Mat load_image(const std::string& path, const ImageLimits& limits = {});
+Image load_image(const std::string& path, const ImageLimits& limits = {});
 
 // preprocess()'s contrast step on an 8-bit grey image: CLAHE where `options` asks for it (with twice
 // the clip limit under `strong`); otherwise the image itself.
-cv::Mat equalise(const cv::Mat& grey, const PreprocessOptions& options);
+Image equalise(const Image& grey, const PreprocessOptions& options);
 
-// Applies the preprocessing to an 8-bit grey image; returns CV_8UC1 of height x width.
-cv::Mat preprocess(const cv::Mat& grey, const PreprocessOptions& options);
+// Applies the preprocessing to an 8-bit grey image; returns a grey image of width x height.
+// Throws ConfigError for an empty or colour image.
+Image preprocess(const Image& grey, const PreprocessOptions& options);
 
 // Test-time augmentation: the views of a preprocessed image a model may read together, averaging
 // its per-step probabilities over them (see ReadOptions::views). View 0 is the image itself; the
 // others shift it by 1% of its width or 3% of its height, or scale it by 4%, about its centre
 // (edges repeated), as the light training jitter does. At most kMaxReadingViews.
 inline constexpr int kMaxReadingViews = 7;
-cv::Mat reading_view(const cv::Mat& preprocessed, int view);
+Image reading_view(const Image& preprocessed, int view);
 
 // Writes a preprocessed image as normalised floats (height * width values) into `out`.
-void normalise_into(const cv::Mat& preprocessed, const PreprocessOptions& options, float* out);
+void normalise_into(const Image& preprocessed, const PreprocessOptions& options, float* out);
 
 }  // namespace captcha

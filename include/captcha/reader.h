@@ -18,8 +18,6 @@
 #include <string>
 #include <vector>
 
-#include <opencv2/core.hpp>
-
 #include "captcha/dataset.h"
 #include "captcha/metrics.h"
 #include "captcha/recogniser.h"
@@ -93,9 +91,5 @@ Evaluation evaluate(const Recogniser& recogniser, const std::string& folder, con
 // The misread images as TSV (path, truth, reading, confidence), with a header line. Throws Error
 // naming `path` when it cannot be written.
 void write_misreads(const Evaluation& evaluation, const std::string& path);
-
-// A grid of up to `count` images with their readings, misreads first (marked, with the truth),
-// case-folded where the evaluation ignores case. 8-bit BGR; see draw_reading_grid.
-cv::Mat draw_evaluation_grid(const Evaluation& evaluation, std::size_t count, int columns = 4);
 
 }  // namespace captcha

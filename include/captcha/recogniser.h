@@ -18,8 +18,7 @@
 #include <string>
 #include <vector>
 
-#include <opencv2/core.hpp>
-
+#include "captcha/image.h"
 #include "captcha/model_file.h"
 #include "captcha/preprocess.h"
 
@@ -68,13 +67,13 @@ class Recogniser {
   PreprocessOptions& preprocess_options();
 
   // Preprocesses a decoded 8-bit grey image (see load_image / decode_image).
-  cv::Mat prepare(const cv::Mat& grey) const;
+  Image prepare(const Image& grey) const;
 
   // Reads preprocessed images (from prepare()), in batches of options.batch_size.
-  std::vector<Reading> read_prepared(const std::vector<cv::Mat>& prepared,
+  std::vector<Reading> read_prepared(const std::vector<Image>& prepared,
                                      const ReadOptions& options = {}) const;
   // Convenience: prepare + read one decoded grey image.
-  Reading read(const cv::Mat& grey, const ReadOptions& options = {}) const;
+  Reading read(const Image& grey, const ReadOptions& options = {}) const;
 
  private:
   struct Impl;

@@ -104,14 +104,14 @@ std::vector<std::string> list_images(const std::vector<std::string>& paths) {
   return files;
 }
 
-cv::Size median_image_size(const std::vector<Sample>& samples, std::size_t max_images) {
+ImageSize median_image_size(const std::vector<Sample>& samples, std::size_t max_images) {
   std::vector<int> widths, heights;
   const std::size_t count = std::min(samples.size(), max_images);
   for (std::size_t i = 0; i < count; ++i) {
     try {
-      const cv::Mat image = load_image(samples[i * samples.size() / count].path);
-      widths.push_back(image.cols);
-      heights.push_back(image.rows);
+      const Image image = load_image(samples[i * samples.size() / count].path);
+      widths.push_back(image.width());
+      heights.push_back(image.height());
     } catch (const ImageError&) {
       // load_dataset reports unreadable files.
     }
@@ -208,7 +208,7 @@ LoadedDataset load_dataset(const std::vector<Sample>& samples, const Charset& ch
     targets.push_back(std::move(target));
   }
 
-  std::vector<cv::Mat> images(keep.size());
+  std::vector<Image> images(keep.size());
   std::vector<std::string> errors(keep.size());
   parallel_for(keep.size(), options.threads, [&](std::size_t k) {
     try {

@@ -18,8 +18,6 @@
 #include <limits>
 #include <memory>
 
-#include <opencv2/imgproc.hpp>
-
 #include "captcha/errors.h"
 
 namespace captcha {
@@ -54,7 +52,7 @@ struct JpegError {
 
 // The decoded image, or empty where the bytes are not a JPEG libjpeg can read. Throws
 // ImageError for a truncated file or one over the limits.
-cv::Mat decode_jpeg(const std::vector<std::uint8_t>& bytes, const ImageLimits& limits, const std::string& name) {
+Image decode_jpeg(const std::vector<std::uint8_t>& bytes, const ImageLimits& limits, const std::string& name) {
   jpeg_decompress_struct info;
   JpegError error;
   info.err = jpeg_std_error(&error.manager);
@@ -63,7 +61,7 @@ cv::Mat decode_jpeg(const std::vector<std::uint8_t>& bytes, const ImageLimits& l
     if (level >= 0) return;  // trace messages
     if (common->err->msg_code == JWRN_JPEG_EOF) reinterpret_cast<JpegError*>(common->err)->truncated = true;
   };
-  cv::Mat image;  // constructed before setjmp, so the jump leaves nothing half-built behind
+  Image image;  // constructed before setjmp, so the jump leaves nothing half-built behind
   if (setjmp(error.jump)) {
     jpeg_destroy_decompress(&info);
     return {};
@@ -79,9 +77,9 @@ cv::Mat decode_jpeg(const std::vector<std::uint8_t>& bytes, const ImageLimits& l
   const bool grey = info.jpeg_color_space == JCS_GRAYSCALE;
   info.out_color_space = grey ? JCS_GRAYSCALE : JCS_EXT_BGR;
   jpeg_start_decompress(&info);
-  image.create(static_cast<int>(info.output_height), static_cast<int>(info.output_width), grey ? CV_8UC1 : CV_8UC3);
+  image = Image(static_cast<int>(info.output_width), static_cast<int>(info.output_height), grey ? 1 : 3);
   while (info.output_scanline < info.output_height) {
-    JSAMPROW row = image.ptr<std::uint8_t>(static_cast<int>(info.output_scanline));
+    JSAMPROW row = image.row(static_cast<int>(info.output_scanline));
     jpeg_read_scanlines(&info, &row, 1);
   }
   jpeg_finish_decompress(&info);
@@ -94,7 +92,23 @@ bool is_webp(const std::vector<std::uint8_t>& bytes) {
   return bytes.size() > 12 && std::memcmp(bytes.data(), "RIFF", 4) == 0 && std::memcmp(bytes.data() + 8, "WEBP", 4) == 0;
 }
 
-cv::Mat decode_webp(const std::vector<std::uint8_t>& bytes, const ImageLimits& limits, const std::string& name) {
+// The image with its first and third channels swapped: RGB(A) to BGR(A) and back.
+void swap_red_blue(Image& image) {
+  if (image.channels() < 3) return;
+  for (int y = 0; y < image.height(); ++y) {
+    std::uint8_t* p = image.row(y);
+    for (int x = 0; x < image.width(); ++x, p += image.channels()) std::swap(p[0], p[2]);
+  }
+}
+
+// A copy of `width` x `height` pixels of `channels` channels stored contiguously.
+Image copy_pixels(const std::uint8_t* pixels, int width, int height, int channels) {
+  Image image(width, height, channels);
+  std::memcpy(image.data(), pixels, image.stride() * static_cast<std::size_t>(height));
+  return image;
+}
+
+Image decode_webp(const std::vector<std::uint8_t>& bytes, const ImageLimits& limits, const std::string& name) {
   WebPBitstreamFeatures features;
   if (WebPGetFeatures(bytes.data(), bytes.size(), &features) != VP8_STATUS_OK) return {};
   check_pixels(features.width, features.height, limits, name);
@@ -104,10 +118,10 @@ cv::Mat decode_webp(const std::vector<std::uint8_t>& bytes, const ImageLimits& l
       alpha ? WebPDecodeBGRA(bytes.data(), bytes.size(), &width, &height) : WebPDecodeBGR(bytes.data(), bytes.size(), &width, &height),
       WebPFree);
   if (!pixels) return {};
-  return cv::Mat(height, width, alpha ? CV_8UC4 : CV_8UC3, pixels.get()).clone();
+  return copy_pixels(pixels.get(), width, height, alpha ? 4 : 3);
 }
 
-cv::Mat decode_with_stb(const std::vector<std::uint8_t>& bytes, const ImageLimits& limits, const std::string& name) {
+Image decode_with_stb(const std::vector<std::uint8_t>& bytes, const ImageLimits& limits, const std::string& name) {
   int width = 0, height = 0, channels = 0;
   if (bytes.size() > static_cast<std::size_t>(std::numeric_limits<int>::max())) return {};
   if (stbi_info_from_memory(bytes.data(), static_cast<int>(bytes.size()), &width, &height, &channels) == 0) return {};
@@ -117,11 +131,8 @@ cv::Mat decode_with_stb(const std::vector<std::uint8_t>& bytes, const ImageLimit
   // The decoder's own figures, which a malformed header can make differ from stbi_info's.
   if (!pixels || width < 1 || height < 1 || channels < 1 || channels > 4) return {};
   check_pixels(width, height, limits, name);
-  const cv::Mat view(height, width, CV_8UC(channels), pixels.get());
-  cv::Mat image;
-  if (channels == 3) cv::cvtColor(view, image, cv::COLOR_RGB2BGR);
-  else if (channels == 4) cv::cvtColor(view, image, cv::COLOR_RGBA2BGRA);
-  else image = view.clone();
+  Image image = copy_pixels(pixels.get(), width, height, channels);
+  swap_red_blue(image);
   return image;
 }
 
@@ -132,33 +143,30 @@ void append_bytes(void* context, void* data, int size) {
 
 }  // namespace
 
-cv::Mat decode_image_bytes(const std::vector<std::uint8_t>& bytes, const std::string& name, const ImageLimits& limits) {
+Image decode_image_bytes(const std::vector<std::uint8_t>& bytes, const std::string& name, const ImageLimits& limits) {
   if (bytes.empty()) throw ImageError(name + ": empty file (0 bytes)");
   check_file_bytes(bytes.size(), limits, name);
-  cv::Mat image = is_jpeg(bytes)   ? decode_jpeg(bytes, limits, name)
-                  : is_webp(bytes) ? decode_webp(bytes, limits, name)
-                                   : decode_with_stb(bytes, limits, name);
+  Image image = is_jpeg(bytes)   ? decode_jpeg(bytes, limits, name)
+                : is_webp(bytes) ? decode_webp(bytes, limits, name)
+                                 : decode_with_stb(bytes, limits, name);
   if (image.empty()) throw ImageError(name + ": cannot decode image (corrupt or unsupported format)");
   return image;
 }
 
-std::vector<std::uint8_t> encode_image(const cv::Mat& image, const std::string& format, int jpeg_quality) {
-  if (image.depth() != CV_8U || (image.channels() != 1 && image.channels() != 3 && image.channels() != 4))
-    throw Error("encode_image: needs an 8-bit image with 1, 3 or 4 channels");
-  cv::Mat rgb;
-  if (image.channels() == 3) cv::cvtColor(image, rgb, cv::COLOR_BGR2RGB);
-  else if (image.channels() == 4) cv::cvtColor(image, rgb, cv::COLOR_BGRA2RGBA);
-  else rgb = image.isContinuous() ? image : image.clone();
+std::vector<std::uint8_t> encode_image(const Image& image, const std::string& format, int jpeg_quality) {
+  if (image.empty() || image.channels() == 2) throw Error("encode_image: needs a non-empty image with 1, 3 or 4 channels");
+  Image rgb = image;
+  swap_red_blue(rgb);
   std::vector<std::uint8_t> out;
   int ok = 0;
-  if (format == "png") ok = stbi_write_png_to_func(append_bytes, &out, rgb.cols, rgb.rows, rgb.channels(), rgb.data, static_cast<int>(rgb.step));
-  else if (format == "jpg" || format == "jpeg") ok = stbi_write_jpg_to_func(append_bytes, &out, rgb.cols, rgb.rows, rgb.channels(), rgb.data, jpeg_quality);
+  if (format == "png") ok = stbi_write_png_to_func(append_bytes, &out, rgb.width(), rgb.height(), rgb.channels(), rgb.data(), static_cast<int>(rgb.stride()));
+  else if (format == "jpg" || format == "jpeg") ok = stbi_write_jpg_to_func(append_bytes, &out, rgb.width(), rgb.height(), rgb.channels(), rgb.data(), jpeg_quality);
   else throw Error("encode_image: unknown format '" + format + "' (png or jpg)");
   if (!ok) throw Error("encode_image: " + format + " encoding failed");
   return out;
 }
 
-void write_image(const std::string& path, const cv::Mat& image) {
+void write_image(const std::string& path, const Image& image) {
   const auto dot = path.rfind('.');
   std::string extension = dot == std::string::npos ? "" : path.substr(dot + 1);
   for (char& c : extension) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
@@ -183,15 +191,22 @@ std::vector<std::uint8_t> read_image_file(const std::string& path, const ImageLi
   return bytes;
 }
 
-cv::Mat read_colour_image(const std::string& path, const ImageLimits& limits) {
-  cv::Mat image = decode_image_bytes(read_image_file(path, limits), path, limits);
-  if (image.channels() == 1) cv::cvtColor(image, image, cv::COLOR_GRAY2BGR);
-  else if (image.channels() == 2) {
-    std::vector<cv::Mat> planes;
-    cv::split(image, planes);
-    cv::cvtColor(planes[0], image, cv::COLOR_GRAY2BGR);
-  } else if (image.channels() == 4) cv::cvtColor(image, image, cv::COLOR_BGRA2BGR);
-  return image;
+Image read_colour_image(const std::string& path, const ImageLimits& limits) {
+  const Image image = decode_image_bytes(read_image_file(path, limits), path, limits);
+  if (image.channels() == 3) return image;
+  // Grey repeated in each channel; alpha dropped.
+  Image bgr(image.width(), image.height(), 3);
+  for (int y = 0; y < image.height(); ++y) {
+    const std::uint8_t* in = image.row(y);
+    std::uint8_t* out = bgr.row(y);
+    for (int x = 0; x < image.width(); ++x, in += image.channels(), out += 3) {
+      const bool grey = image.channels() <= 2;
+      out[0] = in[0];
+      out[1] = in[grey ? 0 : 1];
+      out[2] = in[grey ? 0 : 2];
+    }
+  }
+  return bgr;
 }
 
 }  // namespace captcha

@@ -8,16 +8,6 @@ namespace captcha::image_ops {
 
 namespace {
 
-// Index p of a line of n values mirrored about its ends, the end values not repeated.
-int reflect101(int p, int n) {
-  if (n == 1) return 0;
-  while (p < 0 || p >= n) p = p < 0 ? -p : 2 * n - 2 - p;
-  return p;
-}
-
-// Rounded half to even and clamped, as OpenCV's saturate_cast<uchar>(float).
-std::uint8_t to_byte(float v) { return static_cast<std::uint8_t>(std::clamp<long>(std::lrint(v), 0, 255)); }
-
 constexpr int kLevels = 256;
 
 // The tile's clipped histogram, accumulated into a mapping of the 256 grey levels.

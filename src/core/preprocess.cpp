@@ -3,11 +3,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 
 #include <nlohmann/json.hpp>
-#include <opencv2/imgproc.hpp>
 
 #include "captcha/errors.h"
 #include "captcha/image_io.h"
@@ -58,74 +58,91 @@ void from_json(const nlohmann::json& in, PreprocessOptions& o) {
   if (!(o.clahe_clip > 0) || !std::isfinite(o.clahe_clip)) throw ConfigError("clahe_clip must be positive");
 }
 
-cv::Mat decode_image(const std::vector<std::uint8_t>& bytes, const std::string& name, const ImageLimits& limits) {
-  cv::Mat raw = decode_image_bytes(bytes, name, limits);
-  if (raw.rows < 2 || raw.cols < 2) throw ImageError(name + ": image is too small (" + std::to_string(raw.cols) + "x" + std::to_string(raw.rows) + ")");
-
+Image decode_image(const std::vector<std::uint8_t>& bytes, const std::string& name, const ImageLimits& limits) {
+  Image raw = decode_image_bytes(bytes, name, limits);
+  if (raw.height() < 2 || raw.width() < 2)
+    throw ImageError(name + ": image is too small (" + std::to_string(raw.width()) + "x" + std::to_string(raw.height()) + ")");
   if (raw.channels() == 1) return raw;
-  cv::Mat grey(raw.size(), CV_8UC1);
-  image_ops::to_grey(raw.data, raw.cols, raw.rows, raw.step, raw.channels(), grey.data, grey.step);
+  Image grey(raw.width(), raw.height());
+  image_ops::to_grey(raw.data(), raw.width(), raw.height(), raw.stride(), raw.channels(), grey.data(), grey.stride());
   return grey;
 }
 
-cv::Mat load_image(const std::string& path, const ImageLimits& limits) {
+Image load_image(const std::string& path, const ImageLimits& limits) {
   return decode_image(read_image_file(path, limits), path, limits);
 }
 
 namespace {
 
-std::uint8_t median_of(const cv::Mat& pixels) {
+std::uint8_t median_of(const std::vector<std::uint8_t>& pixels) {
   int histogram[256] = {0};
-  for (int r = 0; r < pixels.rows; ++r)
-    for (int c = 0; c < pixels.cols; ++c) ++histogram[pixels.at<std::uint8_t>(r, c)];
-  const int half = (pixels.rows * pixels.cols + 1) / 2;
+  for (std::uint8_t p : pixels) ++histogram[p];
+  const int half = static_cast<int>((pixels.size() + 1) / 2);
   int seen = 0;
   for (int v = 0; v < 256; ++v)
     if ((seen += histogram[v]) >= half) return static_cast<std::uint8_t>(v);
   return 255;
 }
 
+std::uint8_t median_of(const Image& grey) { return median_of(std::vector<std::uint8_t>(grey.data(), grey.data() + grey.stride() * grey.height())); }
+
 // True when the border (the background, for a captcha) is darker than mid-grey.
-bool is_light_on_dark(const cv::Mat& grey) {
-  const int band = std::max(1, std::min(grey.rows, grey.cols) / 20);
-  cv::Mat border;
-  cv::vconcat(grey.rowRange(0, band), grey.rowRange(grey.rows - band, grey.rows), border);
-  cv::Mat sides;
-  cv::hconcat(grey.colRange(0, band), grey.colRange(grey.cols - band, grey.cols), sides);
-  border = border.reshape(1, 1);
-  sides = sides.clone().reshape(1, 1);
-  cv::hconcat(border, sides, border);
+bool is_light_on_dark(const Image& grey) {
+  const int band = std::max(1, std::min(grey.height(), grey.width()) / 20);
+  // The top and bottom bands, then the left and right ones (corners twice).
+  std::vector<std::uint8_t> border;
+  for (int y : {0, grey.height() - band})
+    for (int r = y; r < y + band; ++r) border.insert(border.end(), grey.row(r), grey.row(r) + grey.width());
+  for (int r = 0; r < grey.height(); ++r)
+    for (int x : {0, grey.width() - band})
+      border.insert(border.end(), grey.row(r) + x, grey.row(r) + x + band);
   return median_of(border) < 128;
 }
 
+struct Box {
+  int x, y, width, height;
+};
+
 // Bounding box of the dark text with a margin, or the whole image when no clear text is found.
-cv::Rect text_box(const cv::Mat& grey) {
-  const cv::Rect whole(0, 0, grey.cols, grey.rows);
-  cv::Mat ink;
-  const double threshold = cv::threshold(grey, ink, 0, 255, cv::THRESH_BINARY_INV | cv::THRESH_OTSU);
-  if (threshold <= 0 || cv::countNonZero(ink) > static_cast<int>(grey.total() / 2)) return whole;  // no clear split
+Box text_box(const Image& grey) {
+  const int w = grey.width(), h = grey.height();
+  const Box whole{0, 0, w, h};
+  // Ink: the pixels at or below Otsu's threshold (OpenCV's THRESH_BINARY_INV | THRESH_OTSU).
+  const int threshold = image_ops::otsu_threshold(grey.data(), w, h, grey.stride());
+  std::vector<int> col_ink(w, 0), row_ink(h, 0);
+  long ink = 0;
+  for (int y = 0; y < h; ++y)
+    for (int x = 0; x < w; ++x)
+      if (grey.at(x, y) <= threshold) ++col_ink[x], ++row_ink[y], ++ink;
+  if (threshold <= 0 || ink > static_cast<long>(grey.stride()) * h / 2) return whole;  // no clear split
   // A row or column counts as text when enough of it is ink: drops specks and thin noise.
-  cv::Mat col_ink, row_ink;
-  cv::reduce(ink, col_ink, 0, cv::REDUCE_SUM, CV_32S);
-  cv::reduce(ink, row_ink, 1, cv::REDUCE_SUM, CV_32S);
-  const int min_col = 255 * std::max(1, grey.rows / 25), min_row = 255 * std::max(1, grey.cols / 50);
+  const int min_col = std::max(1, h / 25), min_row = std::max(1, w / 50);
   int left = -1, right = -1, top = -1, bottom = -1;
-  for (int c = 0; c < grey.cols; ++c)
-    if (col_ink.at<int>(0, c) >= min_col) { if (left < 0) left = c; right = c; }
-  for (int r = 0; r < grey.rows; ++r)
-    if (row_ink.at<int>(r, 0) >= min_row) { if (top < 0) top = r; bottom = r; }
+  for (int c = 0; c < w; ++c)
+    if (col_ink[c] >= min_col) { if (left < 0) left = c; right = c; }
+  for (int r = 0; r < h; ++r)
+    if (row_ink[r] >= min_row) { if (top < 0) top = r; bottom = r; }
   if (left < 0 || top < 0) return whole;
-  const int margin_x = std::max(2, grey.cols / 40), margin_y = std::max(2, grey.rows / 10);
-  cv::Rect box(cv::Point(std::max(0, left - margin_x), std::max(0, top - margin_y)),
-               cv::Point(std::min(grey.cols, right + 1 + margin_x),
-                         std::min(grey.rows, bottom + 1 + margin_y)));
-  if (box.width < grey.cols / 8 || box.height < grey.rows / 4) return whole;  // implausible
+  const int margin_x = std::max(2, w / 40), margin_y = std::max(2, h / 10);
+  const int x0 = std::max(0, left - margin_x), y0 = std::max(0, top - margin_y);
+  const Box box{x0, y0, std::min(w, right + 1 + margin_x) - x0, std::min(h, bottom + 1 + margin_y) - y0};
+  if (box.width < w / 8 || box.height < h / 4) return whole;  // implausible
   return box;
+}
+
+Image resized(const Image& grey, int width, int height) {
+  // Area averaging where a side shrinks, bilinear where both grow.
+  const auto interpolation = width < grey.width() || height < grey.height() ? image_ops::Interpolation::kArea
+                                                                              : image_ops::Interpolation::kLinear;
+  Image out(width, height);
+  image_ops::resize(grey.data(), grey.width(), grey.height(), grey.stride(), out.data(), width, height, out.stride(),
+                    interpolation);
+  return out;
 }
 
 }  // namespace
 
-void fit_input_size(PreprocessOptions& options, cv::Size image_size) {
+void fit_input_size(PreprocessOptions& options, ImageSize image_size) {
   if (image_size.width <= 0 || image_size.height <= 0) return;
   const double scale = std::max(kMinInputScale, std::min({1.0, static_cast<double>(image_size.width) / options.width,
                                                          static_cast<double>(image_size.height) / options.height}));
@@ -135,58 +152,47 @@ void fit_input_size(PreprocessOptions& options, cv::Size image_size) {
   options.height = round_up_to_4(options.height);
 }
 
-cv::Mat equalise(const cv::Mat& grey, const PreprocessOptions& options) {
+Image equalise(const Image& grey, const PreprocessOptions& options) {
   if (!options.clahe) return grey;
-  cv::Mat equalised(grey.size(), CV_8UC1);
-  image_ops::clahe(grey.data, grey.cols, grey.rows, grey.step, options.strong ? options.clahe_clip * 2 : options.clahe_clip,
-                   options.clahe_tiles, options.clahe_tiles, equalised.data, equalised.step);
+  Image equalised(grey.width(), grey.height());
+  image_ops::clahe(grey.data(), grey.width(), grey.height(), grey.stride(),
+                   options.strong ? options.clahe_clip * 2 : options.clahe_clip, options.clahe_tiles, options.clahe_tiles,
+                   equalised.data(), equalised.stride());
   return equalised;
 }
 
-cv::Mat preprocess(const cv::Mat& input, const PreprocessOptions& options) {
-  if (input.empty() || input.type() != CV_8UC1)
-    throw ConfigError("preprocess expects a non-empty 8-bit grey image");
-  cv::Mat grey = input;
-  if (options.force_invert || (options.auto_invert && is_light_on_dark(grey))) {
-    cv::Mat inverted;
-    cv::bitwise_not(grey, inverted);
-    grey = inverted;
+Image preprocess(const Image& input, const PreprocessOptions& options) {
+  if (input.empty() || input.channels() != 1) throw ConfigError("preprocess expects a non-empty 8-bit grey image");
+  Image grey = input;
+  if (options.force_invert || (options.auto_invert && is_light_on_dark(grey)))
+    for (std::uint8_t* p = grey.data(); p != grey.data() + grey.stride() * grey.height(); ++p) *p = 255 - *p;
+  if (options.auto_crop) {
+    const Box box = text_box(grey);
+    if (box.width != grey.width() || box.height != grey.height()) grey = grey.crop(box.x, box.y, box.width, box.height);
   }
-  if (options.auto_crop) grey = grey(text_box(grey)).clone();
   grey = equalise(grey, options);
   if (options.strong) {
-    // Sharpen, then thicken dark strokes by one pixel.
-    cv::Mat blurred, sharpened, thickened;
-    cv::GaussianBlur(grey, blurred, cv::Size(0, 0), 1.0);
-    cv::addWeighted(grey, 1.5, blurred, -0.5, 0, sharpened);
-    cv::erode(sharpened, thickened, cv::getStructuringElement(cv::MORPH_RECT, cv::Size(2, 2)));
-    grey = thickened;
+    // Sharpen (1.5 x image - 0.5 x blurred), then thicken dark strokes by one pixel.
+    const int w = grey.width(), h = grey.height();
+    Image blurred(w, h), sharpened(w, h), thickened(w, h);
+    image_ops::gaussian_blur(grey.data(), w, h, grey.stride(), 1.0, blurred.data(), blurred.stride());
+    image_ops::add_weighted(grey.data(), grey.stride(), 1.5f, blurred.data(), blurred.stride(), -0.5f, w, h,
+                            sharpened.data(), sharpened.stride());
+    image_ops::erode_2x2(sharpened.data(), w, h, sharpened.stride(), thickened.data(), thickened.stride());
+    grey = std::move(thickened);
   }
 
-  const cv::Size target(options.width, options.height);
-  const auto interpolation = [&](cv::Size to) {
-    return (to.width < grey.cols || to.height < grey.rows) ? cv::INTER_AREA : cv::INTER_LINEAR;
-  };
-  cv::Mat out;
-  if (options.resize == ResizeMode::kStretch) {
-    cv::resize(grey, out, target, 0, 0, interpolation(target));
-    return out;
-  }
+  if (options.resize == ResizeMode::kStretch) return resized(grey, options.width, options.height);
   const int scaled_width = std::max(
-      1, static_cast<int>(std::lround(static_cast<double>(grey.cols) * options.height / grey.rows)));
-  if (scaled_width >= options.width) {
-    cv::resize(grey, out, target, 0, 0, interpolation(target));  // too wide: squeeze
-    return out;
-  }
-  cv::Mat scaled;
-  cv::resize(grey, scaled, cv::Size(scaled_width, options.height), 0, 0,
-             interpolation(cv::Size(scaled_width, options.height)));
-  out = cv::Mat(target, CV_8UC1, cv::Scalar(median_of(scaled)));
-  scaled.copyTo(out(cv::Rect(0, 0, scaled_width, options.height)));
+      1, static_cast<int>(std::lround(static_cast<double>(grey.width()) * options.height / grey.height())));
+  if (scaled_width >= options.width) return resized(grey, options.width, options.height);  // too wide: squeeze
+  const Image scaled = resized(grey, scaled_width, options.height);
+  Image out(options.width, options.height, 1, median_of(scaled));
+  for (int y = 0; y < options.height; ++y) std::memcpy(out.row(y), scaled.row(y), scaled_width);
   return out;
 }
 
-cv::Mat reading_view(const cv::Mat& preprocessed, int view) {
+Image reading_view(const Image& preprocessed, int view) {
   struct View {
     double dx, dy, scale;  // shifts as shares of the width and height
   };
@@ -196,19 +202,20 @@ cv::Mat reading_view(const cv::Mat& preprocessed, int view) {
     throw ConfigError("reading_view: view " + std::to_string(view) + " is not in 0-" + std::to_string(kMaxReadingViews - 1));
   if (view == 0) return preprocessed;
   const View& v = kViews[view];
-  cv::Mat transform = cv::getRotationMatrix2D(cv::Point2f(preprocessed.cols / 2.f, preprocessed.rows / 2.f), 0, v.scale);
-  transform.at<double>(0, 2) += v.dx * preprocessed.cols;
-  transform.at<double>(1, 2) += v.dy * preprocessed.rows;
-  cv::Mat out;
-  cv::warpAffine(preprocessed, out, transform, preprocessed.size(), cv::INTER_LINEAR, cv::BORDER_REPLICATE);
+  // Scaled about the centre (as cv::getRotationMatrix2D with no angle builds it), then shifted.
+  const int w = preprocessed.width(), h = preprocessed.height();
+  const double cx = static_cast<float>(w) / 2.f, cy = static_cast<float>(h) / 2.f;
+  const double matrix[6] = {v.scale, 0, (1 - v.scale) * cx + v.dx * w, -0., v.scale, (1 - v.scale) * cy + v.dy * h};
+  Image out(w, h);
+  image_ops::warp_affine(preprocessed.data(), w, h, preprocessed.stride(), matrix, out.data(), w, h, out.stride());
   return out;
 }
 
-void normalise_into(const cv::Mat& image, const PreprocessOptions& options, float* out) {
+void normalise_into(const Image& image, const PreprocessOptions& options, float* out) {
   const float scale = 1.0f / (255.0f * options.std), shift = options.mean / options.std;
-  for (int r = 0; r < image.rows; ++r) {
-    const std::uint8_t* row = image.ptr<std::uint8_t>(r);
-    for (int c = 0; c < image.cols; ++c) *out++ = row[c] * scale - shift;
+  for (int r = 0; r < image.height(); ++r) {
+    const std::uint8_t* row = image.row(r);
+    for (int c = 0; c < image.width(); ++c) *out++ = row[c] * scale - shift;
   }
 }
 

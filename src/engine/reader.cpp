@@ -10,7 +10,6 @@
 #include "captcha/errors.h"
 #include "captcha/image_io.h"
 #include "captcha/parallel.h"
-#include "captcha/plots.h"
 
 namespace captcha {
 
@@ -27,16 +26,16 @@ std::string debug_file_name(const ImageInput& input) {
   return (stem.empty() ? "image" : stem) + ".png";
 }
 
-cv::Mat decode(const ImageInput& input, const ImageLimits& limits) {
+Image decode(const ImageInput& input, const ImageLimits& limits) {
   return input.bytes ? decode_image(*input.bytes, input.name, limits) : load_image(input.name, limits);
 }
 
 // Decodes and preprocesses inputs [first, first + count) in parallel; an input that fails keeps
-// an empty image and its error.
+// an empty image and its error (never empty).
 void prepare_chunk(const Recogniser& recogniser, const std::vector<ImageInput>& inputs, std::size_t first,
-                   std::size_t count, const BatchOptions& options, std::vector<cv::Mat>& images,
+                   std::size_t count, const BatchOptions& options, std::vector<Image>& images,
                    std::vector<std::string>& errors) {
-  images.assign(count, cv::Mat());
+  images.assign(count, Image());
   errors.assign(count, std::string());
   parallel_for(count, options.threads, [&](std::size_t i) {
     const ImageInput& input = inputs[first + i];
@@ -45,7 +44,7 @@ void prepare_chunk(const Recogniser& recogniser, const std::vector<ImageInput>& 
       if (!options.debug_dir.empty())
         write_image((fs::path(options.debug_dir) / debug_file_name(input)).string(), images[i]);
     } catch (const std::exception& e) {
-      images[i] = cv::Mat();
+      images[i] = Image();
       errors[i] = message_naming(input.name, e);
     }
   });
@@ -60,19 +59,19 @@ void read_in_chunks(const Recogniser& recogniser, const std::vector<ImageInput>&
     if (!fs::is_directory(options.debug_dir)) throw Error(options.debug_dir + ": cannot create the debug image folder");
   }
   chunk = std::max<std::size_t>(chunk, 1);
-  std::vector<cv::Mat> images;
+  std::vector<Image> images;
   std::vector<std::string> errors;
   for (std::size_t first = 0; first < inputs.size(); first += chunk) {
     const std::size_t count = std::min(chunk, inputs.size() - first);
     prepare_chunk(recogniser, inputs, first, count, options, images, errors);
-    std::vector<cv::Mat> readable;
-    for (const auto& image : images)
-      if (!image.empty()) readable.push_back(image);
+    std::vector<Image> readable;
+    for (std::size_t i = 0; i < count; ++i)
+      if (errors[i].empty()) readable.push_back(std::move(images[i]));
     const std::vector<Reading> readings = recogniser.read_prepared(readable, options.read);
     for (std::size_t i = 0, k = 0; i < count; ++i) {
       ReadResult result;
       result.source = inputs[first + i].name;
-      if (images[i].empty()) {
+      if (!errors[i].empty()) {
         result.error = errors[i];
       } else {
         result.reading = readings[k++];
@@ -150,20 +149,6 @@ void write_misreads(const Evaluation& evaluation, const std::string& path) {
   for (const auto& r : evaluation.readings)
     if (!r.correct) out << r.path << '\t' << r.truth << '\t' << r.reading << '\t' << r.confidence << '\n';
   if (!out.flush()) throw Error(path + ": cannot write the errors file");
-}
-
-cv::Mat draw_evaluation_grid(const Evaluation& evaluation, std::size_t count, int columns) {
-  std::vector<const ScoredReading*> order;
-  for (const auto& r : evaluation.readings)
-    if (!r.correct) order.push_back(&r);
-  for (const auto& r : evaluation.readings)
-    if (r.correct) order.push_back(&r);
-  if (order.size() > count) order.resize(count);
-  const auto shown = [&](const std::string& text) { return evaluation.case_insensitive ? fold_label(text) : text; };
-  std::vector<GridCell> cells;
-  for (const ScoredReading* r : order)
-    cells.push_back({read_colour_image(r->path), shown(r->truth), shown(r->reading), r->confidence});
-  return draw_reading_grid(cells, columns);
 }
 
 }  // namespace captcha

@@ -64,9 +64,9 @@ const ModelFile& Recogniser::model() const { return impl_->model; }
 int Recogniser::ensemble_size() const { return static_cast<int>(impl_->networks.size()); }
 PreprocessOptions& Recogniser::preprocess_options() { return impl_->preprocess; }
 
-cv::Mat Recogniser::prepare(const cv::Mat& grey) const { return preprocess(grey, impl_->preprocess); }
+Image Recogniser::prepare(const Image& grey) const { return preprocess(grey, impl_->preprocess); }
 
-std::vector<Reading> Recogniser::read_prepared(const std::vector<cv::Mat>& prepared,
+std::vector<Reading> Recogniser::read_prepared(const std::vector<Image>& prepared,
                                                const ReadOptions& options) const {
   const auto& p = impl_->preprocess;
   const auto& networks = impl_->networks;
@@ -82,8 +82,8 @@ std::vector<Reading> Recogniser::read_prepared(const std::vector<cv::Mat>& prepa
   const bool averaged = views > 1 || networks.size() > 1;
   std::vector<Reading> readings;
   readings.reserve(prepared.size());
-  for (const cv::Mat& image : prepared)
-    if (image.rows != p.height || image.cols != p.width || image.type() != CV_8UC1)
+  for (const Image& image : prepared)
+    if (image.height() != p.height || image.width() != p.width || image.channels() != 1)
       throw ConfigError("read_prepared: image is not a prepared " + std::to_string(p.width) + "x" +
                         std::to_string(p.height) + " grey image");
   std::vector<float> batch, mean;
@@ -116,7 +116,7 @@ std::vector<Reading> Recogniser::read_prepared(const std::vector<cv::Mat>& prepa
   return readings;
 }
 
-Reading Recogniser::read(const cv::Mat& grey, const ReadOptions& options) const {
+Reading Recogniser::read(const Image& grey, const ReadOptions& options) const {
   return read_prepared({prepare(grey)}, options).front();
 }
 

@@ -304,8 +304,8 @@ void Server::Impl::load_models() {
     model->batcher = std::make_unique<serve::Batcher>(
         model->recogniser, arrivals, batching, [this, name](std::size_t images) { metrics.count_batch(name, images); });
     // The first reading creates the engine's primitives: done here, not in a client's request.
-    model->recogniser.read(cv::Mat(model->recogniser.model().preprocess.height,
-                                   model->recogniser.model().preprocess.width, CV_8UC1, cv::Scalar(255)));
+    model->recogniser.read(Image(model->recogniser.model().preprocess.width,
+                                 model->recogniser.model().preprocess.height, 1, 255));
     models.push_back(std::move(model));
   }
 }

@@ -22,6 +22,7 @@
 #include "captcha/charset.h"
 #include "captcha/errors.h"
 #include "captcha/image_io.h"
+#include "captcha/opencv_image.h"
 #include "captcha/parallel.h"
 #include "captcha/utf8.h"
 
@@ -801,7 +802,7 @@ GenerateSummary generate(const GenerateOptions& o, std::ostream& log) {
     if (failed) return;
     try {
       const cv::Mat image = generator.draw(labels[i], mix_seed(o.seed, i + 1));
-      const auto bytes = encode_image(image, o.format, 60 + static_cast<int>(mix_seed(o.seed, ~i) % 36));
+      const auto bytes = encode_image(to_image(image), o.format, 60 + static_cast<int>(mix_seed(o.seed, ~i) % 36));
       const fs::path path = fs::path(o.out_dir) / names[i];
       std::ofstream out(path, std::ios::binary);
       out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));

@@ -12,7 +12,7 @@ Batch make_batch(const LoadedDataset& data, const std::vector<std::size_t>& orde
   std::vector<int64_t> targets;
   for (std::size_t i = 0; i < count; ++i) {
     const std::size_t index = order[start + i];
-    const cv::Mat image = augment ? (*augment)(data.images[index]) : data.images[index];
+    const Image image = augment ? (*augment)(data.images[index]) : data.images[index];
     normalise_into(image, p, batch.images[static_cast<int64_t>(i)].data_ptr<float>());
     targets.insert(targets.end(), data.targets[index].begin(), data.targets[index].end());
     batch.target_lengths.push_back(static_cast<int64_t>(data.targets[index].size()));

@@ -28,7 +28,7 @@ Validation validate(Crnn& network, const LoadedDataset& data, const Charset& cha
     if (views > 1) {
       auto mean = torch::softmax(logits, 2);
       for (int view = 1; view < views; ++view) {
-        const Augmenter viewed = [view](const cv::Mat& image) { return reading_view(image, view); };
+        const Augmenter viewed = [view](const Image& image) { return reading_view(image, view); };
         mean += torch::softmax(network->forward(make_batch(data, order, start, count, p, &viewed).images), 2);
       }
       logits = torch::log((mean / views).clamp_min(1e-30));

@@ -327,8 +327,8 @@ bool Trainer::train_epoch(int epoch) {
   TrainerState::PartEpoch& part = progress.part;
   std::mt19937_64 rng(o_.seed * 1000003ULL + static_cast<std::uint64_t>(epoch));
   const Augmenter augment = o_.augment_style == AugmentStyle::kCaptcha
-                                ? Augmenter([&rng](const cv::Mat& image) { return augment_captcha(image, rng); })
-                                : Augmenter([&rng, this](const cv::Mat& image) {
+                                ? Augmenter([&rng](const Image& image) { return augment_captcha(image, rng); })
+                                : Augmenter([&rng, this](const Image& image) {
                                     return augment_light(image, rng, o_.preprocess);
                                   });
   torch::manual_seed(o_.seed * 1000003ULL + static_cast<std::uint64_t>(epoch));

@@ -32,7 +32,7 @@ struct Batch {
 };
 
 // Distorts one training image (see captcha/augment.h).
-using Augmenter = std::function<cv::Mat(const cv::Mat&)>;
+using Augmenter = std::function<Image(const Image&)>;
 
 // Images order[start, start + count) of `data`; distorted when `augment` is given.
 Batch make_batch(const LoadedDataset& data, const std::vector<std::size_t>& order, std::size_t start,

@@ -7,6 +7,8 @@
 
 #include <opencv2/core.hpp>
 
+#include "support/mat_images.h"
+
 namespace captcha::testing {
 
 // Dark text on a light background (or the reverse), with a little jitter chosen by `seed`.

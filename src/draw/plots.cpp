@@ -10,6 +10,8 @@
 #include "captcha/atomic_file.h"
 #include "captcha/errors.h"
 #include "captcha/image_io.h"
+#include "captcha/opencv_image.h"
+#include "captcha/reader.h"
 
 namespace captcha {
 
@@ -164,8 +166,22 @@ cv::Mat draw_reading_grid(const std::vector<GridCell>& cells, int columns) {
   return canvas;
 }
 
+cv::Mat draw_evaluation_grid(const Evaluation& evaluation, std::size_t count, int columns) {
+  std::vector<const ScoredReading*> order;
+  for (const auto& r : evaluation.readings)
+    if (!r.correct) order.push_back(&r);
+  for (const auto& r : evaluation.readings)
+    if (r.correct) order.push_back(&r);
+  if (order.size() > count) order.resize(count);
+  const auto shown = [&](const std::string& text) { return evaluation.case_insensitive ? fold_label(text) : text; };
+  std::vector<GridCell> cells;
+  for (const ScoredReading* r : order)
+    cells.push_back({as_mat(read_colour_image(r->path)).clone(), shown(r->truth), shown(r->reading), r->confidence});
+  return draw_reading_grid(cells, columns);
+}
+
 void write_png(const std::string& path, const cv::Mat& image) {
-  const auto bytes = encode_image(image, "png");
+  const auto bytes = encode_image(to_image(image), "png");
   write_file_atomically(path, std::string(bytes.begin(), bytes.end()));
 }
 

@@ -6,9 +6,12 @@
 
 #include <opencv2/imgproc.hpp>
 
+#include "captcha/opencv_image.h"
+
 namespace captcha {
 
-cv::Mat outline(const cv::Mat& image, std::mt19937_64& rng, const PreprocessOptions& p) {
+Image outline(const Image& input, std::mt19937_64& rng, const PreprocessOptions& p) {
+  const cv::Mat image = as_mat(input);
   std::uniform_real_distribution<double> unit(0, 1);
   const double scale = 0.75 + 0.25 * unit(rng);
   cv::Mat m = cv::getRotationMatrix2D(cv::Point2f(image.cols / 2.0f, image.rows / 2.0f), 0, scale);
@@ -19,13 +22,14 @@ cv::Mat outline(const cv::Mat& image, std::mt19937_64& rng, const PreprocessOpti
   cv::Mat edges, out;
   cv::filter2D(shrunk, edges, CV_32F, unit(rng) < 0.5 ? cv::Mat(-kernel) : kernel, cv::Point(-1, -1), 0, cv::BORDER_REPLICATE);
   edges.convertTo(out, CV_8U, 1, 127);  // saturates
-  return equalise(out, p);
+  return equalise(to_image(out), p);
 }
 
 // Light geometric jitter (small rotation, scale and shift, edges replicated); on half the
 // images a thin dark line across the text, as many CAPTCHAs draw (the network learns to read
 // through strokes that are not part of a symbol); then one image in kOutlineShare outlined.
-cv::Mat augment_light(const cv::Mat& image, std::mt19937_64& rng, const PreprocessOptions& p) {
+Image augment_light(const Image& input, std::mt19937_64& rng, const PreprocessOptions& p) {
+  const cv::Mat image = as_mat(input);
   std::uniform_real_distribution<double> angle(-3, 3), scale(0.95, 1.05), shift(-0.03, 0.03), unit(0, 1);
   cv::Mat m = cv::getRotationMatrix2D(cv::Point2f(image.cols / 2.0f, image.rows / 2.0f), angle(rng), scale(rng));
   m.at<double>(0, 2) += shift(rng) * image.cols;
@@ -38,14 +42,16 @@ cv::Mat augment_light(const cv::Mat& image, std::mt19937_64& rng, const Preproce
     const int thickness = 1 + static_cast<int>(unit(rng) * std::max(1, out.rows / 20));
     cv::line(out, from, to, cv::Scalar(unit(rng) * 80), thickness, cv::LINE_AA);
   }
-  return unit(rng) < kOutlineShare ? outline(out, rng, p) : out;
+  Image jittered = to_image(out);
+  return unit(rng) < kOutlineShare ? outline(jittered, rng, p) : jittered;
 }
 
 // The distortions CAPTCHA generators apply, each with a random strength: rotation, scale, shear
 // and shift; a sine warp along each axis; straight and curved lines in dark or light shades;
 // contrast and brightness; blur or pixel noise. Scale stays within 5%, so that letters whose two
 // cases differ only in size (c/C, s/S, x/X) keep their label.
-cv::Mat augment_captcha(const cv::Mat& image, std::mt19937_64& rng) {
+Image augment_captcha(const Image& input, std::mt19937_64& rng) {
+  const cv::Mat image = as_mat(input);
   std::uniform_real_distribution<double> unit(0, 1);
   const auto between = [&](double low, double high) { return low + (high - low) * unit(rng); };
   const int rows = image.rows, cols = image.cols;
@@ -107,7 +113,7 @@ cv::Mat augment_captcha(const cv::Mat& image, std::mt19937_64& rng) {
     wide += noise;
     wide.convertTo(out, CV_8U);  // saturates
   }
-  return out;
+  return to_image(out);
 }
 
 }  // namespace captcha
