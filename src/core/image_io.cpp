@@ -155,8 +155,13 @@ Image decode_image_bytes(const std::vector<std::uint8_t>& bytes, const std::stri
 
 std::vector<std::uint8_t> encode_image(const Image& image, const std::string& format, int jpeg_quality) {
   if (image.empty() || image.channels() == 2) throw Error("encode_image: needs a non-empty image with 1, 3 or 4 channels");
-  Image rgb = image;
-  swap_red_blue(rgb);
+  // stb writes RGB(A): colour images are copied with their channels swapped, grey ones used as they are.
+  Image swapped;
+  if (image.channels() >= 3) {
+    swapped = image;
+    swap_red_blue(swapped);
+  }
+  const Image& rgb = image.channels() >= 3 ? swapped : image;
   std::vector<std::uint8_t> out;
   int ok = 0;
   if (format == "png") ok = stbi_write_png_to_func(append_bytes, &out, rgb.width(), rgb.height(), rgb.channels(), rgb.data(), static_cast<int>(rgb.stride()));

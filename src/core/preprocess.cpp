@@ -74,17 +74,18 @@ Image load_image(const std::string& path, const ImageLimits& limits) {
 
 namespace {
 
-std::uint8_t median_of(const std::vector<std::uint8_t>& pixels) {
+// The median of the bytes [begin, end).
+std::uint8_t median_of(const std::uint8_t* begin, const std::uint8_t* end) {
   int histogram[256] = {0};
-  for (std::uint8_t p : pixels) ++histogram[p];
-  const int half = static_cast<int>((pixels.size() + 1) / 2);
+  for (const std::uint8_t* p = begin; p != end; ++p) ++histogram[*p];
+  const int half = static_cast<int>((end - begin + 1) / 2);
   int seen = 0;
   for (int v = 0; v < 256; ++v)
     if ((seen += histogram[v]) >= half) return static_cast<std::uint8_t>(v);
   return 255;
 }
 
-std::uint8_t median_of(const Image& grey) { return median_of(std::vector<std::uint8_t>(grey.data(), grey.data() + grey.stride() * grey.height())); }
+std::uint8_t median_of(const Image& grey) { return median_of(grey.data(), grey.data() + grey.stride() * grey.height()); }
 
 // True when the border (the background, for a captcha) is darker than mid-grey.
 bool is_light_on_dark(const Image& grey) {
@@ -96,7 +97,7 @@ bool is_light_on_dark(const Image& grey) {
   for (int r = 0; r < grey.height(); ++r)
     for (int x : {0, grey.width() - band})
       border.insert(border.end(), grey.row(r) + x, grey.row(r) + x + band);
-  return median_of(border) < 128;
+  return median_of(border.data(), border.data() + border.size()) < 128;
 }
 
 struct Box {
