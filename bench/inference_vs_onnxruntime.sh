@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Reading speed of captcha-ocr's engine against ONNX Runtime running the same model exported by
-# `captcha-ocr export`, on the same machine, alternately in one run; figures as ratios. Also:
+# Reading speed of captcha-ocr's engine (float, and --int8) against ONNX Runtime running the same
+# model exported by `captcha-ocr export`, on the same machine, alternately in one run; figures as
+# ratios. Also:
 # agreement of the two on one batch, start-up (process start, model load, one prediction) and
 # peak memory of reading one image.
 #
@@ -41,17 +42,24 @@ a.frombytes(open(sys.argv[1], 'rb').read()); b.frombytes(open(sys.argv[2], 'rb')
 print("agreement: %d logits, largest difference %.2e" % (len(a), max(abs(x - y) for x, y in zip(a, b))))
 EOF
 
+# Ours in float and with --int8, ONNX Runtime in float, taking turns in each round.
+report() {  # BATCH LABEL OURS-FILE ORT-FILE
+  local o_ms r_ms o_ips r_ips
+  o_ms=$(field median_ms <"$3" | median); r_ms=$(field median_ms <"$4" | median)
+  o_ips=$(field images_per_second <"$3" | median); r_ips=$(field images_per_second <"$4" | median)
+  awk -v b="$1" -v l="$2" -v om="$o_ms" -v rm="$r_ms" -v oi="$o_ips" -v ri="$r_ips" 'BEGIN {
+    printf "batch %2d: ours%s %.3f ms (%.0f images/s), ONNX Runtime %.3f ms (%.0f images/s): %.2fx the throughput\n",
+           b, l, om, oi, rm, ri, oi / ri }'
+}
 for batch in 1 64; do
-  : >"$work/ours-$batch"; : >"$work/ort-$batch"
+  : >"$work/ours-$batch"; : >"$work/int8-$batch"; : >"$work/ort-$batch"
   for _ in $(seq "$rounds"); do
     "$ours" bench --model "$model" --batch "$batch" --threads "$threads" --json >>"$work/ours-$batch"
+    "$ours" bench --model "$model" --batch "$batch" --threads "$threads" --int8 --json >>"$work/int8-$batch"
     ort "$work/model.onnx" bench "$batch" "$threads" >>"$work/ort-$batch"
   done
-  o_ms=$(field median_ms <"$work/ours-$batch" | median); r_ms=$(field median_ms <"$work/ort-$batch" | median)
-  o_ips=$(field images_per_second <"$work/ours-$batch" | median); r_ips=$(field images_per_second <"$work/ort-$batch" | median)
-  awk -v b="$batch" -v om="$o_ms" -v rm="$r_ms" -v oi="$o_ips" -v ri="$r_ips" 'BEGIN {
-    printf "batch %2d: ours %.3f ms (%.0f images/s), ONNX Runtime %.3f ms (%.0f images/s): %.2fx the throughput\n",
-           b, om, oi, rm, ri, oi / ri }'
+  report "$batch" "" "$work/ours-$batch" "$work/ort-$batch"
+  report "$batch" " --int8" "$work/int8-$batch" "$work/ort-$batch"
 done
 
 # Start-up and memory: one prediction from a fresh process, median of 5 (wall ms, peak RSS).

@@ -36,6 +36,23 @@ TEST(BundledModel, ReadsTheBundledExamples) {
   for (const auto& s : samples) EXPECT_EQ(recogniser.read(load_image(s.path)).text, s.label) << s.path;
 }
 
+// With int8 products (weights quantised at load) the examples read the same, and the batch's
+// probabilities stay close to the float ones'.
+TEST(BundledModel, ReadsTheBundledExamplesInInt8) {
+  const std::string path = kSource + "/models/general.safetensors";
+  const Recogniser recogniser(path, 2, Precision::kInt8);
+  const auto samples = scan_folder(kSource + "/examples");
+  ASSERT_GE(samples.size(), 8u);
+  std::vector<Image> prepared;
+  for (const auto& s : samples) prepared.push_back(recogniser.prepare(load_image(s.path)));
+  const auto readings = recogniser.read_prepared(prepared);
+  const auto floats = Recogniser(path, 2).read_prepared(prepared);
+  for (std::size_t i = 0; i < samples.size(); ++i) {
+    EXPECT_EQ(readings[i].text, samples[i].label) << samples[i].path;
+    EXPECT_NEAR(readings[i].confidence, floats[i].confidence, 0.02) << samples[i].path;
+  }
+}
+
 // A pass of one image after a pause runs on the calling thread alone (the engine's other threads
 // are asleep by then); passes in quick succession use them all. Either way the logits are the
 // same.

@@ -399,6 +399,9 @@ TEST_F(Cli, BenchPrintsTimingsAndJson) {
   EXPECT_EQ(r.code, 0) << r.output;
   EXPECT_NE(r.output.find("images/s"), std::string::npos) << r.output;
   EXPECT_EQ(run("bench --model " + model() + " --batch 0").code, 2);
+  r = run("bench --model " + model() + " --batch 2 --runs 2 --int8 --json", false);
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(nlohmann::json::parse(r.output).at("kernels").get<std::string>().find("int8 on "), std::string::npos) << r.output;
   r = run("bench --model " + path("missing.safetensors"));
   EXPECT_EQ(r.code, 2) << r.output;
 }
@@ -416,6 +419,26 @@ TEST_F(Cli, ExportWritesOnnxAndRefusesBadModels) {
   EXPECT_EQ(r.code, 1) << r.output;
   EXPECT_NE(r.output.find("foreign.safetensors"), std::string::npos) << r.output;
   EXPECT_FALSE(fs::exists(path("f.onnx")));
+}
+
+// --int8 reads the bundled examples as the float path does (predict and eval), also through the
+// reading-only tool.
+TEST_F(Cli, Int8ReadsTheExamplesAsFloatDoes) {
+  const std::string examples = std::string(CAPTCHA_SOURCE_DIR) + "/examples";
+  const std::string bundled = std::string(CAPTCHA_SOURCE_DIR) + "/models/general.safetensors";
+  const auto texts = [](const Result& r) {
+    std::vector<std::string> out;  // one JSON object a line
+    std::istringstream lines(r.output);
+    for (std::string line; std::getline(lines, line);) out.push_back(nlohmann::json::parse(line).at("text").get<std::string>());
+    return out;
+  };
+  const Result float_path = run_reader("predict --model " + bundled + " --json " + examples, false);
+  const Result int8 = run_reader("predict --model " + bundled + " --int8 --json " + examples, false);
+  ASSERT_EQ(int8.code, 0) << int8.output;
+  EXPECT_EQ(texts(int8), texts(float_path));
+  const Result eval = run("eval --model " + bundled + " --data " + examples + " --int8 --json", false);
+  ASSERT_EQ(eval.code, 0) << eval.output;
+  EXPECT_EQ(nlohmann::json::parse(eval.output).at("exact_match").get<double>(), 1.0) << eval.output;
 }
 
 TEST_F(Cli, ReadingOnlyBuildReadsLikeTheFullOneAndLinksNoLibTorch) {

@@ -6,11 +6,13 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <random>
 
 #include "captcha/inference.h"
 #include "captcha/model_file.h"
 #include "captcha/network_spec.h"
+#include "engine/kernels.h"
 
 namespace captcha {
 namespace {
@@ -289,8 +291,100 @@ TEST_P(EngineReference, EngineGivesThePlainReferencesLogits) {
   }
 }
 
+// The int8 path (weights quantised at load, activations per row as they run) against the same
+// reference: near it, though not equal, for every architecture.
+TEST_P(EngineReference, Int8EngineStaysNearThePlainReference) {
+  const int kHeight = GetParam().height, kWidth = GetParam().width;
+  const ModelFile model = random_model(GetParam().config, kHeight, kWidth, 7);
+  const NetworkSpec spec = network_spec(model.config, kHeight, model.charset.num_classes());
+  const InferenceNetwork engine(model, "m.safetensors", Precision::kInt8);
+  const InferenceNetwork float_engine(model, "m.safetensors");
+  const Reference reference(model);
+  std::mt19937_64 rng(5);
+  std::uniform_real_distribution<float> pixel(-1.0f, 1.0f);
+  const int batch = 3;
+  std::vector<float> images(static_cast<std::size_t>(batch) * kHeight * kWidth);
+  for (float& v : images) v = pixel(rng);
+  const std::vector<float> logits = engine.forward(images.data(), batch, kWidth);
+  const std::vector<float> float_logits = float_engine.forward(images.data(), batch, kWidth);
+  const int steps = engine.time_steps(kWidth), classes = engine.num_classes();
+  ASSERT_EQ(logits.size(), static_cast<std::size_t>(batch) * steps * classes);
+  double largest = 0, difference = 0, from_float = 0;
+  for (int n = 0; n < batch; ++n) {
+    const auto expected = reference.forward(spec, images.data() + static_cast<std::size_t>(n) * kHeight * kWidth, kWidth);
+    for (int t = 0; t < steps; ++t)
+      for (int c = 0; c < classes; ++c) {
+        const std::size_t i = (static_cast<std::size_t>(n) * steps + t) * classes + c;
+        largest = std::max(largest, std::abs(expected[t][c]));
+        difference = std::max(difference, std::abs(expected[t][c] - logits[i]));
+        from_float = std::max(from_float, static_cast<double>(std::abs(float_logits[i] - logits[i])));
+      }
+  }
+  EXPECT_LT(difference, 0.03 * std::max(1.0, largest)) << "logits up to " << largest;
+  EXPECT_GT(from_float, 1e-6) << "the int8 engine gave the float logits: it did not quantise";
+}
+
 INSTANTIATE_TEST_SUITE_P(Architectures, EngineReference, ::testing::ValuesIn(cases()),
                          [](const auto& info) { return info.param.name; });
+
+// The int8 product against the integer sums it stands for, in double: every row and column
+// count around the kernels' blocks (6 rows, 16-column panels, 4-panel blocks), depths that are
+// not multiples of the groups, 8- and 16-bit, with a bias and accumulating.
+TEST(Int8Product, GivesTheExactSumsOfTheQuantisedValuesScaled) {
+  std::mt19937_64 rng(11);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  for (const bool wide : {false, true})
+    for (const int rows : {1, 5, 6, 7, 13, 100})
+      for (const int k : {3, 32, 64, 130})
+        for (const int cols : {1, 15, 16, 17, 64, 70}) {
+          std::vector<float> w(static_cast<std::size_t>(k) * cols), x(static_cast<std::size_t>(rows) * k), bias(cols);
+          for (float& v : w) v = normal(rng);
+          for (float& v : x) v = normal(rng) + (wide ? 0.0f : 0.5f);
+          for (float& v : bias) v = normal(rng);
+          const engine::QuantisedMatrix m = engine::quantise_matrix(w.data(), cols, k, cols, wide);
+          if (wide) ASSERT_LT(static_cast<double>(m.padded_k) * m.limit * m.limit, 2147483648.0);
+          std::vector<float> scratch(engine::quantised_rows_floats(rows, m.padded_k, wide));
+          const engine::QuantisedRows q = engine::quantised_rows_in(scratch.data(), rows, m.padded_k, wide);
+          if (wide) engine::quantise_rows_wide(x.data(), k, rows, m, q);
+          else engine::quantise_rows(x.data(), k, rows, k, m.padded_k, q);
+          std::vector<float> out(static_cast<std::size_t>(rows) * (cols + 1), 7.0f), accumulated = out;
+          engine::int8_product(q, rows, m, bias.data(), false, out.data(), cols + 1);
+          engine::int8_product(q, rows, m, nullptr, true, accumulated.data(), cols + 1);
+          const std::string where = std::to_string(rows) + " x " + std::to_string(k) + " x " + std::to_string(cols) +
+                                    (wide ? ", 16-bit" : ", 8-bit");
+          // Each row's values back from its quantisation, within half a step of the originals (and
+          // float rounding).
+          const auto value = [&](int r, int i) {
+            const std::uint8_t* row = q.values + r * q.stride;
+            if (wide) return static_cast<double>(reinterpret_cast<const std::int16_t*>(row)[i]);
+            return static_cast<double>(row[i]) - q.zeros[r];
+          };
+          for (int r = 0; r < rows; ++r)
+            for (int i = 0; i < k; ++i)
+              ASSERT_NEAR(value(r, i) * q.scales[r], x[r * k + i], 0.5 * q.scales[r] + 1e-6 * std::abs(x[r * k + i])) << where;
+          // The weights likewise, from a plain unpacking of the packed layout.
+          const auto weight = [&](int i, int j) {
+            const std::int8_t* lane = m.packed.data() + static_cast<std::size_t>(j / 16) * 16 * m.padded_k * (wide ? 2 : 1) +
+                                      (i / m.group_rows()) * 64 + (j % 16) * 4;
+            if (!wide) return static_cast<double>(lane[i % 4]);
+            std::int16_t v;
+            std::memcpy(&v, lane + (i % 2) * 2, sizeof v);
+            return static_cast<double>(v);
+          };
+          for (int j = 0; j < cols; ++j)
+            for (int i = 0; i < k; ++i) ASSERT_NEAR(weight(i, j) * m.scales[j], w[i * cols + j], 0.5 * m.scales[j] + 1e-6 * std::abs(w[i * cols + j])) << where;
+          for (int r = 0; r < rows; ++r)
+            for (int j = 0; j < cols; ++j) {
+              double sum = 0;
+              for (int i = 0; i < k; ++i) sum += value(r, i) * weight(i, j);
+              const double want = sum * q.scales[r] * m.scales[j];
+              const double tolerance = 1e-5 * (std::abs(want) + 1);
+              ASSERT_NEAR(out[r * (cols + 1) + j], want + bias[j], tolerance) << where << ", row " << r << ", column " << j;
+              ASSERT_NEAR(accumulated[r * (cols + 1) + j], want + 7.0, tolerance) << where;
+            }
+          for (int r = 0; r < rows; ++r) ASSERT_EQ(out[r * (cols + 1) + cols], 7.0f) << "wrote past the columns: " << where;
+        }
+}
 
 }  // namespace
 }  // namespace captcha

@@ -24,6 +24,7 @@ struct BenchArgs {
   int runs = 0;  // 0: as many as fit in about two seconds (at least 10)
   int warmup = 5;
   bool json = false;
+  bool int8 = false;
   std::string input_out, logits_out;  // the random input and its logits, raw float32, for checks
 };
 
@@ -37,11 +38,14 @@ double milliseconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
 }
 
+// The kernels' builds: "avx512", or "avx512, int8 on avx512-vnni".
+std::string kernels(bool int8) { return inference_kernels() + (int8 ? ", int8 on " + int8_kernels() : ""); }
+
 int bench(const BenchArgs& args) {
   const auto load_start = std::chrono::steady_clock::now();
   const ModelFile model = load_model(args.model);
   set_inference_threads(args.threads);
-  const InferenceNetwork network(model, args.model);
+  const InferenceNetwork network(model, args.model, args.int8 ? Precision::kInt8 : Precision::kFloat32);
   const double load_ms = milliseconds_since(load_start);
 
   const int width = model.preprocess.width, height = model.preprocess.height;
@@ -76,12 +80,12 @@ int bench(const BenchArgs& args) {
                           {"median_ms", median},       {"min_ms", times.front()},
                           {"images_per_second", images_per_second},
                           {"load_ms", load_ms},        {"first_forward_ms", first_ms},
-                          {"kernels", inference_kernels()}};
+                          {"kernels", kernels(args.int8)}};
     std::cout << out.dump() << "\n";
   } else {
     std::printf("model %s, batch %d, %dx%d, threads %s, %zu runs after %d warm-up, %s kernels\n", args.model.c_str(),
                 args.batch, width, height, args.threads > 0 ? std::to_string(args.threads).c_str() : "all",
-                times.size(), args.warmup, inference_kernels().c_str());
+                times.size(), args.warmup, kernels(args.int8).c_str());
     std::printf("median %.3f ms per batch (min %.3f), %.1f images/s; load %.1f ms, first forward %.1f ms\n",
                 median, times.front(), images_per_second, load_ms, first_ms);
   }
@@ -99,6 +103,7 @@ void register_bench(CLI::App& app, Action& run) {
   cmd->add_option("--runs", args->runs, "Timed runs (default: as many as fit in about 2 s, at least 10)")
       ->check(kPositive);
   cmd->add_option("--warmup", args->warmup, "Untimed runs first")->capture_default_str()->check(kNotNegative);
+  cmd->add_flag("--int8", args->int8, kInt8Help);
   cmd->add_flag("--json", args->json, "One JSON object (keys median_ms, images_per_second, ...)");
   cmd->add_option("--input-out", args->input_out, "Write the random input (raw float32, N x 1 x H x W)");
   cmd->add_option("--logits-out", args->logits_out, "Write its logits (raw float32, N x T x classes)");

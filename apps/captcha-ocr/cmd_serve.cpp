@@ -42,6 +42,7 @@ void register_serve(CLI::App& app, Action& run) {
   cmd->add_option("--host", o.host, "Address to listen on")->capture_default_str();
   cmd->add_option("--port", o.port, "Port (0: any free port, printed)")->capture_default_str()->check(CLI::Range(0, 65535));
   cmd->add_option("--threads", o.threads, "Engine threads and batch workers per model (default: every core)");
+  cmd->add_flag("--int8", o.int8, kInt8Help);
   cmd->add_option("--connections", o.connections, "Connections served at once")->capture_default_str()->check(kPositive);
   cmd->add_option("--max-batch", o.max_batch, "Images of concurrent requests read together")->capture_default_str()->check(kPositive);
   cmd->add_option("--max-wait-ms", o.max_wait_ms, "Longest a request waits for others to join its batch")->capture_default_str()->check(kNotNegative);

@@ -33,6 +33,7 @@ void ReadingFlags::add_to(CLI::App& command) {
   command.add_flag("--any-length", any_length, "Readings of any length (default: the label lengths seen in training)");
   command.add_option("--batch-size", batch_size, "Images per forward pass")->capture_default_str()->check(kPositive);
   command.add_option("--threads", threads, "Threads (default: every core)");
+  command.add_flag("--int8", int8, kInt8Help);
   command.add_option("--save-debug", save_debug, "Write each preprocessed image to this folder");
   command.add_flag("--no-auto-crop", no_auto_crop, "Do not crop the image to the text");
   command.add_flag("--force-invert", force_invert, "Invert every image (light text on dark)");
@@ -44,7 +45,7 @@ void ReadingFlags::add_to(CLI::App& command) {
 }
 
 Recogniser ReadingFlags::load() const {
-  Recogniser recogniser(models, threads);
+  Recogniser recogniser(models, threads, int8 ? Precision::kInt8 : Precision::kFloat32);
   PreprocessOptions& options = recogniser.preprocess_options();
   if (no_auto_crop) options.auto_crop = false;
   if (force_invert) options.force_invert = true;
@@ -61,7 +62,8 @@ std::string ReadingFlags::describe(const Recogniser& recogniser) const {
   for (const auto& model : models) text += (text.empty() ? "" : " + ") + model;
   const int count = views_read(recogniser);
   text += ", " + std::to_string(count) + (count == 1 ? " view" : " views") + (views > 0 ? "" : " (the model's choice)");
-  return text + (beam > 1 ? ", beam " + std::to_string(beam) : ", best path");
+  text += beam > 1 ? ", beam " + std::to_string(beam) : ", best path";
+  return text + (int8 ? ", int8" : "");
 }
 
 BatchOptions ReadingFlags::batch_options() const {

@@ -20,11 +20,18 @@
 
 namespace captcha {
 
+// The arithmetic of the fully connected and recurrent layers' products. kInt8: their weights
+// quantised at load to 8 bits per output channel (scale = largest magnitude / 127), their
+// inputs quantised per row as they run (unsigned 8 bits over the row's range), the products
+// summed exactly in 32 bits (AVX-512 VNNI where the CPU has it) and scaled back; the
+// convolutions, the gates and the classifier stay float.
+enum class Precision { kFloat32, kInt8 };
+
 class InferenceNetwork {
  public:
   // Copies (and folds) the weights it needs from `model`; throws ModelFileError naming `path`
   // when a tensor is missing or has the wrong shape for the model's architecture.
-  InferenceNetwork(const ModelFile& model, const std::string& path);
+  InferenceNetwork(const ModelFile& model, const std::string& path, Precision precision = Precision::kFloat32);
   ~InferenceNetwork();
   InferenceNetwork(InferenceNetwork&&) noexcept;
   InferenceNetwork& operator=(InferenceNetwork&&) noexcept;
@@ -48,6 +55,8 @@ class InferenceNetwork {
 // The build of the engine's own kernels this CPU runs: "avx512", "avx2" or "generic" (the widest
 // it has, unless CAPTCHA_ENGINE_KERNELS names a narrower one).
 std::string inference_kernels();
+// The int8 products' build: "avx512-vnni" (AVX-512 kernels on a CPU with VNNI) or "plain".
+std::string int8_kernels();
 
 // Threads the engine's parallel loops use from the calling thread on (<= 0: every core).
 void set_inference_threads(int threads);

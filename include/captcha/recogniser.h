@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "captcha/image.h"
+#include "captcha/inference.h"
 #include "captcha/model_file.h"
 #include "captcha/preprocess.h"
 
@@ -51,11 +52,13 @@ class Recogniser {
  public:
   // Loads the model file. Throws ModelFileError. `threads` <= 0 uses every core: the threads the
   // engine's parallel loops use from the calling thread on (see set_inference_threads).
-  explicit Recogniser(const std::string& model_path, int threads = 0);
+  // `precision`: kInt8 quantises the weights at load (see Precision).
+  explicit Recogniser(const std::string& model_path, int threads = 0, Precision precision = Precision::kFloat32);
   // An ensemble: reads with every model, averaging their per-step probabilities. The models must
   // share charset, case folding, label lengths, preprocessing and time steps (ModelFileError
   // naming the first file that does not); model() and the default views are the first's.
-  explicit Recogniser(const std::vector<std::string>& model_paths, int threads = 0);
+  explicit Recogniser(const std::vector<std::string>& model_paths, int threads = 0,
+                      Precision precision = Precision::kFloat32);
   ~Recogniser();
   Recogniser(Recogniser&&) noexcept;
   Recogniser& operator=(Recogniser&&) noexcept;

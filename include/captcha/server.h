@@ -39,6 +39,7 @@ struct ServerOptions {
   std::string host = "127.0.0.1";
   int port = 8000;                // 0: any free port (Server::bind returns it)
   int threads = 0;                // engine threads and batch workers per model (<= 0: every core)
+  bool int8 = false;              // read with int8 products (see Precision)
   int connections = 64;           // connections served at once (one thread each)
   int max_batch = 32;             // images read together on the engine
   double max_wait_ms = 2;         // longest a request waits for others to join its batch

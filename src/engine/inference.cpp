@@ -453,7 +453,8 @@ std::vector<int> height_major_columns(int channels, int height) {
 
 }  // namespace
 
-InferenceNetwork::InferenceNetwork(const ModelFile& model, const std::string& path) : impl_(std::make_unique<Impl>()) {
+InferenceNetwork::InferenceNetwork(const ModelFile& model, const std::string& path, Precision precision)
+    : impl_(std::make_unique<Impl>()) {
   Impl& net = *impl_;
   net.config = model.config;
   net.spec = network_spec(model.config, model.preprocess.height, model.charset.num_classes());
@@ -488,6 +489,12 @@ InferenceNetwork::InferenceNetwork(const ModelFile& model, const std::string& pa
   net.features = weights.linear(spec.features, column_order);
   for (const auto& rnn : spec.rnns) net.rnns.push_back(weights.rnn(rnn));
   net.classifier = weights.linear(spec.classifier);
+  if (precision == Precision::kInt8) {
+    if (net.fast_cnn)
+      for (auto& layer : net.fast_cnn->convs) engine::quantise_winograd(layer);
+    engine::quantise_dense(net.features);
+    for (auto& rnn : net.rnns) engine::quantise_birnn(rnn);
+  }
 }
 
 InferenceNetwork::~InferenceNetwork() = default;
@@ -564,6 +571,7 @@ void InferenceNetwork::Impl::run_plan(const float* images, int batch, int width,
 }
 
 std::string inference_kernels() { return engine::kernels_name(); }
+std::string int8_kernels() { return engine::int8_kernels_name(); }
 
 void set_inference_threads(int threads) {
   omp_set_num_threads(threads > 0 ? threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));

@@ -35,15 +35,16 @@ struct Recogniser::Impl {
   std::vector<InferenceNetwork> networks;
 };
 
-Recogniser::Recogniser(const std::string& model_path, int threads)
-    : Recogniser(std::vector<std::string>{model_path}, threads) {}
+Recogniser::Recogniser(const std::string& model_path, int threads, Precision precision)
+    : Recogniser(std::vector<std::string>{model_path}, threads, precision) {}
 
-Recogniser::Recogniser(const std::vector<std::string>& model_paths, int threads) : impl_(std::make_unique<Impl>()) {
+Recogniser::Recogniser(const std::vector<std::string>& model_paths, int threads, Precision precision)
+    : impl_(std::make_unique<Impl>()) {
   if (model_paths.empty()) throw ConfigError("Recogniser: no model file given");
   set_inference_threads(threads);
   for (const auto& path : model_paths) {
     ModelFile model = load_model(path);
-    InferenceNetwork network(model, path);
+    InferenceNetwork network(model, path, precision);
     // The weights now live in the network; drop the file's copy (and any optimizer state).
     model.tensors.clear();
     if (impl_->networks.empty()) {

@@ -105,6 +105,14 @@ WinogradConv prepare_winograd_conv(const std::vector<float>& weight, const std::
   return layer;
 }
 
+void quantise_winograd(WinogradConv& layer) {
+  layer.u_int8.clear();
+  for (int pos = 0; pos < kPositions; ++pos)
+    layer.u_int8.push_back(quantise_matrix(layer.u.data() + static_cast<std::size_t>(pos) * layer.in * layer.out, layer.out,
+                                           layer.in, layer.out, /*wide=*/true));
+  layer.u = {};
+}
+
 namespace {
 
 // Pooled rows [first, last) of the n x h1 rows (image major), on the calling thread; `pooled`
@@ -207,6 +215,21 @@ CAPTCHA_AVX512_TARGET void winograd_products_avx512(const float* v, const float*
   }
 }
 
+// The same on the int8 path, in 16-bit integers: each position's rows of V quantised, then
+// multiplied (8 bits lose too much here: the output transform multiplies the products' errors
+// by up to 8 twice).
+void int8_products(const WinogradConv& layer, const float* v, int count, float* m) {
+  const int c1 = layer.in, c2 = layer.out, padded = layer.u_int8.front().padded_k;
+  thread_local std::vector<float> scratch;
+  scratch.resize(quantised_rows_floats(kChunkTiles, padded, /*wide=*/true));
+  const QuantisedRows rows = quantised_rows_in(scratch.data(), kChunkTiles, padded, /*wide=*/true);
+  for (int pos = 0; pos < kPositions; ++pos) {
+    const QuantisedMatrix& u = layer.u_int8[pos];
+    quantise_rows_wide(v + static_cast<std::size_t>(pos) * kChunkTiles * c1, c1, count, u, rows);
+    int8_product(rows, count, u, nullptr, false, m + static_cast<std::size_t>(pos) * kChunkTiles * c2, c2);
+  }
+}
+
 bool use_avx512() {
   static const bool avx512 = std::string(kernels_name()) == "avx512";
   return avx512;
@@ -263,7 +286,8 @@ void winograd_chunks(const WinogradConv& layer, const float* in, int n, int h, i
       }
     }
     // M = V U for each of the 36 positions.
-    if (use_avx512()) winograd_products_avx512(v.data(), layer.u.data(), count, c1, c2, m.data());
+    if (!layer.u_int8.empty()) int8_products(layer, v.data(), count, m.data());
+    else if (use_avx512()) winograd_products_avx512(v.data(), layer.u.data(), count, c1, c2, m.data());
     else winograd_products(v.data(), layer.u.data(), count, c1, c2, m.data());
     // Output transform Y = A^T M A, then (2x2 max pool,) bias and ReLU of the outputs that
     // exist (the map's last tiles may overhang it; an odd last row or column has no pooling partner).

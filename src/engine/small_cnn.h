@@ -12,6 +12,8 @@
 #include <cstddef>
 #include <vector>
 
+#include "kernels.h"
+
 namespace captcha::engine {
 
 // A 3x3 convolution after the first, prepared for the Winograd product.
@@ -20,7 +22,13 @@ struct WinogradConv {
   bool pool = false;
   std::vector<float> u;     // 36 positions x in x out: G g G^T of each 3x3 kernel
   std::vector<float> bias;  // out
+  // The int8 path (quantise_winograd): u in 8 bits, a matrix per position (u then empty). The
+  // transformed inputs are then quantised per tile and position as they are multiplied.
+  std::vector<QuantisedMatrix> u_int8;
 };
+
+// Moves a layer's products to the int8 path.
+void quantise_winograd(WinogradConv& layer);
 
 struct SmallCnnWeights {
   int c1 = 0;

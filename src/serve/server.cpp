@@ -293,7 +293,7 @@ void Server::Impl::load_models() {
   for (const ServedModel& file : o.models) {
     if (file.name.empty() || !names.insert(file.name).second)
       throw ConfigError("serve: model name '" + file.name + "' is empty or given twice");
-    auto model = std::make_unique<Model>(Model{file, serve::sha256_of_file(file.path), Recogniser(file.path, o.threads), nullptr});
+    auto model = std::make_unique<Model>(Model{file, serve::sha256_of_file(file.path), Recogniser(file.path, o.threads, o.int8 ? Precision::kInt8 : Precision::kFloat32), nullptr});
     serve::BatcherOptions batching;
     batching.max_batch = o.max_batch;
     batching.max_wait = std::chrono::microseconds(static_cast<long>(o.max_wait_ms * 1000));
