@@ -18,7 +18,8 @@ namespace {
 // stay in L2 while each block of panels is read from L1.
 constexpr int kChunkRows = 96;
 
-template <int R, int N>
+// R rows x N panels of c; kWide: 16-bit values (b.wide), whose zero points are all 0.
+template <int R, int N, bool kWide>
 inline void block(const QuantisedRows& a, const QuantisedMatrix& b, int panel, const float* bias, bool accumulate, float* c,
                   std::size_t ldc) {
   const int groups = b.padded_k / b.group_rows();
@@ -38,7 +39,7 @@ inline void block(const QuantisedRows& a, const QuantisedMatrix& b, int panel, c
       std::int32_t four;
       std::memcpy(&four, a.values + r * a.stride + 4 * g, sizeof four);
       const __m512i x = _mm512_set1_epi32(four);
-      if (b.wide) {
+      if constexpr (kWide) {
 #pragma GCC unroll 4
         for (int n = 0; n < N; ++n) acc[r][n] = _mm512_dpwssd_epi32(acc[r][n], x, w[n]);
       } else {
@@ -59,11 +60,14 @@ inline void block(const QuantisedRows& a, const QuantisedMatrix& b, int panel, c
     const int count = std::min(16, b.cols - j);
     const __mmask16 mask = count >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << count) - 1);
     const __m512 scales = _mm512_loadu_ps(b.scales.data() + j);
-    const __m512i sums = _mm512_loadu_si512(b.sums.data() + j);
+    [[maybe_unused]] const __m512i sums = _mm512_loadu_si512(b.sums.data() + j);
     const __m512 offset = bias ? _mm512_maskz_loadu_ps(mask, bias + j) : _mm512_setzero_ps();
     for (int r = 0; r < R; ++r) {
-      const __m512i zero = _mm512_set1_epi32(static_cast<std::int32_t>(a.zeros[r * a.meta_stride]));
-      const __m512i exact = _mm512_sub_epi32(_mm512_load_si512(sums_of[r][n]), _mm512_mullo_epi32(zero, sums));
+      __m512i exact = _mm512_load_si512(sums_of[r][n]);
+      if constexpr (!kWide) {
+        const __m512i zero = _mm512_set1_epi32(static_cast<std::int32_t>(a.zeros[r * a.meta_stride]));
+        exact = _mm512_sub_epi32(exact, _mm512_mullo_epi32(zero, sums));
+      }
       const __m512 value = _mm512_mul_ps(_mm512_cvtepi32_ps(exact), _mm512_mul_ps(_mm512_set1_ps(a.scales[r * a.meta_stride]), scales));
       float* out = c + r * ldc + j;
       const __m512 base = accumulate ? _mm512_maskz_loadu_ps(mask, out) : offset;
@@ -72,17 +76,28 @@ inline void block(const QuantisedRows& a, const QuantisedMatrix& b, int panel, c
   }
 }
 
-template <int N>
+template <int N, bool kWide>
 void rows_block(int rows, const QuantisedRows& a, const QuantisedMatrix& b, int panel, const float* bias, bool accumulate,
                 float* c, std::size_t ldc) {
   switch (rows) {
-    case 6: return block<6, N>(a, b, panel, bias, accumulate, c, ldc);
-    case 5: return block<5, N>(a, b, panel, bias, accumulate, c, ldc);
-    case 4: return block<4, N>(a, b, panel, bias, accumulate, c, ldc);
-    case 3: return block<3, N>(a, b, panel, bias, accumulate, c, ldc);
-    case 2: return block<2, N>(a, b, panel, bias, accumulate, c, ldc);
-    case 1: return block<1, N>(a, b, panel, bias, accumulate, c, ldc);
+    case 6: return block<6, N, kWide>(a, b, panel, bias, accumulate, c, ldc);
+    case 5: return block<5, N, kWide>(a, b, panel, bias, accumulate, c, ldc);
+    case 4: return block<4, N, kWide>(a, b, panel, bias, accumulate, c, ldc);
+    case 3: return block<3, N, kWide>(a, b, panel, bias, accumulate, c, ldc);
+    case 2: return block<2, N, kWide>(a, b, panel, bias, accumulate, c, ldc);
+    case 1: return block<1, N, kWide>(a, b, panel, bias, accumulate, c, ldc);
     default: return;
+  }
+}
+
+template <bool kWide>
+void panels_block(int panels, int rows, const QuantisedRows& a, const QuantisedMatrix& b, int panel, const float* bias,
+                  bool accumulate, float* c, std::size_t ldc) {
+  switch (panels) {
+    case 4: return rows_block<4, kWide>(rows, a, b, panel, bias, accumulate, c, ldc);
+    case 3: return rows_block<3, kWide>(rows, a, b, panel, bias, accumulate, c, ldc);
+    case 2: return rows_block<2, kWide>(rows, a, b, panel, bias, accumulate, c, ldc);
+    default: return rows_block<1, kWide>(rows, a, b, panel, bias, accumulate, c, ldc);
   }
 }
 
@@ -147,12 +162,8 @@ void int8_product(const QuantisedRows& a, int rows, const QuantisedMatrix& b, co
         const int count = std::min(6, chunk_end - r);
         const QuantisedRows x = a.row(r);
         float* out = c + static_cast<std::size_t>(r) * ldc;
-        switch (n) {
-          case 4: rows_block<4>(count, x, b, p, bias, accumulate, out, ldc); break;
-          case 3: rows_block<3>(count, x, b, p, bias, accumulate, out, ldc); break;
-          case 2: rows_block<2>(count, x, b, p, bias, accumulate, out, ldc); break;
-          default: rows_block<1>(count, x, b, p, bias, accumulate, out, ldc); break;
-        }
+        if (b.wide) panels_block<true>(n, count, x, b, p, bias, accumulate, out, ldc);
+        else panels_block<false>(n, count, x, b, p, bias, accumulate, out, ldc);
       }
     }
   }

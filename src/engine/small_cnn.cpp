@@ -37,14 +37,40 @@ constexpr double kG[kIn][3] = {{1, 0, 0},
                                {-16.0 / 15, 8.0 / 15, -4.0 / 15},
                                {0, 0, 1}};
 
-// Eight channels at a time (GCC's vector extension: arithmetic operators, FMA contraction).
+// Eight channels at a time on AVX2, sixteen on AVX-512 (GCC's vector extension: arithmetic
+// operators, FMA contraction).
 typedef float Vec8 __attribute__((vector_size(32)));
-typedef float Vec8Unaligned __attribute__((vector_size(32), aligned(4)));
-inline Vec8 load8(const float* p) { return *reinterpret_cast<const Vec8Unaligned*>(p); }
-inline void store8(float* p, Vec8 v) { *reinterpret_cast<Vec8Unaligned*>(p) = v; }
+typedef float Vec16 __attribute__((vector_size(64)));
+template <typename V>
+struct Lanes;
+template <>
+struct Lanes<Vec8> {
+  static constexpr int kCount = 8;
+  typedef float Unaligned __attribute__((vector_size(32), aligned(4)));
+};
+template <>
+struct Lanes<Vec16> {
+  static constexpr int kCount = 16;
+  typedef float Unaligned __attribute__((vector_size(64), aligned(4)));
+};
+template <typename V>
+inline V load(const float* p) {
+  return *reinterpret_cast<const typename Lanes<V>::Unaligned*>(p);
+}
+template <typename V>
+inline void store(float* p, V v) {
+  *reinterpret_cast<typename Lanes<V>::Unaligned*>(p) = v;
+}
+template <typename V>
+inline V max_of(V a, V b) {
+  return a > b ? a : b;
+}
+inline Vec8 fmadd(Vec8 a, Vec8 b, Vec8 c) { return _mm256_fmadd_ps(a, b, c); }
+CAPTCHA_AVX512_TARGET inline Vec16 fmadd(Vec16 a, Vec16 b, Vec16 c) { return _mm512_fmadd_ps(a, b, c); }
 
 // y = B^T x for six values x (B^T's rows: the polynomials whose roots are all points but one).
-inline void input_transform(const Vec8 x[kIn], Vec8 y[kIn]) {
+template <typename V>
+inline void input_transform(const V x[kIn], V y[kIn]) {
   y[0] = x[0] + 1.5f * x[1] - 2.0f * x[2] - 1.5f * x[3] + x[4];
   y[1] = -x[1] - 2.5f * x[2] - 0.5f * x[3] + x[4];
   y[2] = x[1] + 0.5f * x[2] - 2.5f * x[3] + x[4];
@@ -54,7 +80,8 @@ inline void input_transform(const Vec8 x[kIn], Vec8 y[kIn]) {
 }
 
 // y = A^T x for six values x (A^T's columns: the powers 0-3 of each point).
-inline void output_transform(const Vec8 x[kIn], Vec8 y[kOut]) {
+template <typename V>
+inline void output_transform(const V x[kIn], V y[kOut]) {
   y[0] = x[0] + x[1] + x[2] + x[3] + x[4];
   y[1] = x[1] - x[2] + 2.0f * x[3] - 0.5f * x[4];
   y[2] = x[1] + x[2] + 4.0f * x[3] + 0.25f * x[4];
@@ -116,8 +143,11 @@ void quantise_winograd(WinogradConv& layer) {
 namespace {
 
 // Pooled rows [first, last) of the n x h1 rows (image major), on the calling thread; `pooled`
-// is n x h/2 x w/2 x c1 (channels last).
-void conv1_rows(const SmallCnnWeights& weights, const float* images, int h, int w, float* pooled, long first, long last) {
+// is n x h/2 x w/2 x c1 (channels last). V: the channels of one step.
+template <typename V>
+__attribute__((always_inline)) inline void conv1_rows_with(const SmallCnnWeights& weights, const float* images, int h,
+                                                           int w, float* pooled, long first, long last) {
+  constexpr int kLanes = Lanes<V>::kCount;
   const int c1 = weights.c1, h1 = h / 2, w1 = w / 2;
   for (long index = first; index < last; ++index) {
     const int image = static_cast<int>(index / h1), py = static_cast<int>(index % h1);
@@ -132,25 +162,25 @@ void conv1_rows(const SmallCnnWeights& weights, const float* images, int h, int 
       else std::memset(rows[i] + 1, 0, sizeof(float) * w);
     }
     float* dst_row = pooled + (static_cast<std::size_t>(image) * h1 + py) * w1 * c1;
-    for (int block = 0; block < c1; block += 8) {
-      __m256 k[9];
-      for (int tap = 0; tap < 9; ++tap) k[tap] = _mm256_loadu_ps(weights.conv1.data() + tap * c1 + block);
-      const __m256 bias = _mm256_loadu_ps(weights.bias1.data() + block), zero = _mm256_setzero_ps();
+    for (int block = 0; block < c1; block += kLanes) {
+      V k[9];
+      for (int tap = 0; tap < 9; ++tap) k[tap] = load<V>(weights.conv1.data() + tap * c1 + block);
+      const V bias = load<V>(weights.bias1.data() + block), zero = {};
       for (int px = 0; px < w1; ++px) {
         // The four 3x3 convolutions under the 2x2 pooling window, from the 4x4 patch at column 2px.
-        __m256 best = _mm256_set1_ps(-3.4e38f);
+        V best = zero - 3.4e38f;
         for (int oy = 0; oy < 2; ++oy)
           for (int ox = 0; ox < 2; ++ox) {
-            __m256 acc = _mm256_setzero_ps();
+            V acc = {};
             for (int a = 0; a < 3; ++a) {
               const float* r = rows[oy + a] + 2 * px + ox;
-              acc = _mm256_fmadd_ps(_mm256_broadcast_ss(r), k[a * 3], acc);
-              acc = _mm256_fmadd_ps(_mm256_broadcast_ss(r + 1), k[a * 3 + 1], acc);
-              acc = _mm256_fmadd_ps(_mm256_broadcast_ss(r + 2), k[a * 3 + 2], acc);
+              acc = fmadd(zero + r[0], k[a * 3], acc);
+              acc = fmadd(zero + r[1], k[a * 3 + 1], acc);
+              acc = fmadd(zero + r[2], k[a * 3 + 2], acc);
             }
-            best = _mm256_max_ps(best, acc);
+            best = max_of(best, acc);
           }
-        _mm256_storeu_ps(dst_row + static_cast<std::size_t>(px) * c1 + block, _mm256_max_ps(_mm256_add_ps(best, bias), zero));
+        store<V>(dst_row + static_cast<std::size_t>(px) * c1 + block, max_of(best + bias, zero));
       }
     }
   }
@@ -236,9 +266,13 @@ bool use_avx512() {
 }
 
 // Chunks [first_chunk, last_chunk) of kChunkTiles output tiles of `layer` on `in` (n x h x w x
-// in channels, channels last), written to `out` as `layout` says, on the calling thread.
-void winograd_chunks(const WinogradConv& layer, const float* in, int n, int h, int w, float* out, MapLayout layout,
-                     long first_chunk, long last_chunk) {
+// in channels, channels last), written to `out` as `layout` says, on the calling thread. V: the
+// channels the transforms take at a time.
+template <typename V>
+__attribute__((always_inline)) inline void winograd_chunks_with(const WinogradConv& layer, const float* in, int n, int h,
+                                                                int w, float* out, MapLayout layout, long first_chunk,
+                                                                long last_chunk) {
+  constexpr int kLanes = Lanes<V>::kCount;
   const int c1 = layer.in, c2 = layer.out, out_h = out_size(layer, h), out_w = out_size(layer, w);
   const int scale = layer.pool ? 2 : 4;  // outputs per tile side
   const Tiling tiles = tiling(layer, h, w);
@@ -270,18 +304,18 @@ void winograd_chunks(const WinogradConv& layer, const float* in, int n, int h, i
       }
       float* dst = v.data() + static_cast<std::size_t>(t) * c1;
       const std::size_t position_stride = static_cast<std::size_t>(kChunkTiles) * c1;
-      for (int c = 0; c < c1; c += 8) {
-        Vec8 r[kIn][kIn];  // B^T d, by columns
+      for (int c = 0; c < c1; c += kLanes) {
+        V r[kIn][kIn];  // B^T d, by columns
         for (int j = 0; j < kIn; ++j) {
-          Vec8 column[kIn], transformed[kIn];
-          for (int i = 0; i < kIn; ++i) column[i] = load8(d[i * kIn + j] + c);
+          V column[kIn], transformed[kIn];
+          for (int i = 0; i < kIn; ++i) column[i] = load<V>(d[i * kIn + j] + c);
           input_transform(column, transformed);
           for (int i = 0; i < kIn; ++i) r[i][j] = transformed[i];
         }
         for (int i = 0; i < kIn; ++i) {
-          Vec8 row[kIn];
+          V row[kIn];
           input_transform(r[i], row);
-          for (int j = 0; j < kIn; ++j) store8(dst + (i * kIn + j) * position_stride + c, row[j]);
+          for (int j = 0; j < kIn; ++j) store<V>(dst + (i * kIn + j) * position_stride + c, row[j]);
         }
       }
     }
@@ -300,28 +334,59 @@ void winograd_chunks(const WinogradConv& layer, const float* in, int n, int h, i
       const std::size_t position_stride = static_cast<std::size_t>(kChunkTiles) * c2;
       float* tile_out = out + image * layout.image + static_cast<std::size_t>(scale * ty) * layout.y +
                         static_cast<std::size_t>(scale * tx) * layout.x;
-      const Vec8 zero = {};
-      for (int c = 0; c < c2; c += 8) {
-        Vec8 s[kOut][kIn];  // A^T M, by columns
+      const V zero = {};
+      for (int c = 0; c < c2; c += kLanes) {
+        V s[kOut][kIn];  // A^T M, by columns
         for (int j = 0; j < kIn; ++j) {
-          Vec8 column[kIn], transformed[kOut];
-          for (int i = 0; i < kIn; ++i) column[i] = load8(mt + (i * kIn + j) * position_stride + c);
+          V column[kIn], transformed[kOut];
+          for (int i = 0; i < kIn; ++i) column[i] = load<V>(mt + (i * kIn + j) * position_stride + c);
           output_transform(column, transformed);
           for (int i = 0; i < kOut; ++i) s[i][j] = transformed[i];
         }
-        Vec8 y[kOut][kOut];
+        V y[kOut][kOut];
         for (int i = 0; i < kOut; ++i) output_transform(s[i], y[i]);
-        const Vec8 bias = load8(layer.bias.data() + c);
+        const V bias = load<V>(layer.bias.data() + c);
         for (int a = 0; a < rows; ++a)
           for (int b = 0; b < columns; ++b) {
-            const Vec8 value = layer.pool ? _mm256_max_ps(_mm256_max_ps(y[2 * a][2 * b], y[2 * a][2 * b + 1]),
-                                                                    _mm256_max_ps(y[2 * a + 1][2 * b], y[2 * a + 1][2 * b + 1]))
-                                          : y[a][b];
-            store8(tile_out + a * layout.y + b * layout.x + c, _mm256_max_ps(value + bias, zero));
+            const V value = layer.pool ? max_of(max_of(y[2 * a][2 * b], y[2 * a][2 * b + 1]),
+                                                max_of(y[2 * a + 1][2 * b], y[2 * a + 1][2 * b + 1]))
+                                       : y[a][b];
+            store<V>(tile_out + a * layout.y + b * layout.x + c, max_of(value + bias, zero));
           }
       }
     }
   }
+}
+
+// winograd_chunks_with and conv1_rows_with eight channels at a time, or sixteen where the
+// dispatch chose the AVX-512 kernels and the channel counts allow.
+void winograd_chunks_avx2(const WinogradConv& layer, const float* in, int n, int h, int w, float* out, MapLayout layout,
+                          long first_chunk, long last_chunk) {
+  winograd_chunks_with<Vec8>(layer, in, n, h, w, out, layout, first_chunk, last_chunk);
+}
+CAPTCHA_AVX512_TARGET void winograd_chunks_avx512(const WinogradConv& layer, const float* in, int n, int h, int w,
+                                                  float* out, MapLayout layout, long first_chunk, long last_chunk) {
+  winograd_chunks_with<Vec16>(layer, in, n, h, w, out, layout, first_chunk, last_chunk);
+}
+void winograd_chunks(const WinogradConv& layer, const float* in, int n, int h, int w, float* out, MapLayout layout,
+                     long first_chunk, long last_chunk) {
+  if (use_avx512() && layer.in % 16 == 0 && layer.out % 16 == 0)
+    winograd_chunks_avx512(layer, in, n, h, w, out, layout, first_chunk, last_chunk);
+  else
+    winograd_chunks_avx2(layer, in, n, h, w, out, layout, first_chunk, last_chunk);
+}
+
+void conv1_rows_avx2(const SmallCnnWeights& weights, const float* images, int h, int w, float* pooled, long first,
+                     long last) {
+  conv1_rows_with<Vec8>(weights, images, h, w, pooled, first, last);
+}
+CAPTCHA_AVX512_TARGET void conv1_rows_avx512(const SmallCnnWeights& weights, const float* images, int h, int w,
+                                             float* pooled, long first, long last) {
+  conv1_rows_with<Vec16>(weights, images, h, w, pooled, first, last);
+}
+void conv1_rows(const SmallCnnWeights& weights, const float* images, int h, int w, float* pooled, long first, long last) {
+  if (use_avx512() && weights.c1 % 16 == 0) conv1_rows_avx512(weights, images, h, w, pooled, first, last);
+  else conv1_rows_avx2(weights, images, h, w, pooled, first, last);
 }
 
 // The map sizes before each layer after the first (that after conv1's pooling, first).

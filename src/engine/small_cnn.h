@@ -1,5 +1,6 @@
-// The convolutional front of the "small" network for inference, on AVX2 + FMA (internal to the
-// engine; the im2col path in inference.cpp serves other machines and architectures), for a stack of 3x3,
+// The convolutional front of the "small" network for inference, on AVX2 + FMA (16 channels a step
+// where the AVX-512 kernels are chosen; internal to the engine; the im2col path in inference.cpp
+// serves other machines and architectures), for a stack of 3x3,
 // stride 1 convolutions, each with its ReLU, batch norm folded in:
 //   the first (1 -> c1 channels) with bias + 2x2 max pool + ReLU in one pass (no full-size
 //   activation is ever written), and
