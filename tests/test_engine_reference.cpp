@@ -329,7 +329,7 @@ INSTANTIATE_TEST_SUITE_P(Architectures, EngineReference, ::testing::ValuesIn(cas
 
 // The int8 product against the integer sums it stands for, in double: every row and column
 // count around the kernels' blocks (6 rows, 16-column panels, 4-panel blocks), depths that are
-// not multiples of the groups, 8- and 16-bit, with a bias and accumulating.
+// not multiples of the groups, 8- and 16-bit, with a bias, accumulating and with the ReLU.
 TEST(Int8Product, GivesTheExactSumsOfTheQuantisedValuesScaled) {
   std::mt19937_64 rng(11);
   std::normal_distribution<float> normal(0.0f, 1.0f);
@@ -347,9 +347,10 @@ TEST(Int8Product, GivesTheExactSumsOfTheQuantisedValuesScaled) {
           const engine::QuantisedRows q = engine::quantised_rows_in(scratch.data(), rows, m.padded_k, wide);
           if (wide) engine::quantise_rows_wide(x.data(), k, rows, m, q);
           else engine::quantise_rows(x.data(), k, rows, k, m.padded_k, q);
-          std::vector<float> out(static_cast<std::size_t>(rows) * (cols + 1), 7.0f), accumulated = out;
+          std::vector<float> out(static_cast<std::size_t>(rows) * (cols + 1), 7.0f), accumulated = out, rectified = out;
           engine::int8_product(q, rows, m, bias.data(), false, out.data(), cols + 1);
           engine::int8_product(q, rows, m, nullptr, true, accumulated.data(), cols + 1);
+          engine::int8_product(q, rows, m, bias.data(), false, rectified.data(), cols + 1, /*relu=*/true);
           const std::string where = std::to_string(rows) + " x " + std::to_string(k) + " x " + std::to_string(cols) +
                                     (wide ? ", 16-bit" : ", 8-bit");
           // Each row's values back from its quantisation, within half a step of the originals (and
@@ -381,6 +382,7 @@ TEST(Int8Product, GivesTheExactSumsOfTheQuantisedValuesScaled) {
               const double tolerance = 1e-5 * (std::abs(want) + 1);
               ASSERT_NEAR(out[r * (cols + 1) + j], want + bias[j], tolerance) << where << ", row " << r << ", column " << j;
               ASSERT_NEAR(accumulated[r * (cols + 1) + j], want + 7.0, tolerance) << where;
+              ASSERT_NEAR(rectified[r * (cols + 1) + j], std::max(want + bias[j], 0.0), tolerance) << where;
             }
           for (int r = 0; r < rows; ++r) ASSERT_EQ(out[r * (cols + 1) + cols], 7.0f) << "wrote past the columns: " << where;
         }

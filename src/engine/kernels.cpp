@@ -23,7 +23,7 @@ namespace captcha::engine {
   void quantise_rows(const float* x, std::size_t ldx, int rows, int k, int padded_k, const QuantisedRows& out);         \
   void quantise_rows_wide(const float* x, std::size_t ldx, int rows, const QuantisedMatrix& b, const QuantisedRows& out); \
   void int8_product(const QuantisedRows& a, int rows, const QuantisedMatrix& b, const float* bias, bool accumulate, float* c, \
-                    std::size_t ldc);
+                    std::size_t ldc, bool relu);
 namespace avx2 {
 CAPTCHA_TARGET_DECLARATIONS
 }
@@ -34,7 +34,7 @@ namespace vnni {
 void quantise_rows_wide(const float* x, std::size_t ldx, int rows, const QuantisedMatrix& b, const QuantisedRows& out);
 void quantise_rows(const float* x, std::size_t ldx, int rows, int k, int padded_k, const QuantisedRows& out);
 void int8_product(const QuantisedRows& a, int rows, const QuantisedMatrix& b, const float* bias, bool accumulate, float* c,
-                  std::size_t ldc);
+                  std::size_t ldc, bool relu);
 }
 #undef CAPTCHA_TARGET_DECLARATIONS
 
@@ -212,12 +212,12 @@ void quantise_rows(const float* x, std::size_t ldx, int rows, int k, int padded_
 }
 
 void int8_product(const QuantisedRows& a, int rows, const QuantisedMatrix& b, const float* bias, bool accumulate, float* c,
-                  std::size_t ldc) {
-  if (int8_on_vnni()) return vnni::int8_product(a, rows, b, bias, accumulate, c, ldc);
+                  std::size_t ldc, bool relu) {
+  if (int8_on_vnni()) return vnni::int8_product(a, rows, b, bias, accumulate, c, ldc, relu);
   switch (chosen_kernels()) {
-    case Kernels::kAvx512: return avx512::int8_product(a, rows, b, bias, accumulate, c, ldc);
-    case Kernels::kAvx2: return avx2::int8_product(a, rows, b, bias, accumulate, c, ldc);
-    case Kernels::kGeneric: return generic::int8_product(a, rows, b, bias, accumulate, c, ldc);
+    case Kernels::kAvx512: return avx512::int8_product(a, rows, b, bias, accumulate, c, ldc, relu);
+    case Kernels::kAvx2: return avx2::int8_product(a, rows, b, bias, accumulate, c, ldc, relu);
+    case Kernels::kGeneric: return generic::int8_product(a, rows, b, bias, accumulate, c, ldc, relu);
   }
 }
 

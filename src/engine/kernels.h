@@ -66,10 +66,11 @@ void quantise_rows(const float* x, std::size_t ldx, int rows, int k, int padded_
 void quantise_rows_wide(const float* x, std::size_t ldx, int rows, const QuantisedMatrix& b, const QuantisedRows& out);
 
 // c (rows x b.cols, rows `ldc` floats apart) = bias (or 0; or c's own values where
-// `accumulate`) + a . b, the integer products summed exactly and scaled back to floats. On the
+// `accumulate`) + a . b, the integer products summed exactly and scaled back to floats, then
+// ReLU where `relu`. On the
 // VNNI instructions (vpdpbusd) where the CPU has AVX-512 VNNI, otherwise in plain code.
 void int8_product(const QuantisedRows& a, int rows, const QuantisedMatrix& b, const float* bias, bool accumulate, float* c,
-                  std::size_t ldc);
+                  std::size_t ldc, bool relu = false);
 
 // (a wide `b` takes rows from quantise_rows_wide.)
 // The int8 product's build: "avx512-vnni" or "plain".

@@ -21,7 +21,7 @@ constexpr int kChunkRows = 96;
 // R rows x N panels of c; kWide: 16-bit values (b.wide), whose zero points are all 0.
 template <int R, int N, bool kWide>
 inline void block(const QuantisedRows& a, const QuantisedMatrix& b, int panel, const float* bias, bool accumulate, float* c,
-                  std::size_t ldc) {
+                  std::size_t ldc, bool relu) {
   const int groups = b.padded_k / b.group_rows();
   const std::size_t panel_bytes = static_cast<std::size_t>(groups) * 64;
   const std::int8_t* p = b.packed.data() + panel * panel_bytes;
@@ -71,33 +71,34 @@ inline void block(const QuantisedRows& a, const QuantisedMatrix& b, int panel, c
       const __m512 value = _mm512_mul_ps(_mm512_cvtepi32_ps(exact), _mm512_mul_ps(_mm512_set1_ps(a.scales[r * a.meta_stride]), scales));
       float* out = c + r * ldc + j;
       const __m512 base = accumulate ? _mm512_maskz_loadu_ps(mask, out) : offset;
-      _mm512_mask_storeu_ps(out, mask, _mm512_add_ps(base, value));
+      const __m512 sum = _mm512_add_ps(base, value);
+      _mm512_mask_storeu_ps(out, mask, relu ? _mm512_max_ps(sum, _mm512_setzero_ps()) : sum);
     }
   }
 }
 
 template <int N, bool kWide>
 void rows_block(int rows, const QuantisedRows& a, const QuantisedMatrix& b, int panel, const float* bias, bool accumulate,
-                float* c, std::size_t ldc) {
+                float* c, std::size_t ldc, bool relu) {
   switch (rows) {
-    case 6: return block<6, N, kWide>(a, b, panel, bias, accumulate, c, ldc);
-    case 5: return block<5, N, kWide>(a, b, panel, bias, accumulate, c, ldc);
-    case 4: return block<4, N, kWide>(a, b, panel, bias, accumulate, c, ldc);
-    case 3: return block<3, N, kWide>(a, b, panel, bias, accumulate, c, ldc);
-    case 2: return block<2, N, kWide>(a, b, panel, bias, accumulate, c, ldc);
-    case 1: return block<1, N, kWide>(a, b, panel, bias, accumulate, c, ldc);
+    case 6: return block<6, N, kWide>(a, b, panel, bias, accumulate, c, ldc, relu);
+    case 5: return block<5, N, kWide>(a, b, panel, bias, accumulate, c, ldc, relu);
+    case 4: return block<4, N, kWide>(a, b, panel, bias, accumulate, c, ldc, relu);
+    case 3: return block<3, N, kWide>(a, b, panel, bias, accumulate, c, ldc, relu);
+    case 2: return block<2, N, kWide>(a, b, panel, bias, accumulate, c, ldc, relu);
+    case 1: return block<1, N, kWide>(a, b, panel, bias, accumulate, c, ldc, relu);
     default: return;
   }
 }
 
 template <bool kWide>
 void panels_block(int panels, int rows, const QuantisedRows& a, const QuantisedMatrix& b, int panel, const float* bias,
-                  bool accumulate, float* c, std::size_t ldc) {
+                  bool accumulate, float* c, std::size_t ldc, bool relu) {
   switch (panels) {
-    case 4: return rows_block<4, kWide>(rows, a, b, panel, bias, accumulate, c, ldc);
-    case 3: return rows_block<3, kWide>(rows, a, b, panel, bias, accumulate, c, ldc);
-    case 2: return rows_block<2, kWide>(rows, a, b, panel, bias, accumulate, c, ldc);
-    default: return rows_block<1, kWide>(rows, a, b, panel, bias, accumulate, c, ldc);
+    case 4: return rows_block<4, kWide>(rows, a, b, panel, bias, accumulate, c, ldc, relu);
+    case 3: return rows_block<3, kWide>(rows, a, b, panel, bias, accumulate, c, ldc, relu);
+    case 2: return rows_block<2, kWide>(rows, a, b, panel, bias, accumulate, c, ldc, relu);
+    default: return rows_block<1, kWide>(rows, a, b, panel, bias, accumulate, c, ldc, relu);
   }
 }
 
@@ -152,7 +153,7 @@ void quantise_rows_wide(const float* x, std::size_t ldx, int rows, const Quantis
 }
 
 void int8_product(const QuantisedRows& a, int rows, const QuantisedMatrix& b, const float* bias, bool accumulate, float* c,
-                  std::size_t ldc) {
+                  std::size_t ldc, bool relu) {
   const int panels = b.padded_cols / 16;
   for (int r0 = 0; r0 < rows; r0 += kChunkRows) {
     const int chunk_end = std::min(rows, r0 + kChunkRows);
@@ -162,8 +163,8 @@ void int8_product(const QuantisedRows& a, int rows, const QuantisedMatrix& b, co
         const int count = std::min(6, chunk_end - r);
         const QuantisedRows x = a.row(r);
         float* out = c + static_cast<std::size_t>(r) * ldc;
-        if (b.wide) panels_block<true>(n, count, x, b, p, bias, accumulate, out, ldc);
-        else panels_block<false>(n, count, x, b, p, bias, accumulate, out, ldc);
+        if (b.wide) panels_block<true>(n, count, x, b, p, bias, accumulate, out, ldc, relu);
+        else panels_block<false>(n, count, x, b, p, bias, accumulate, out, ldc, relu);
       }
     }
   }
