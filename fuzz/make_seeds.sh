@@ -50,6 +50,9 @@ for dir in model safetensors; do
   cp "$work/gru/final.safetensors" "corpus/$dir/gru.safetensors"
 done
 cp "$work/lstm/last.safetensors" corpus/safetensors/checkpoint.safetensors
+# an int8 file: 8-bit matrices with their scales
+"$bin" export --model "$work/gru/final.safetensors" --format safetensors --int8 --out corpus/model/gru-int8.safetensors \
+  2>/dev/null
 
 # --- labels: the first line names the files ('/' between names), the rest is labels.tsv ---
 printf 'a1b2.png/c3d4.jpg/x.bmp/readme.txt\n' > corpus/labels/names-only

@@ -53,17 +53,42 @@ TEST(BundledModel, ReadsTheBundledExamplesInInt8) {
   }
 }
 
+// The first bundled example, prepared and normalised as the bundled model reads it.
+std::vector<float> first_example_input() {
+  const std::string path = kSource + "/models/general.safetensors";
+  const Recogniser recogniser(path);
+  const PreprocessOptions& options = recogniser.model().preprocess;
+  const Image prepared = recogniser.prepare(load_image(scan_folder(kSource + "/examples").front().path));
+  std::vector<float> input(static_cast<std::size_t>(options.width) * options.height);
+  normalise_into(prepared, options, input.data());
+  return input;
+}
+
+// An int8 model file (export --int8) reads with int8 products and gives the logits the float
+// file gives with them: the engine quantises the weights it gives back to the same 8 bits.
+TEST(BundledModel, AnInt8FileReadsAsTheFloatFileInInt8) {
+  testing::TempDir dir("int8-file");
+  const std::string path = kSource + "/models/general.safetensors";
+  save_model(dir / "int8.safetensors", exported_model(load_model(path), true, path));
+  const ModelFile model = load_model(path);
+  const InferenceNetwork float_file(model, path, Precision::kInt8);
+  const InferenceNetwork int8_file(load_model(dir / "int8.safetensors"), dir / "int8.safetensors");
+  const std::vector<float> input = first_example_input();
+  const std::vector<float> a = float_file.forward(input.data(), 1, model.preprocess.width);
+  const std::vector<float> b = int8_file.forward(input.data(), 1, model.preprocess.width);
+  ASSERT_EQ(a.size(), b.size());
+  for (std::size_t i = 0; i < a.size(); ++i) ASSERT_NEAR(a[i], b[i], 1e-3) << i;
+}
+
 // A pass of one image after a pause runs on the calling thread alone (the engine's other threads
 // are asleep by then); passes in quick succession use them all. Either way the logits are the
 // same.
 TEST(BundledModel, AColdOneImagePassReadsAsAWarmOne) {
   const std::string path = kSource + "/models/general.safetensors";
-  const Recogniser recogniser(path, 2);
   const ModelFile model = load_model(path);
+  const std::vector<float> input = first_example_input();
+  set_inference_threads(2);
   const InferenceNetwork network(model, path);
-  const Image prepared = recogniser.prepare(load_image(scan_folder(kSource + "/examples").front().path));
-  std::vector<float> input(static_cast<std::size_t>(model.preprocess.width) * model.preprocess.height);
-  normalise_into(prepared, model.preprocess, input.data());
   const std::vector<float> cold = network.forward(input.data(), 1, model.preprocess.width);
   const std::vector<float> warm = network.forward(input.data(), 1, model.preprocess.width);
   ASSERT_EQ(cold.size(), warm.size());

@@ -441,6 +441,28 @@ TEST_F(Cli, Int8ReadsTheExamplesAsFloatDoes) {
   EXPECT_EQ(nlohmann::json::parse(eval.output).at("exact_match").get<double>(), 1.0) << eval.output;
 }
 
+// export --format safetensors: the network's weights alone, or with --int8 in 8 bits, checked
+// first on a labelled folder with --calibrate; the file reads like the float one.
+TEST_F(Cli, ExportWritesInt8ModelFilesCheckedOnAFolder) {
+  const std::string examples = std::string(CAPTCHA_SOURCE_DIR) + "/examples";
+  const std::string bundled = std::string(CAPTCHA_SOURCE_DIR) + "/models/general.safetensors";
+  Result r = run_reader("export --model " + bundled + " --format safetensors --int8 --calibrate " + examples +
+                        " --out " + path("g8.safetensors"));
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("exact match 100.00% float, 100.00% int8"), std::string::npos) << r.output;
+  EXPECT_LT(fs::file_size(path("g8.safetensors")), fs::file_size(bundled) * 2 / 5);
+  const Result float_read = run_reader("predict --model " + bundled + " --int8 " + examples, false);
+  const Result int8_read = run_reader("predict --model " + path("g8.safetensors") + " " + examples, false);
+  ASSERT_EQ(int8_read.code, 0) << int8_read.output;
+  EXPECT_EQ(int8_read.output, float_read.output);
+  r = run_reader("export --model " + bundled + " --format onnx --int8 --out " + path("g8.onnx"));
+  EXPECT_NE(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("--format safetensors"), std::string::npos) << r.output;
+  r = run_reader("export --model " + bundled + " --format safetensors --calibrate " + examples + " --out " + path("c.safetensors"));
+  EXPECT_NE(r.code, 0) << r.output;
+  EXPECT_FALSE(fs::exists(path("c.safetensors")));
+}
+
 TEST_F(Cli, ReadingOnlyBuildReadsLikeTheFullOneAndLinksNoLibTorch) {
   const Result full = run("predict --model " + model() + " --json " + data(), false);
   const Result reader = run_reader("predict --model " + model() + " --json " + data(), false);

@@ -2,7 +2,10 @@
 // foreign and wrong-version files.
 #include "captcha/model_file.h"
 
+#include <algorithm>
+#include <cmath>
 #include <cstring>
+#include <filesystem>
 
 #include <gtest/gtest.h>
 
@@ -195,6 +198,75 @@ TEST(ModelFile, AShapeWhoseSizeOverflowsIsRejected) {
   } catch (const ModelFileError& e) {
     EXPECT_NE(std::string(e.what()).find("tensor x size does not match its shape"), std::string::npos) << e.what();
   }
+}
+
+// An int8 export of the bundled model: its weight matrices in 8 bits per output channel (the
+// classifier's and the convolutions' kept), a third of the bytes, each weight back within half
+// a step of its float value; a plain export keeps the network's weights as they are.
+TEST(ModelFile, Int8ExportStoresMatricesInEightBitsAndReadsThemBack) {
+  TempDir dir("int8");
+  const std::string source = std::string(CAPTCHA_SOURCE_DIR) + "/models/general.safetensors";
+  const ModelFile model = load_model(source);
+  save_model(dir / "int8.safetensors", exported_model(model, true, source));
+  save_model(dir / "float.safetensors", exported_model(model, false, source));
+  EXPECT_LT(std::filesystem::file_size(dir / "int8.safetensors"), std::filesystem::file_size(source) * 2 / 5);
+  const SafetensorsFile raw = read_safetensors(dir / "int8.safetensors");
+  EXPECT_EQ(raw.metadata.at("precision"), "int8");
+  EXPECT_EQ(raw.tensors.at("dense.weight").dtype, DType::kI8);
+  EXPECT_EQ(raw.tensors.at("rnn1.weight_hh_l0_reverse").dtype, DType::kI8);
+  EXPECT_EQ(raw.tensors.at("dense.weight_scale").shape, (std::vector<std::int64_t>{256}));
+  EXPECT_EQ(raw.tensors.at("classifier.weight").dtype, DType::kF32);
+  EXPECT_EQ(raw.tensors.at("conv2.weight").dtype, DType::kF32);
+
+  const ModelFile back = load_model(dir / "int8.safetensors");
+  EXPECT_TRUE(back.int8);
+  const ModelFile plain = load_model(dir / "float.safetensors");
+  EXPECT_FALSE(plain.int8);
+  ASSERT_EQ(back.tensors.size(), plain.tensors.size());
+  for (const auto& [name, tensor] : plain.tensors) {
+    ASSERT_TRUE(back.tensors.count(name)) << name;
+    const Tensor& q = back.tensors.at(name);
+    ASSERT_EQ(q.dtype, tensor.dtype) << name;
+    ASSERT_EQ(q.shape, tensor.shape) << name;
+    if (tensor.dtype != DType::kF32 || tensor.shape.size() != 2 || name == "classifier.weight") {
+      EXPECT_EQ(q.bytes, tensor.bytes) << name << " changed";
+      continue;
+    }
+    const std::size_t rows = tensor.shape[0], cols = tensor.shape[1];
+    for (std::size_t r = 0; r < rows; ++r) {
+      float largest = 0;
+      for (std::size_t c = 0; c < cols; ++c) largest = std::max(largest, std::abs(tensor.f32()[r * cols + c]));
+      for (std::size_t c = 0; c < cols; ++c)
+        ASSERT_NEAR(q.f32()[r * cols + c], tensor.f32()[r * cols + c], largest / 127 * 0.501) << name << " row " << r;
+    }
+  }
+  for (const auto& [name, tensor] : model.tensors)
+    if (!is_network_weight(name)) EXPECT_FALSE(plain.tensors.count(name)) << name << " exported";
+}
+
+TEST(ModelFile, EightBitTensorsWithoutTheirScalesAreRefused) {
+  TempDir dir("int8-bad");
+  ModelFile m = sample_model();
+  Tensor q;
+  q.dtype = DType::kI8;
+  q.shape = {2, 3};
+  q.bytes = {1, 2, 3, 4, 5, 6};
+  m.tensors["layer.weight"] = q;
+  save_model(dir / "no-scale.safetensors", m);
+  std::string message = expect_model_error(dir / "no-scale.safetensors");
+  EXPECT_NE(message.find("layer.weight_scale"), std::string::npos) << message;
+  const float three[3] = {1, 1, 1};
+  m.tensors["layer.weight_scale"] = Tensor::from_f32({3}, three);  // a scale per row: 2, not 3
+  save_model(dir / "wrong-scale.safetensors", m);
+  message = expect_model_error(dir / "wrong-scale.safetensors");
+  EXPECT_NE(message.find("layer.weight"), std::string::npos) << message;
+  const float two[2] = {0.5f, 2};
+  m.tensors["layer.weight_scale"] = Tensor::from_f32({2}, two);
+  save_model(dir / "good.safetensors", m);
+  const ModelFile back = load_model(dir / "good.safetensors");
+  ASSERT_EQ(back.tensors.at("layer.weight").dtype, DType::kF32);
+  EXPECT_EQ(back.tensors.count("layer.weight_scale"), 0u);
+  EXPECT_FLOAT_EQ(back.tensors.at("layer.weight").f32()[4], 10.0f);  // 5 x 2
 }
 
 }  // namespace

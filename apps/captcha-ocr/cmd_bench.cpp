@@ -80,12 +80,12 @@ int bench(const BenchArgs& args) {
                           {"median_ms", median},       {"min_ms", times.front()},
                           {"images_per_second", images_per_second},
                           {"load_ms", load_ms},        {"first_forward_ms", first_ms},
-                          {"kernels", kernels(args.int8)}};
+                          {"kernels", kernels(args.int8 || model.int8)}};
     std::cout << out.dump() << "\n";
   } else {
     std::printf("model %s, batch %d, %dx%d, threads %s, %zu runs after %d warm-up, %s kernels\n", args.model.c_str(),
                 args.batch, width, height, args.threads > 0 ? std::to_string(args.threads).c_str() : "all",
-                times.size(), args.warmup, kernels(args.int8).c_str());
+                times.size(), args.warmup, kernels(args.int8 || model.int8).c_str());
     std::printf("median %.3f ms per batch (min %.3f), %.1f images/s; load %.1f ms, first forward %.1f ms\n",
                 median, times.front(), images_per_second, load_ms, first_ms);
   }

@@ -30,7 +30,8 @@ enum class Precision { kFloat32, kInt8 };
 class InferenceNetwork {
  public:
   // Copies (and folds) the weights it needs from `model`; throws ModelFileError naming `path`
-  // when a tensor is missing or has the wrong shape for the model's architecture.
+  // when a tensor is missing or has the wrong shape for the model's architecture. An int8 model
+  // file (ModelFile::int8) runs with kInt8 whatever `precision` says.
   InferenceNetwork(const ModelFile& model, const std::string& path, Precision precision = Precision::kFloat32);
   ~InferenceNetwork();
   InferenceNetwork(InferenceNetwork&&) noexcept;

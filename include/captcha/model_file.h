@@ -48,7 +48,22 @@ struct ModelFile {
   nlohmann::json training = nlohmann::json::object();  // summary: epochs, figures, dataset, date
   nlohmann::json checkpoint;                           // trainer state (in `last` only), or null
   std::map<std::string, Tensor> tensors;               // weights (and optimizer state)
+  // An int8 model file (metadata "precision": "int8", see exported_model): its large weight
+  // matrices were stored in 8 bits and are given back here as floats; readers read it with int8
+  // products.
+  bool int8 = false;
 };
+
+// Suffix of the per-output-channel scales of a weight matrix stored in 8 bits: "dense.weight" is
+// I8 [out, in], "dense.weight_scale" F32 [out], the weights being their product.
+inline constexpr const char* kInt8ScaleSuffix = "_scale";
+
+// The model as a portable reading file: the network's weights only (no optimizer, weight
+// average, trainer state or checkpoint). With `int8`, every 2-D weight matrix but the
+// classifier's is stored in 8 bits per output channel (scale = its largest magnitude / 127, as
+// the engine's int8 path quantises it at load), a quarter of the bytes. Throws ModelFileError
+// naming `path` when the architecture does not fit the tensors.
+ModelFile exported_model(ModelFile model, bool int8, const std::string& path);
 
 // Throws ModelFileError.
 void save_model(const std::string& path, const ModelFile& model);

@@ -88,6 +88,15 @@ struct Evaluation {
 Evaluation evaluate(const Recogniser& recogniser, const std::string& folder, const BatchOptions& options = {},
                     bool case_insensitive = false);
 
+// A model read in float and with int8 products on one labelled folder: the check of an int8
+// model file on the user's own images before it replaces the float one.
+struct PrecisionComparison {
+  Evaluation float32, int8;
+  std::size_t same_text = 0;  // images both read alike
+};
+PrecisionComparison compare_int8(const std::string& model_path, const std::string& folder,
+                                 const BatchOptions& options = {}, bool case_insensitive = false);
+
 // The misread images as TSV (path, truth, reading, confidence), with a header line. Throws Error
 // naming `path` when it cannot be written.
 void write_misreads(const Evaluation& evaluation, const std::string& path);

@@ -10,7 +10,7 @@
 
 namespace captcha {
 
-enum class DType { kF32, kI64, kU8 };
+enum class DType { kF32, kI64, kU8, kI8 };
 
 struct Tensor {
   DType dtype = DType::kF32;

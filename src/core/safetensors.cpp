@@ -32,6 +32,7 @@ const char* dtype_name(DType t) {
     case DType::kF32: return "F32";
     case DType::kI64: return "I64";
     case DType::kU8: return "U8";
+    case DType::kI8: return "I8";
   }
   return "?";
 }
@@ -42,6 +43,7 @@ DType parse_dtype(const std::string& name, const std::string& path) {
   if (name == "F32") return DType::kF32;
   if (name == "I64") return DType::kI64;
   if (name == "U8") return DType::kU8;
+  if (name == "I8") return DType::kI8;
   throw ModelFileError(path + ": unsupported tensor dtype " + name);
 }
 

@@ -489,7 +489,7 @@ InferenceNetwork::InferenceNetwork(const ModelFile& model, const std::string& pa
   net.features = weights.linear(spec.features, column_order);
   for (const auto& rnn : spec.rnns) net.rnns.push_back(weights.rnn(rnn));
   net.classifier = weights.linear(spec.classifier);
-  if (precision == Precision::kInt8) {
+  if (precision == Precision::kInt8 || model.int8) {
     if (net.fast_cnn)
       for (auto& layer : net.fast_cnn->convs) engine::quantise_winograd(layer);
     engine::quantise_dense(net.features);

@@ -151,4 +151,14 @@ void write_misreads(const Evaluation& evaluation, const std::string& path) {
   if (!out.flush()) throw Error(path + ": cannot write the errors file");
 }
 
+PrecisionComparison compare_int8(const std::string& model_path, const std::string& folder, const BatchOptions& options,
+                                 bool case_insensitive) {
+  PrecisionComparison out;
+  out.float32 = evaluate(Recogniser(model_path, options.threads), folder, options, case_insensitive);
+  out.int8 = evaluate(Recogniser(model_path, options.threads, Precision::kInt8), folder, options, case_insensitive);
+  for (std::size_t i = 0; i < out.float32.readings.size() && i < out.int8.readings.size(); ++i)
+    out.same_text += out.float32.readings[i].reading == out.int8.readings[i].reading;
+  return out;
+}
+
 }  // namespace captcha
