@@ -25,6 +25,11 @@ packages=(
   fonts-beteckna fonts-cabinsketch fonts-comfortaa fonts-eurofurence fonts-fantasque-sans
   fonts-humor-sans fonts-leckerli-one fonts-manrope fonts-monofur fonts-okolaks fonts-opendin
   fonts-reggae fonts-routed-gothic fonts-staypuft fonts-tomsontalks fonts-train fonts-ubuntu-title
+  fonts-urw-base35 fonts-croscore fonts-open-sans fonts-oxygen fonts-ebgaramond fonts-tuffy   # --font-set extended
+  fonts-yanone-kaffeesatz fonts-hack fonts-inconsolata fonts-league-mono fonts-goudybookletter fonts-kristi fonts-summersby
+  fonts-adf-accanthis fonts-adf-berenis fonts-adf-gillius fonts-adf-ikarius fonts-adf-irianis  # --font-set held-out
+  fonts-adf-mekanus fonts-adf-romande fonts-adf-switzera fonts-adf-tribun fonts-adf-universalis fonts-adf-verana
+  fonts-crosextra-caladea fonts-crosextra-carlito fonts-firacode fonts-femkeklaver fonts-isabella
   php-cli php-gd php-mbstring php-gregwar-captcha   # ../shared/tools/gregwar-dataset
 )
 

@@ -168,6 +168,26 @@ double ink_in_bottom_row(const cv::Mat& image) {
   return static_cast<double>(ink) / row.cols;
 }
 
+// The broad style draws at other canvas sizes and scales to the asked one; the same seed gives
+// the same bytes, and its treatments make the images differ from mix's.
+TEST(Generator, BroadDrawsTheAskedSizeTheSameForTheSameSeed) {
+  GenerateOptions o;
+  o.style = "broad";
+  o.width = 150;
+  o.height = 40;
+  const CaptchaGenerator broad(o);
+  o.style = "mix";
+  const CaptchaGenerator mix(o);
+  int differ = 0;
+  for (std::uint64_t seed = 1; seed <= 30; ++seed) {
+    const cv::Mat a = broad.draw("xY3kq", seed), b = broad.draw("xY3kq", seed);
+    ASSERT_EQ(a.size(), cv::Size(150, 40)) << seed;
+    ASSERT_EQ(cv::norm(a, b, cv::NORM_INF), 0) << "seed " << seed << " drew two images";
+    differ += cv::norm(a, mix.draw("xY3kq", seed), cv::NORM_INF) > 0;
+  }
+  EXPECT_EQ(differ, 30);
+}
+
 TEST(Generator, CutSetsTheTextOnTheBottomEdge) {
   // Descenders in every label: cut loses their ends below the image, mix keeps the text inside.
   std::map<std::string, int> touching;
@@ -201,6 +221,16 @@ TEST(Generator, DisplayFontsWidenTheClassicSet) {
   const std::set<std::string> every(all.font_files().begin(), all.font_files().end());
   for (const auto& file : classic.font_files()) EXPECT_TRUE(every.count(file)) << file;
   EXPECT_GT(all.font_files().size(), classic.font_files().size() + 20) << "the display fonts are not installed";
+  o.font_set = "extended";
+  const CaptchaGenerator extended(o);
+  const std::set<std::string> wider(extended.font_files().begin(), extended.font_files().end());
+  for (const auto& file : all.font_files()) EXPECT_TRUE(wider.count(file)) << file;
+  EXPECT_GT(wider.size(), every.size() + 50) << "the extended set's fonts are not installed";
+  // The held-out families are in no other set: reading them measures faces never trained on.
+  o.font_set = "held-out";
+  const CaptchaGenerator held_out(o);
+  EXPECT_GT(held_out.font_files().size(), 40u) << "the held-out fonts are not installed";
+  for (const auto& file : held_out.font_files()) EXPECT_FALSE(wider.count(file)) << file;
   o.font_set = "fancy";
   EXPECT_THROW(CaptchaGenerator{o}, ConfigError);
 }

@@ -22,6 +22,7 @@ TEST(Metrics, ExactMatchAndCer) {
   EXPECT_EQ(r.count, 4u);
   EXPECT_DOUBLE_EQ(r.exact_match, 0.25);
   EXPECT_DOUBLE_EQ(r.exact_match_case_insensitive, 0.5);
+  EXPECT_EQ(r.case_only_errors, 1u);
   EXPECT_DOUBLE_EQ(r.cer, 4.0 / 20);
   EXPECT_DOUBLE_EQ(r.char_accuracy, 16.0 / 20);
 }
@@ -31,6 +32,7 @@ TEST(Metrics, CaseInsensitiveMode) {
   m.add("ABcde", "abcde");
   const auto r = m.report();
   EXPECT_DOUBLE_EQ(r.exact_match, 1.0);
+  EXPECT_EQ(r.case_only_errors, 0u);
   EXPECT_DOUBLE_EQ(r.cer, 0.0);
 }
 

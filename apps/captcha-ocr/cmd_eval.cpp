@@ -57,6 +57,7 @@ void print_json(const EvalArgs& args, const Recogniser& recogniser, const Evalua
                         {"skipped", evaluation.skipped.total()},
                         {"exact_match", report.exact_match},
                         {"exact_match_case_insensitive", report.exact_match_case_insensitive},
+                        {"case_only_errors", report.case_only_errors},
                         {"cer", report.cer},
                         {"char_accuracy", report.char_accuracy},
                         {"per_char_accuracy", report.per_char_accuracy},
@@ -78,7 +79,10 @@ void print_table(const EvalArgs& args, const Recogniser& recogniser, const Evalu
   if (evaluation.skipped.total()) row("skipped", evaluation.skipped.summary());
   row(fold ? "exact match (no case)" : "exact match",
       percent(report.exact_match) + " (" + std::to_string(exact) + "/" + std::to_string(report.count) + ")");
-  if (!fold) row("exact match (no case)", percent(report.exact_match_case_insensitive));
+  if (!fold) {
+    row("exact match (no case)", percent(report.exact_match_case_insensitive));
+    row("misread only in case", std::to_string(report.case_only_errors) + " images");
+  }
   row("CER", percent(report.cer));
   row("character accuracy", percent(report.char_accuracy));
   std::string confusions;

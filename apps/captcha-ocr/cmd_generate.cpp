@@ -56,10 +56,11 @@ void register_generate(CLI::App& app, Action& run) {
   cmd->add_option("--fonts", o.font_dirs, "Font folders to use instead of the installed Debian fonts")
       ->check(CLI::ExistingDirectory);
   cmd->add_option("--font-set", o.font_set,
-                  "all (classic and display faces) or classic (the sans, serif, mono and handwriting faces the "
-                  "bundled model's stages 1-5 were drawn with)")
+                  "all (classic and display faces), classic (the sans, serif, mono and handwriting faces the "
+                  "bundled model's stages 1-5 were drawn with), extended (all and 13 more families) or held-out "
+                  "(families in no other set, to check reading faces never trained on)")
       ->capture_default_str()
-      ->check(CLI::IsMember({"all", "classic"}));
+      ->check(CLI::IsMember({"all", "classic", "extended", "held-out"}));
   cmd->callback([&run, options, length, size] {
     run = [options, length, size]() -> int {
       GenerateOptions o = *options;

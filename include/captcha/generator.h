@@ -39,7 +39,9 @@ struct GenerateOptions {
   std::uint64_t seed = 1;
   int threads = 0;                // 0: every core
   std::vector<std::string> font_dirs;  // empty: the Debian font packages scripts/setup.sh installs
-  std::string font_set = "all";        // without font_dirs: "all", or "classic" (the first general models' fonts)
+  // Without font_dirs: "all", "classic" (the first general models' fonts), "extended" (all and more
+  // families) or "held-out" (families in no other set).
+  std::string font_set = "all";
 };
 
 // The style names with a one-line description each, `mix` last.

@@ -22,6 +22,7 @@ struct EvaluationReport {
   std::size_t count = 0;
   double exact_match = 0;                   // fraction of whole strings read exactly
   double exact_match_case_insensitive = 0;  // same, ignoring ASCII case
+  std::size_t case_only_errors = 0;         // strings misread only in case (0 when scored ignoring case)
   double cer = 0;            // sum of edit distances / total label characters
   double char_accuracy = 0;  // label characters read correctly (aligned) / total
   std::map<std::string, double> per_char_accuracy;  // by label symbol

@@ -70,6 +70,7 @@ EvaluationReport MetricsAccumulator::report(std::size_t max_confusions) const {
   if (count_ > 0) {
     r.exact_match = static_cast<double>(exact_) / count_;
     r.exact_match_case_insensitive = static_cast<double>(exact_ci_) / count_;
+    r.case_only_errors = exact_ci_ - exact_;
   }
   if (label_chars_ > 0) {
     r.cer = static_cast<double>(edits_) / label_chars_;

@@ -65,8 +65,10 @@ template <typename V>
 inline V max_of(V a, V b) {
   return a > b ? a : b;
 }
+// a * b + c, fused (16 lanes: by contraction, as a call to an AVX-512 function from these
+// untargeted helpers would change the ABI, which Clang refuses).
 inline Vec8 fmadd(Vec8 a, Vec8 b, Vec8 c) { return _mm256_fmadd_ps(a, b, c); }
-CAPTCHA_AVX512_TARGET inline Vec16 fmadd(Vec16 a, Vec16 b, Vec16 c) { return _mm512_fmadd_ps(a, b, c); }
+inline Vec16 fmadd(Vec16 a, Vec16 b, Vec16 c) { return a * b + c; }
 
 // y = B^T x for six values x (B^T's rows: the polynomials whose roots are all points but one).
 template <typename V>

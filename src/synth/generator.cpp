@@ -62,6 +62,26 @@ const char* const kDisplayFontDirs[] = {
     "/usr/share/fonts/truetype/ubuntu-title",
 };
 
+// The extended set adds these families to all: more sans, serif, mono, condensed and
+// handwriting faces (URW's clones of the PostScript 35 among them).
+const char* const kExtendedFontDirs[] = {
+    "/usr/share/fonts/opentype/urw-base35",    "/usr/share/fonts/truetype/croscore",
+    "/usr/share/fonts/truetype/open-sans",     "/usr/share/fonts/truetype/oxygen",
+    "/usr/share/fonts/opentype/ebgaramond",    "/usr/share/fonts/truetype/tuffy",
+    "/usr/share/fonts/opentype/yanone-kaffeesatz", "/usr/share/fonts/truetype/hack",
+    "/usr/share/fonts/truetype/inconsolata",   "/usr/share/fonts/opentype/league-mono",
+    "/usr/share/fonts/opentype/sortsmill",     "/usr/share/fonts/truetype/kristi",
+    "/usr/share/fonts/truetype/summersby",
+};
+// Families in no other set, for checks of reading faces never trained on (--font-set held-out):
+// the Arkandis Digital Foundry's serif, sans and display families, Carlito and Caladea, Fira
+// Code, and two handwriting faces.
+const char* const kHeldOutFontDirs[] = {
+    "/usr/share/fonts/truetype/adf",      "/usr/share/fonts/truetype/crosextra",
+    "/usr/share/fonts/truetype/firacode", "/usr/share/fonts/truetype/femkeklaver",
+    "/usr/share/fonts/truetype/isabella",
+};
+
 // Weights too faint to read once shrunk, and fonts that are not text faces.
 bool unsuitable_font(const std::string& file_name) {
   for (const char* part : {"Thin", "Hairline", "ExtraLight", "Light", "Math", "LinBiolinum_K", "LinLibertine_DR"})
@@ -118,6 +138,16 @@ struct Effects {
   // text low do.
   double cut = 1;
   double glyph_luminance_max = 150;         // per-glyph colours: the lightest allowed
+  // The broad style's treatments (neutral in the others, which draw the same bytes as before):
+  double canvas_scale = 1;   // drawn at this share of the size, then scaled up to it
+  double canvas_aspect = 1;  // drawn this much wider (< 1: narrower), then stretched to the size
+  double contrast = 1;       // below 1: the whole image pulled towards the paper
+  double line_width = 1;     // factor on the lines' thickness
+  int jpeg_quality = 0;      // re-encoded as JPEG at this quality (0: not)
+  double texture = 0;        // amplitude of a smooth coloured texture on the paper, grey levels
+  int stencil = 0;           // horizontal gaps cut through the glyphs
+  double small_caps = 0;     // chance that a lower-case letter is drawn as a small capital
+  bool edge = false;         // the text set against the left or right edge
 };
 
 void distort(Effects& e, Rng& r, double strength) {
@@ -194,6 +224,27 @@ void mix(Effects& e, Rng& r) {
   if (r.chance(0.15)) spaced(e, r);
 }
 
+// Mix's effects, then every treatment drawn over a wide range: small canvases scaled up, other
+// aspect ratios stretched, low contrast, lines of every width, JPEG artefacts, textured paper,
+// stencil gaps, small capitals, text against the edges, text of any height.
+void broad(Effects& e, Rng& r) {
+  mix(e, r);
+  distort(e, r, r.uniform(0, 1.3));
+  e.text_min = r.uniform(0.3, 0.75);
+  e.text_max = std::min(1.0, e.text_min + r.uniform(0.05, 0.4));
+  if (r.chance(0.3)) e.canvas_scale = r.uniform(0.35, 0.9);
+  if (r.chance(0.4)) e.canvas_aspect = std::exp(r.uniform(-0.6, 0.9));
+  if (r.chance(0.25)) e.contrast = r.uniform(0.35, 0.75);
+  if (r.chance(0.5)) e.line_width = r.uniform(0.3, 2);
+  if (r.chance(0.3)) e.jpeg_quality = r.integer(10, 85);
+  if (r.chance(0.3)) e.texture = r.uniform(5, 40);
+  if (r.chance(0.08)) e.stencil = r.integer(1, 2);
+  if (r.chance(0.05)) e.small_caps = r.uniform(0.3, 1);
+  e.edge = r.chance(0.2);
+  if (r.chance(0.3)) noise(e, r);
+  if (r.chance(0.3)) lines(e, r);
+}
+
 Effects pick_effects(const std::string& style, Rng& r) {
   Effects e;
   r.integer(60, 95);  // an unused draw, kept so that every seed still draws the same images
@@ -229,6 +280,8 @@ Effects pick_effects(const std::string& style, Rng& r) {
     mix(e, r);
     if (e.strokes == 0 && !e.scribble && r.chance(0.4)) strike(e, r);
     e.cut = r.uniform(0.1, 0.8);
+  } else if (style == "broad") {
+    broad(e, r);
   } else {
     mix(e, r);
   }
@@ -377,12 +430,15 @@ cv::Point random_point(Rng& r, cv::Rect area) {
   return {r.integer(area.x, area.x + std::max(0, area.width - 1)), r.integer(area.y, area.y + std::max(0, area.height - 1))};
 }
 
+// A thickness drawn for a line, times the style's line width factor.
+int scaled(int thickness, double factor) { return std::max(1, static_cast<int>(std::lround(thickness * factor))); }
+
 void draw_lines(cv::Mat& image, int count, int arcs, Rng& r, const cv::Rect& text_box, const cv::Scalar& ink,
-                bool use_ink) {
+                bool use_ink, double width_factor) {
   const int thickness_max = std::max(1, image.rows / 25);
   for (int i = 0; i < count + arcs; ++i) {
     const cv::Scalar colour = use_ink && r.chance(0.6) ? ink : colour_with_luminance(r, 0, 200);
-    const int thickness = r.integer(1, thickness_max);
+    const int thickness = scaled(r.integer(1, thickness_max), width_factor);
     if (i < count) {
       // From left of the text to its right, crossing it.
       const cv::Point a(r.integer(0, std::max(0, text_box.x)), r.integer(0, image.rows - 1));
@@ -465,7 +521,10 @@ const std::vector<std::pair<std::string, std::string>>& generator_styles() {
       {"strike", "heavy ragged glyphs on a grey gradient, struck through by thick curves and zig-zags"},
       {"spaced", "small glyphs far apart, each its own colour; thin lines"},
       {"cut", "as mix, struck through more often, the text set so low that the bottom edge cuts its descenders"},
-      {"mix", "each image draws its own combination of the styles above but cut (the default)"},
+      {"broad", "as mix, then every treatment over a wide range: small canvases scaled up, other aspect ratios, low "
+                "contrast, lines of every width, JPEG artefacts, textured paper, stencil gaps, small capitals, text "
+                "against the edges"},
+      {"mix", "each image draws its own combination of the styles above but cut and broad (the default)"},
   };
   return styles;
 }
@@ -513,8 +572,13 @@ TextLayer CaptchaGenerator::Impl::render_text(Renderer& renderer, const std::u32
   for (char32_t symbol : text) {
     const std::size_t font =
         e.font_per_glyph ? static_cast<std::size_t>(r.integer(0, static_cast<int>(font_files.size()) - 1)) : image_font;
-    const int size = std::max(8, static_cast<int>(std::lround(kRenderSize * (1 + r.uniform(-1, 1) * e.size_jitter))));
-    Glyph g = renderer.glyph(font, symbol, size);
+    int size = std::max(8, static_cast<int>(std::lround(kRenderSize * (1 + r.uniform(-1, 1) * e.size_jitter))));
+    char32_t drawn = symbol;
+    if (e.small_caps > 0 && symbol >= U'a' && symbol <= U'z' && r.chance(e.small_caps)) {
+      drawn = symbol - U'a' + U'A';  // a small capital: the capital at about the x-height
+      size = std::max(8, size * 7 / 10);
+    }
+    Glyph g = renderer.glyph(font, drawn, size);
     const cv::Scalar colour = e.per_glyph_colour ? colour_with_luminance(r, 0, e.glyph_luminance_max) : ink;
     if (!g.mask.empty()) {
       cv::Mat mask;
@@ -549,6 +613,11 @@ TextLayer CaptchaGenerator::Impl::render_text(Renderer& renderer, const std::u32
     cv::erode(layer.alpha, inner, cv::getStructuringElement(cv::MORPH_ELLIPSE, {k, k}));
     layer.alpha = cv::max(layer.alpha - inner, 0);
   }
+  for (int i = 0; i < e.stencil; ++i) {
+    // A stencil's bridge: a thin horizontal gap through every glyph.
+    const int gap = r.integer(2, 5), y = baseline - r.integer(kRenderSize / 6, kRenderSize * 2 / 3);
+    layer.alpha.rowRange(std::max(0, y), std::min(layer.alpha.rows, y + gap)).setTo(0);
+  }
   if (e.rough > 0) {
     // Smooth noise added within a few pixels of the ink: edges fray, strokes thin and thicken.
     cv::Mat near, noise(layer.alpha.size(), CV_32F);
@@ -572,7 +641,11 @@ cv::Mat CaptchaGenerator::Impl::draw(Renderer& renderer, const std::u32string& t
   Rng r(seed);
   cv::theRNG().state = seed | 1;  // cv::randu/randn below draw from OpenCV's thread-local RNG
   const Effects e = pick_effects(options.style, r);
-  const int width = options.width, height = options.height;
+  // The canvas: the output size, or (broad) a smaller or other-shaped one, scaled to it at the end.
+  const bool rescaled = e.canvas_scale != 1 || e.canvas_aspect != 1;
+  const int width = rescaled ? std::max(16, static_cast<int>(std::lround(options.width * e.canvas_aspect * e.canvas_scale)))
+                             : options.width;
+  const int height = rescaled ? std::max(8, static_cast<int>(std::lround(options.height * e.canvas_scale))) : options.height;
 
   // Colours: dark ink on a light background (inverted at the end where asked).
   cv::Scalar paper = grey(r.uniform(215, 255)), paper2 = paper;
@@ -601,6 +674,7 @@ cv::Mat CaptchaGenerator::Impl::draw(Renderer& renderer, const std::u32string& t
     cv::resize(text_layer.alpha, a, {w, h}, 0, 0, cv::INTER_AREA);
     cv::resize(text_layer.colour, c, {w, h}, 0, 0, cv::INTER_AREA);
     text_box = cv::Rect(r.integer(0, width - w), r.integer(0, height - h), w, h);
+    if (e.edge) text_box.x = r.chance(0.5) ? 0 : width - w;
     if (e.cut < 1) {
       // The bottom edge between the glyphs' bodies and the lowest ink: only what hangs below is lost.
       const double body = std::clamp(text_layer.body_bottom * sy, 1.0, static_cast<double>(h));
@@ -631,7 +705,14 @@ cv::Mat CaptchaGenerator::Impl::draw(Renderer& renderer, const std::u32string& t
         image.at<cv::Vec3f>(y, x) = cv::Vec3f(p[0], p[1], p[2]);
       }
   }
-  draw_lines(image, e.lines_behind, 0, r, text_box, ink, false);
+  if (e.texture > 0) {
+    // Smooth coloured blotches: random values on a coarse grid, interpolated to the canvas.
+    cv::Mat field(std::max(2, height / r.integer(3, 10)), std::max(2, width / r.integer(3, 10)), CV_32FC3);
+    cv::randu(field, cv::Scalar::all(-e.texture), cv::Scalar::all(e.texture));
+    cv::resize(field, field, image.size(), 0, 0, cv::INTER_CUBIC);
+    image += field;
+  }
+  draw_lines(image, e.lines_behind, 0, r, text_box, ink, false, e.line_width);
 
   // Text over the background.
   for (int y = 0; y < height; ++y) {
@@ -640,10 +721,11 @@ cv::Mat CaptchaGenerator::Impl::draw(Renderer& renderer, const std::u32string& t
     cv::Vec3f* out = image.ptr<cv::Vec3f>(y);
     for (int x = 0; x < width; ++x) out[x] = out[x] * (1 - a[x]) + c[x] * a[x];
   }
-  draw_lines(image, e.lines_through, e.arcs, r, text_box, ink, true);
+  draw_lines(image, e.lines_through, e.arcs, r, text_box, ink, true, e.line_width);
   draw_strokes(image, e.strokes, r, text_box, ink);
   if (e.scribble) draw_scribble(image, r, text_box, ink);
 
+  if (e.contrast < 1) image = image * e.contrast + paper * (1 - e.contrast);
   if (e.dots > 0) {
     const int dots = static_cast<int>(e.dots * width * height / 100);
     for (int i = 0; i < dots; ++i)
@@ -659,6 +741,11 @@ cv::Mat CaptchaGenerator::Impl::draw(Renderer& renderer, const std::u32string& t
   if (e.invert) image = cv::Scalar::all(255) - image;
   cv::Mat out;
   image.convertTo(out, CV_8UC3);
+  if (rescaled) {
+    const bool grows = options.width * options.height > width * height;
+    cv::resize(out, out, {options.width, options.height}, 0, 0, grows ? cv::INTER_LINEAR : cv::INTER_AREA);
+  }
+  if (e.jpeg_quality > 0) out = to_mat(decode_image_bytes(encode_image(to_image(out), "jpg", e.jpeg_quality), "jpeg"));
   return out;
 }
 
@@ -666,12 +753,15 @@ CaptchaGenerator::CaptchaGenerator(const GenerateOptions& options) : impl_(std::
   impl_->options = options;
   if (options.charset.empty()) throw ConfigError("--charset is empty");
   impl_->charset = Charset::from_spec(options.charset);
-  if (options.font_set != "all" && options.font_set != "classic")
-    throw ConfigError("unknown font set '" + options.font_set + "' (expected all or classic)");
+  const std::string& set = options.font_set;
+  if (set != "all" && set != "classic" && set != "extended" && set != "held-out")
+    throw ConfigError("unknown font set '" + set + "' (expected all, classic, extended or held-out)");
   std::vector<std::string> dirs = options.font_dirs;
+  if (dirs.empty() && set == "held-out") dirs.assign(std::begin(kHeldOutFontDirs), std::end(kHeldOutFontDirs));
   if (dirs.empty()) {
     dirs.assign(std::begin(kClassicFontDirs), std::end(kClassicFontDirs));
-    if (options.font_set == "all") dirs.insert(dirs.end(), std::begin(kDisplayFontDirs), std::end(kDisplayFontDirs));
+    if (set != "classic") dirs.insert(dirs.end(), std::begin(kDisplayFontDirs), std::end(kDisplayFontDirs));
+    if (set == "extended") dirs.insert(dirs.end(), std::begin(kExtendedFontDirs), std::end(kExtendedFontDirs));
   }
   std::vector<std::string> candidates;
   for (const auto& dir : dirs) {
