@@ -201,7 +201,6 @@ void quantise_rows_wide(const float* x, std::size_t ldx, int rows, const Quantis
   }
 }
 
-
 void quantise_rows(const float* x, std::size_t ldx, int rows, int k, int padded_k, const QuantisedRows& out) {
   if (int8_on_vnni()) return vnni::quantise_rows(x, ldx, rows, k, padded_k, out);
   switch (chosen_kernels()) {

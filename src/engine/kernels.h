@@ -67,12 +67,11 @@ void quantise_rows_wide(const float* x, std::size_t ldx, int rows, const Quantis
 
 // c (rows x b.cols, rows `ldc` floats apart) = bias (or 0; or c's own values where
 // `accumulate`) + a . b, the integer products summed exactly and scaled back to floats, then
-// ReLU where `relu`. On the
-// VNNI instructions (vpdpbusd) where the CPU has AVX-512 VNNI, otherwise in plain code.
+// ReLU where `relu`; a wide `b` takes rows from quantise_rows_wide. On the VNNI instructions
+// (vpdpbusd, vpdpwssd) where the CPU has AVX-512 VNNI, otherwise in plain code.
 void int8_product(const QuantisedRows& a, int rows, const QuantisedMatrix& b, const float* bias, bool accumulate, float* c,
                   std::size_t ldc, bool relu = false);
 
-// (a wide `b` takes rows from quantise_rows_wide.)
 // The int8 product's build: "avx512-vnni" or "plain".
 const char* int8_kernels_name();
 
@@ -126,7 +125,7 @@ struct DenseWeights {
   int in = 0, out = 0, padded_out = 0;
   std::vector<float> weight_t, bias;  // in x padded_out, padded_out
   std::vector<float> weight_panels;   // weight_t in 16-column panels (see pack_birnn_panels)
-  QuantisedMatrix int8;                    // the int8 path (quantise_dense): weight_t in 8 bits
+  QuantisedMatrix int8;               // the int8 path (quantise_dense): weight_t in 8 bits
 };
 
 // Moves a layer to the int8 path (see quantise_birnn).
