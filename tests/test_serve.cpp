@@ -97,20 +97,33 @@ class Served {
   std::thread thread_;
 };
 
+// Polls /metrics until it holds `line` (up to 10 s); returns the last exposition read.
+std::string metrics_once_they_hold(const Served& served, const std::string& line) {
+  std::string metrics;
+  for (int i = 0; i < 500 && metrics.find(line) == std::string::npos; ++i) {
+    if (i) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    metrics = served.client().Get("/metrics")->body;
+  }
+  return metrics;
+}
+
 // A request whose body is still on its way: headers and half the body sent, the rest never.
-// While it lasts, a batch waits (up to max-wait) for it to join.
+// While it lasts, a batch waits (up to max-wait) for it to join. Constructed once the server
+// counts it as being received.
 class HalfSentRequest {
  public:
-  explicit HalfSentRequest(int port) {
+  explicit HalfSentRequest(const Served& served) {
     socket_ = ::socket(AF_INET, SOCK_STREAM, 0);
     sockaddr_in address{};
     address.sin_family = AF_INET;
-    address.sin_port = htons(static_cast<std::uint16_t>(port));
+    address.sin_port = htons(static_cast<std::uint16_t>(served.port()));
     address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     EXPECT_EQ(::connect(socket_, reinterpret_cast<sockaddr*>(&address), sizeof address), 0);
     const std::string start = "POST /v1/read HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\nContent-Length: 1000\r\n\r\n" +
                               std::string(500, 'x');
     EXPECT_EQ(::send(socket_, start.data(), start.size(), 0), static_cast<ssize_t>(start.size()));
+    const std::string metrics = metrics_once_they_hold(served, "captcha_receiving_requests 1\n");
+    EXPECT_NE(metrics.find("captcha_receiving_requests 1\n"), std::string::npos) << metrics;
   }
   ~HalfSentRequest() { ::close(socket_); }
   HalfSentRequest(const HalfSentRequest&) = delete;
@@ -382,7 +395,7 @@ TEST(Serve, AFullQueueAnswersRetryLater) {
   options.max_batch = 8;
   options.max_wait_ms = 1500;  // the first request waits in the queue for the half-sent one
   Served served(options);
-  const HalfSentRequest on_its_way(served.port());
+  const HalfSentRequest on_its_way(served);
   const std::string png = png_of("ab12");
   auto first = std::async(std::launch::async, [&] { return served.client().Post("/v1/read", png, "image/png")->status; });
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
@@ -398,17 +411,13 @@ TEST(Serve, StopAnswersTheRequestsInFlight) {
   options.max_wait_ms = 4000;  // the request waits in the queue for the half-sent one to join it
   options.request_timeout_s = 10;
   Served served(options);
-  const HalfSentRequest on_its_way(served.port());
+  const HalfSentRequest on_its_way(served);
   const std::string png = png_of("ab12");
   auto in_flight = std::async(std::launch::async, [&] {
     auto r = served.client().Post("/v1/read", png, "image/png");
     return r ? r->status : -1;
   });
-  std::string queued;
-  for (int i = 0; i < 150 && queued.find("captcha_queued_images{model=\"general\"} 1") == std::string::npos; ++i) {
-    if (i) std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    queued = served.client().Get("/metrics")->body;
-  }
+  const std::string queued = metrics_once_they_hold(served, "captcha_queued_images{model=\"general\"} 1");
   EXPECT_NE(queued.find("captcha_queued_images{model=\"general\"} 1"), std::string::npos) << queued;
   served.server().stop();
   EXPECT_EQ(in_flight.get(), 200);

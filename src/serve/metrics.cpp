@@ -58,7 +58,8 @@ void Metrics::count_batch(const std::string& model, std::size_t images) {
   images_[model] += images;
 }
 
-std::string Metrics::exposition(const std::map<std::string, std::size_t>& queued_images) const {
+std::string Metrics::exposition(const std::map<std::string, std::size_t>& queued_images,
+                                 int receiving_requests) const {
   std::lock_guard<std::mutex> lock(mutex_);
   std::ostringstream out;
   out << "# HELP captcha_requests_total Requests answered, by endpoint and HTTP status code.\n"
@@ -79,6 +80,9 @@ std::string Metrics::exposition(const std::map<std::string, std::size_t>& queued
       << "# TYPE captcha_queued_images gauge\n";
   for (const auto& [model, count] : queued_images)
     out << "captcha_queued_images{model=\"" << label(model) << "\"} " << count << "\n";
+  out << "# HELP captcha_receiving_requests Requests whose bodies are being received now.\n"
+      << "# TYPE captcha_receiving_requests gauge\n"
+      << "captcha_receiving_requests " << receiving_requests << "\n";
   return out.str();
 }
 

@@ -16,8 +16,9 @@ class Metrics {
  public:
   void count_request(const std::string& endpoint, int status, double seconds);
   void count_batch(const std::string& model, std::size_t images);
-  // Everything counted so far, with each model's images waiting now.
-  std::string exposition(const std::map<std::string, std::size_t>& queued_images) const;
+  // Everything counted so far, with each model's images waiting now and the requests being
+  // received now (body not yet read: they may still join a batch).
+  std::string exposition(const std::map<std::string, std::size_t>& queued_images, int receiving_requests) const;
 
  private:
   struct Histogram {

@@ -520,7 +520,7 @@ void Server::Impl::add_operations_routes() {
   add_route("GET", "/metrics", [this](const httplib::Request&, httplib::Response& response) {
     std::map<std::string, std::size_t> queued;
     for (const auto& m : models) queued[m->file.name] = m->batcher->queued_images();
-    response.set_content(metrics.exposition(queued), "text/plain; version=0.0.4");
+    response.set_content(metrics.exposition(queued, arrivals.count()), "text/plain; version=0.0.4");
   });
 }
 
