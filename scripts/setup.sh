@@ -31,6 +31,7 @@ packages=(
   fonts-adf-mekanus fonts-adf-romande fonts-adf-switzera fonts-adf-tribun fonts-adf-universalis fonts-adf-verana
   fonts-crosextra-caladea fonts-crosextra-carlito fonts-firacode fonts-femkeklaver fonts-isabella
   php-cli php-gd php-mbstring php-gregwar-captcha   # ../shared/tools/gregwar-dataset
+  pybind11-dev python3-dev python3-pytest python3-numpy python3-pil   # the Python package and its tests
 )
 
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }

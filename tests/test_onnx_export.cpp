@@ -5,7 +5,9 @@
 
 #include <gtest/gtest.h>
 
+#include <nlohmann/json.hpp>
 #include <opencv2/dnn.hpp>
+#include <opencv2/imgproc.hpp>
 
 #include "captcha/dataset.h"
 #include "captcha/errors.h"
@@ -106,6 +108,60 @@ TEST(OnnxExport, BundledModelReadsTheExamplesAsTheEngineDoes) {
     EXPECT_EQ(theirs_text[i].text, ours_text[i].text) << samples[i].path;
     EXPECT_EQ(theirs_text[i].text, samples[i].label) << samples[i].path;
   }
+}
+
+// The ddddocr layout, read the way ddddocr reads a model of its own: grey, resized to the size
+// charsets.json gives (Lanczos, as PIL's ANTIALIAS), (v / 255 - 0.456) / 0.224, the output's
+// class indices with repeats and blanks dropped, mapped through charsets.json. ddddocr neither
+// crops nor equalises, so only most of the examples need read right; each reading must be the one
+// the engine gives the same prepared image (stretched as the graph stretches it).
+TEST(OnnxExport, DdddocrLayoutReadsAsDdddocrReadsItsOwn) {
+  testing::TempDir dir("onnx-ddddocr");
+  const std::string path = std::string(CAPTCHA_SOURCE_DIR) + "/models/general.safetensors";
+  const ModelFile model = load_model(path);
+  // OpenCV's dnn module needs every size fixed: the width ddddocr then stretches images to.
+  const int width = model.preprocess.width * kDdddocrHeight / model.preprocess.height;
+  export_ddddocr(model, path, dir / "model.onnx", dir / "charsets.json", width);
+  const nlohmann::json charsets = nlohmann::json::parse(testing::read_file(dir / "charsets.json"));
+  EXPECT_EQ(charsets.at("word"), false);
+  EXPECT_EQ(charsets.at("channel"), 1);
+  EXPECT_EQ(charsets.at("image"), nlohmann::json::array({width, 64}));
+  const auto& symbols = charsets.at("charset");
+  ASSERT_EQ(symbols.size(), model.charset.symbols().size() + 1);
+  EXPECT_EQ(symbols.at(0), "");
+
+  cv::dnn::Net net = cv::dnn::readNetFromONNX(dir / "model.onnx");
+  const InferenceNetwork engine(model, path);
+  const PreprocessOptions& p = model.preprocess;
+  int right = 0;
+  const auto samples = scan_folder(std::string(CAPTCHA_SOURCE_DIR) + "/examples");
+  for (const Sample& sample : samples) {
+    const Image grey = load_image(sample.path);
+    const cv::Mat original(grey.height(), grey.width(), CV_8U, const_cast<std::uint8_t*>(grey.data()));
+    cv::Mat resized, input;
+    cv::resize(original, resized, {width, kDdddocrHeight}, 0, 0, cv::INTER_LANCZOS4);
+    resized.convertTo(input, CV_32F, 1.0 / (255 * kDdddocrStd), -kDdddocrMean / kDdddocrStd);
+    net.setInput(cv::dnn::blobFromImage(input), "input1");
+    cv::Mat classes;
+    net.forward("output").convertTo(classes, CV_32S);
+    std::string text;
+    for (std::size_t t = 0, last = 0; t < classes.total(); ++t) {
+      const auto c = static_cast<std::size_t>(classes.ptr<int>()[t]);
+      if (c != last && c != 0) text += symbols.at(c).get<std::string>();
+      last = c;
+    }
+    // The engine on the same pixels, stretched as the graph stretches them.
+    cv::Mat stretched;
+    cv::resize(input, stretched, {p.width, p.height}, 0, 0, cv::INTER_LINEAR);
+    std::vector<float> engine_input(stretched.total());
+    for (std::size_t i = 0; i < engine_input.size(); ++i)
+      engine_input[i] = (stretched.ptr<float>()[i] * kDdddocrStd + kDdddocrMean - p.mean) / p.std;
+    const auto logits = engine.forward(engine_input.data(), 1, p.width);
+    const auto expected = decode_logits(logits.data(), 1, engine.time_steps(p.width), engine.num_classes(), model.charset, 0);
+    EXPECT_EQ(text, expected.front().text) << sample.path;
+    right += text == sample.label;
+  }
+  EXPECT_GE(right, static_cast<int>(samples.size()) - 2);
 }
 
 TEST(OnnxExport, ModelThatDoesNotFitFailsNamingTheFile) {

@@ -1,6 +1,7 @@
 // captcha-ocr export: writes a model file's network in another format (ONNX), or as a portable
 // reading file (safetensors, the network's weights only), optionally in 8 bits.
 #include <cstdio>
+#include <filesystem>
 #include <iostream>
 
 #include "captcha/errors.h"
@@ -13,8 +14,8 @@ namespace captcha::cli {
 namespace {
 
 struct ExportArgs {
-  std::string model, format = "onnx", out, calibrate;
-  int batch = 0;
+  std::string model, format = "onnx", out, calibrate, charsets;
+  int batch = 0, width = 0;
   bool int8 = false;
   double max_drop = 0.5;  // points of exact match
 };
@@ -30,8 +31,19 @@ bool int8_reads_as_well(const ExportArgs& args) {
 }
 
 int run_export(const ExportArgs& args) {
+  if (args.format != "safetensors" && (args.int8 || !args.calibrate.empty()))
+    throw ConfigError("--int8 and --calibrate write safetensors (--format safetensors)");
+  if ((!args.charsets.empty() || args.width) && args.format != "ddddocr")
+    throw ConfigError("--charsets and --width go with --format ddddocr");
+  if (args.format == "ddddocr") {
+    const std::string charsets =
+        args.charsets.empty() ? (std::filesystem::path(args.out).parent_path() / "charsets.json").string() : args.charsets;
+    export_ddddocr(load_model(args.model), args.model, args.out, charsets, args.width);
+    std::cerr << "wrote " << args.out << " and " << charsets << " (ddddocr: DdddOcr(det=False, ocr=False, "
+              << "import_onnx_path=\"" << args.out << "\", charsets_path=\"" << charsets << "\"))\n";
+    return kExitOk;
+  }
   if (args.format == "onnx") {
-    if (args.int8 || !args.calibrate.empty()) throw ConfigError("--int8 and --calibrate write safetensors (--format safetensors)");
     export_onnx(load_model(args.model), args.model, args.out, args.batch);
     std::cerr << "wrote " << args.out << " (input \"image\" N x 1 x H x W normalised, output \"logits\" N x T x classes; "
               << "charset and preprocessing in its metadata)\n";
@@ -51,12 +63,19 @@ int run_export(const ExportArgs& args) {
 }  // namespace
 
 void register_export(CLI::App& app, Action& run) {
-  auto* cmd = app.add_subcommand("export", "Write the network as ONNX (opset 13) for other runtimes, or as a portable "
-                                           "safetensors reading file, optionally with 8-bit weights");
+  auto* cmd = app.add_subcommand("export", "Write the network as ONNX (opset 13) for other runtimes or for ddddocr, or "
+                                           "as a portable safetensors reading file, optionally with 8-bit weights");
   auto args = std::make_shared<ExportArgs>();
   cmd->add_option("--model", args->model, "Model file (.safetensors)")->required()->check(CLI::ExistingFile);
-  cmd->add_option("--format", args->format, "Output format")->capture_default_str()->check(CLI::IsMember({"onnx", "safetensors"}));
+  cmd->add_option("--format", args->format,
+                  "onnx, safetensors, or ddddocr (an ONNX file and charsets.json in the layout ddddocr's "
+                  "import_onnx_path and charsets_path read)")
+      ->capture_default_str()->check(CLI::IsMember({"onnx", "safetensors", "ddddocr"}));
   cmd->add_option("--out", args->out, "Output file (.onnx or .safetensors)")->required();
+  cmd->add_option("--charsets", args->charsets, "ddddocr: where charsets.json goes (default: beside --out)");
+  cmd->add_option("--width", args->width, "ddddocr: a fixed input width that ddddocr stretches images to (default: any "
+                                          "width, images scaled to height 64)")
+      ->check(CLI::Range(1, 4096));
   cmd->add_option("--batch", args->batch, "Fix the batch size (OpenCV's dnn module needs this; default: any)")
       ->check(kPositive);
   cmd->add_flag("--int8", args->int8, "safetensors: store the weight matrices in 8 bits per output channel (a third of "

@@ -21,4 +21,22 @@ namespace captcha {
 // RNN layers, ONNX Runtime does not (0: any batch size).
 void export_onnx(const ModelFile& model, const std::string& model_path, const std::string& path, int batch = 0);
 
+// What ddddocr does to an image before a model of its own layout reads it (DdddOcr(
+// import_onnx_path=..., charsets_path=...), the files dddd_trainer writes): grey, resized to this
+// height keeping the aspect ratio ("image": [-1, 64] in charsets.json), v / 255, then
+// (v - 0.456) / 0.224.
+inline constexpr int kDdddocrHeight = 64;
+inline constexpr float kDdddocrMean = 0.456f, kDdddocrStd = 0.224f;
+
+// Writes the model in that layout: `onnx_path` with input "input1" (1 x 1 x 64 x width, as
+// ddddocr prepares it), which the graph turns into the model's own input (normalisation,
+// stretched to its width x height), and output "output" (1 x time steps of int64 class indices,
+// 0 the blank, as ddddocr decodes them); `charsets_path` the charsets.json ddddocr reads
+// ({"charset": ["", symbols...], "word": false, "image": [-1, 64], "channel": 1}). ddddocr does
+// not crop to the text or equalise contrast, so this path reads somewhat worse than the model's
+// own preprocessing. `width` > 0 fixes the input's width (charsets.json "image": [width, 64]: ddddocr
+// then stretches every image to it; OpenCV's dnn module needs fixed sizes). Throws as export_onnx.
+void export_ddddocr(const ModelFile& model, const std::string& model_path, const std::string& onnx_path,
+                    const std::string& charsets_path, int width = 0);
+
 }  // namespace captcha

@@ -45,6 +45,11 @@ void from_json(const nlohmann::json& in, PreprocessOptions& options);
 constexpr double kMinInputScale = 0.64;
 void fit_input_size(PreprocessOptions& options, ImageSize image_size);
 
+// An 8-bit image of 1 to 4 channels (grey, grey + alpha, BGR, BGRA) as grey, transparent pixels
+// composited on white, as decode_image() makes it. Throws ImageError naming `name` for an image
+// under 2x2 pixels or over `limits`' pixel count.
+Image to_grey(const Image& image, const std::string& name, const ImageLimits& limits = {});
+
 // Decodes image bytes (png, jpg, bmp, ...) to 8-bit grey; transparent pixels are composited on
 // white. `name` is used in the error message. Throws ImageError, also for images over `limits`.
 Image decode_image(const std::vector<std::uint8_t>& bytes, const std::string& name,

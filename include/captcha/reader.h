@@ -24,15 +24,19 @@
 
 namespace captcha {
 
-// One image to read: the file `name`, or `bytes` (an encoded image: PNG, JPEG, WebP, BMP, ...)
-// named `name` in messages.
+// One image to read: the file `name`, `bytes` (an encoded image: PNG, JPEG, WebP, BMP, ...) or
+// `pixels` (an image already decoded: grey, grey + alpha, BGR or BGRA), named `name` in messages.
 struct ImageInput {
   std::string name;
   std::optional<std::vector<std::uint8_t>> bytes;
+  std::optional<Image> pixels;
 
-  static ImageInput file(std::string path) { return {std::move(path), std::nullopt}; }
+  static ImageInput file(std::string path) { return {std::move(path), std::nullopt, std::nullopt}; }
   static ImageInput encoded(std::string name, std::vector<std::uint8_t> bytes) {
-    return {std::move(name), std::move(bytes)};
+    return {std::move(name), std::move(bytes), std::nullopt};
+  }
+  static ImageInput decoded(std::string name, Image pixels) {
+    return {std::move(name), std::nullopt, std::move(pixels)};
   }
 };
 

@@ -32,6 +32,9 @@ struct Reading {
   // after a search; with beam_width <= 1, the product of char_probabilities.
   float confidence = 0;
   std::vector<float> char_probabilities;  // one per character of `text`
+  // With ReadOptions::step_probabilities: the network's output distribution at each time step,
+  // time steps x classes row-major (class 0 the CTC blank, class i the charset's symbol i - 1).
+  std::vector<float> step_probabilities;
 };
 
 // The prefix beam search's width when reading, unless asked otherwise (see decode(): confident
@@ -46,6 +49,7 @@ struct ReadOptions {
   bool any_length = false;    // ignore the label lengths seen in training (model.label_lengths)
   int batch_size = 64;        // images per forward pass in read_batch
   int views = 0;              // views of each image (see reading_view); 0: the model's own choice
+  bool step_probabilities = false;  // keep each time step's distribution in the Reading
 };
 
 class Recogniser {

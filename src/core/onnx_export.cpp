@@ -7,6 +7,7 @@
 #include "captcha/atomic_file.h"
 #include "captcha/errors.h"
 #include "captcha/network_spec.h"
+#include "captcha/utf8.h"
 
 namespace captcha {
 
@@ -187,12 +188,17 @@ class GraphBuilder {
     return "keep_two_dims";
   }
 
-  std::string encode(const std::string& input_name, const std::vector<Message>& metadata, int batch, int height,
-                     int width, const std::string& output, int classes) {
+  // The graph's one input and one output: names, dimensions (numbers fixed, others named) and
+  // element types.
+  struct Port {
+    std::string name;
+    std::vector<std::string> dims;
+    int type = kFloatType;
+  };
+  std::string encode(const Port& input, const Port& output, const std::vector<Message>& metadata) {
     graph_.bytes(2, "captcha-ocr");
-    const std::string batch_dim = batch > 0 ? std::to_string(batch) : "batch";
-    graph_.message(11, value_info(input_name, {batch_dim, "1", std::to_string(height), std::to_string(width)}));
-    graph_.message(12, value_info(output, {batch_dim, "time_steps", std::to_string(classes)}));
+    graph_.message(11, value_info(input));
+    graph_.message(12, value_info(output));
     Message model;
     model.varint(1, 8);  // IR version 8
     model.bytes(2, "captcha-ocr").bytes(3, "0.1.0");
@@ -204,15 +210,15 @@ class GraphBuilder {
 
  private:
   // A float tensor's type; dimensions given as numbers are fixed, others are named.
-  static Message value_info(const std::string& name, const std::vector<std::string>& dims) {
+  static Message value_info(const Port& port) {
     Message shape;
-    for (const auto& d : dims) {
+    for (const auto& d : port.dims) {
       const bool fixed = !d.empty() && d.find_first_not_of("0123456789") == std::string::npos;
       shape.message(1, fixed ? Message().varint(1, std::stoull(d)) : Message().bytes(2, d));
     }
     Message tensor_type;
-    tensor_type.varint(1, kFloatType).message(2, shape);
-    return Message().bytes(1, name).message(2, Message().message(1, tensor_type));
+    tensor_type.varint(1, port.type).message(2, shape);
+    return Message().bytes(1, port.name).message(2, Message().message(1, tensor_type));
   }
 
   const ModelFile& model_;
@@ -224,12 +230,11 @@ class GraphBuilder {
 
 }  // namespace
 
-void export_onnx(const ModelFile& model, const std::string& model_path, const std::string& path, int batch) {
-  const int height = model.preprocess.height, width = model.preprocess.width;
-  const NetworkSpec spec = network_spec(model.config, height, model.charset.num_classes());
-  check_weights(spec, model.tensors, model_path);
-  GraphBuilder g(model, model_path);
-  std::string x = "image";
+namespace {
+
+// The network from `input` (batch x 1 x height x width, normalised as the model's preprocessing
+// says) to its logits (batch x time steps x classes), named `output`.
+void add_network(GraphBuilder& g, const NetworkSpec& spec, std::string x, int batch, const std::string& output) {
   for (const auto& conv : spec.convolutions) x = g.convolution(x, conv);
   for (const auto& block : spec.blocks) {
     const std::string y = g.convolution(g.convolution(x, block.conv1), block.conv2);
@@ -247,7 +252,22 @@ void export_onnx(const ModelFile& model, const std::string& model_path, const st
   x = g.transpose(x, {1, 0, 2});  // sequence-major for the RNN operators
   for (const auto& rnn : spec.rnns) x = g.birnn(x, rnn, batch);
   x = g.linear(x, spec.classifier);
-  g.node("Transpose", {x}, {Attribute::ints("perm", {1, 0, 2})}, "logits");  // batch-major again
+  g.node("Transpose", {x}, {Attribute::ints("perm", {1, 0, 2})}, output);  // batch-major again
+}
+
+NetworkSpec checked_spec(const ModelFile& model, const std::string& model_path) {
+  NetworkSpec spec = network_spec(model.config, model.preprocess.height, model.charset.num_classes());
+  check_weights(spec, model.tensors, model_path);
+  return spec;
+}
+
+}  // namespace
+
+void export_onnx(const ModelFile& model, const std::string& model_path, const std::string& path, int batch) {
+  const int height = model.preprocess.height, width = model.preprocess.width;
+  const NetworkSpec spec = checked_spec(model, model_path);
+  GraphBuilder g(model, model_path);
+  add_network(g, spec, "image", batch, "logits");
 
   std::vector<Message> metadata;
   const auto meta = [&](const std::string& key, const std::string& value) { metadata.push_back(Message().bytes(1, key).bytes(2, value)); };
@@ -259,7 +279,35 @@ void export_onnx(const ModelFile& model, const std::string& model_path, const st
   meta("preprocess", nlohmann::json(model.preprocess).dump());
   meta("reading_views", std::to_string(model.reading_views));  // see reading_view()
   meta("architecture", nlohmann::json(model.config).dump());
-  write_file_atomically(path, g.encode("image", metadata, batch, height, width, "logits", spec.classes));
+  const std::string batch_dim = batch > 0 ? std::to_string(batch) : "batch";
+  write_file_atomically(path, g.encode({"image", {batch_dim, "1", std::to_string(height), std::to_string(width)}},
+                                       {"logits", {batch_dim, "time_steps", std::to_string(spec.classes)}}, metadata));
+}
+
+void export_ddddocr(const ModelFile& model, const std::string& model_path, const std::string& onnx_path,
+                    const std::string& charsets_path, int width) {
+  if (width < 0 || width > 4096) throw ConfigError("ddddocr export: the input width must be 1 to 4096 (0: any)");
+  const PreprocessOptions& p = model.preprocess;
+  const NetworkSpec spec = checked_spec(model, model_path);
+  GraphBuilder g(model, model_path);
+  // ddddocr's (v / 255 - 0.456) / 0.224 as the model's (v / 255 - mean) / std: one multiply-add.
+  const float scale = kDdddocrStd / p.std, shift = (kDdddocrMean - p.mean) / p.std;
+  std::string x = g.node("Add", {g.node("Mul", {"input1", g.initializer("ddddocr_scale", {}, {scale})}),
+                                 g.initializer("ddddocr_shift", {}, {shift})});
+  // Stretched to the model's input, as the model's own preprocessing stretches.
+  x = g.node("Resize", {x, "", "", g.int64s("model_input_size", {1, 1, p.height, p.width})},
+             {Attribute::text("mode", "linear"), Attribute::text("coordinate_transformation_mode", "half_pixel")});
+  add_network(g, spec, x, 1, "logits");
+  g.node("ArgMax", {"logits"}, {Attribute::integer("axis", 2), Attribute::integer("keepdims", 0)}, "output");
+  write_file_atomically(onnx_path, g.encode({"input1", {"1", "1", std::to_string(kDdddocrHeight),
+                                                        width > 0 ? std::to_string(width) : "width"}},
+                                            {"output", {"1", "time_steps"}, kInt64Type}, {}));
+
+  nlohmann::json charset = nlohmann::json::array({""});  // class 0: the CTC blank
+  for (const char32_t symbol : model.charset.symbols()) charset.push_back(u32_to_utf8(symbol));
+  const nlohmann::json charsets = {
+      {"charset", charset}, {"word", false}, {"image", {width > 0 ? width : -1, kDdddocrHeight}}, {"channel", 1}};
+  write_file_atomically(charsets_path, charsets.dump());
 }
 
 }  // namespace captcha

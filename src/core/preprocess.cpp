@@ -58,14 +58,22 @@ void from_json(const nlohmann::json& in, PreprocessOptions& o) {
   if (!(o.clahe_clip > 0) || !std::isfinite(o.clahe_clip)) throw ConfigError("clahe_clip must be positive");
 }
 
-Image decode_image(const std::vector<std::uint8_t>& bytes, const std::string& name, const ImageLimits& limits) {
-  Image raw = decode_image_bytes(bytes, name, limits);
-  if (raw.height() < 2 || raw.width() < 2)
-    throw ImageError(name + ": image is too small (" + std::to_string(raw.width()) + "x" + std::to_string(raw.height()) + ")");
-  if (raw.channels() == 1) return raw;
-  Image grey(raw.width(), raw.height());
-  image_ops::to_grey(raw.data(), raw.width(), raw.height(), raw.stride(), raw.channels(), grey.data(), grey.stride());
+Image to_grey(const Image& image, const std::string& name, const ImageLimits& limits) {
+  if (image.height() < 2 || image.width() < 2)
+    throw ImageError(name + ": image is too small (" + std::to_string(image.width()) + "x" +
+                     std::to_string(image.height()) + ")");
+  if (static_cast<std::int64_t>(image.width()) * image.height() > limits.max_pixels)
+    throw ImageError(name + ": image is " + std::to_string(image.width()) + "x" + std::to_string(image.height()) +
+                     " pixels, over the limit of " + std::to_string(limits.max_pixels) + " pixels");
+  if (image.channels() == 1) return image;
+  Image grey(image.width(), image.height());
+  image_ops::to_grey(image.data(), image.width(), image.height(), image.stride(), image.channels(), grey.data(),
+                     grey.stride());
   return grey;
+}
+
+Image decode_image(const std::vector<std::uint8_t>& bytes, const std::string& name, const ImageLimits& limits) {
+  return to_grey(decode_image_bytes(bytes, name, limits), name, limits);
 }
 
 Image load_image(const std::string& path, const ImageLimits& limits) {

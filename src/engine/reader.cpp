@@ -27,6 +27,7 @@ std::string debug_file_name(const ImageInput& input) {
 }
 
 Image decode(const ImageInput& input, const ImageLimits& limits) {
+  if (input.pixels) return to_grey(*input.pixels, input.name, limits);
   return input.bytes ? decode_image(*input.bytes, input.name, limits) : load_image(input.name, limits);
 }
 

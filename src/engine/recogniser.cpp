@@ -110,9 +110,16 @@ std::vector<Reading> Recogniser::read_prepared(const std::vector<Image>& prepare
       for (std::size_t j = 0; j < mean.size(); ++j) mean[j] = std::log(std::max(mean[j] * share, 1e-30f));
       logits.swap(mean);
     }
+    const std::size_t first = readings.size();
     for (auto& text : decode_logits(logits.data(), static_cast<int>(count), steps, classes, impl_->model.charset,
                                     options.beam_width, allowed, lengths))
-      readings.push_back({std::move(text.text), text.confidence, std::move(text.char_probabilities)});
+      readings.push_back({std::move(text.text), text.confidence, std::move(text.char_probabilities), {}});
+    if (options.step_probabilities) {
+      softmax_rows(logits, static_cast<int>(rows), classes);
+      const std::size_t values = static_cast<std::size_t>(steps) * classes;
+      for (std::size_t i = 0; i < count; ++i)
+        readings[first + i].step_probabilities.assign(logits.begin() + i * values, logits.begin() + (i + 1) * values);
+    }
   }
   return readings;
 }
