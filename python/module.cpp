@@ -8,7 +8,6 @@
 #include <pybind11/stl.h>
 
 #include <cstdint>
-#include <cstring>
 #include <string>
 #include <vector>
 
@@ -22,24 +21,11 @@ namespace py = pybind11;
 namespace captcha {
 namespace {
 
-// Reader's settings for every reading (Python's keyword arguments).
-struct PyReadOptions {
-  std::string allowed;
-  int views = 0;
-  int beam_width = kDefaultBeamWidth;
-  bool any_length = false;
-  bool step_probabilities = false;
-};
-
 // The reading library's options for `options`, decoding and preprocessing on `threads`.
-BatchOptions batch_options(const PyReadOptions& options, int threads) {
+BatchOptions batch_options(const ReadOptions& options, int threads) {
   BatchOptions batch;
   batch.threads = threads;
-  batch.read.allowed = options.allowed;
-  batch.read.views = options.views;
-  batch.read.beam_width = options.beam_width;
-  batch.read.any_length = options.any_length;
-  batch.read.step_probabilities = options.step_probabilities;
+  batch.read = options;
   return batch;
 }
 
@@ -121,7 +107,7 @@ class PyReader {
       : recogniser_(models, threads, int8 ? Precision::kInt8 : Precision::kFloat32), threads_(threads) {}
 
   // Each input's Reading (made by `reading_type`), or its error message as a str.
-  py::list read_many(const py::iterable& images, const PyReadOptions& options, bool bgr,
+  py::list read_many(const py::iterable& images, const ReadOptions& options, bool bgr,
                      const py::object& reading_type) const {
     std::vector<ImageInput> inputs;
     std::vector<std::string> refused;  // by index; inputs that could not even be converted
@@ -169,7 +155,7 @@ class PyReader {
 };
 
 py::dict evaluate_folder(const std::vector<std::string>& models, const std::string& folder, bool case_insensitive,
-                         bool int8, int threads, const PyReadOptions& options) {
+                         bool int8, int threads, const ReadOptions& options) {
   Evaluation e;
   {
     py::gil_scoped_release unlocked;
@@ -197,11 +183,17 @@ py::dict evaluate_folder(const std::vector<std::string>& models, const std::stri
   return out;
 }
 
-PyReadOptions read_options(const std::string& allowed, int views, int beam_width, bool any_length,
-                           bool step_probabilities) {
+ReadOptions read_options(const std::string& allowed, int views, int beam_width, bool any_length,
+                         bool step_probabilities) {
   if (views < 0 || views > kMaxReadingViews)
     throw ConfigError("views must be 1 to " + std::to_string(kMaxReadingViews) + ", not " + std::to_string(views));
-  return {allowed, views, beam_width, any_length, step_probabilities};
+  ReadOptions options;
+  options.allowed = allowed;
+  options.views = views;
+  options.beam_width = beam_width;
+  options.any_length = any_length;
+  options.step_probabilities = step_probabilities;
+  return options;
 }
 
 }  // namespace
@@ -211,7 +203,7 @@ PYBIND11_MODULE(_native, m) {
   using namespace captcha;
   m.doc() = "captcha-ocr's reading library (use the captcha_ocr package)";
 
-  // Base first: pybind11 tries the translators last registered first.
+  // The Python classes mirror the C++ hierarchy; one translator picks the most derived.
   static py::exception<Error> error(m, "Error");
   static py::exception<ImageError> image_error(m, "ImageError", error.ptr());
   static py::exception<ModelFileError> model_error(m, "ModelFileError", error.ptr());
@@ -233,7 +225,7 @@ PYBIND11_MODULE(_native, m) {
     }
   });
 
-  py::class_<PyReadOptions>(m, "ReadOptions")
+  py::class_<ReadOptions>(m, "ReadOptions")
       .def(py::init(&read_options), py::arg("allowed") = "", py::arg("views") = 0,
            py::arg("beam_width") = kDefaultBeamWidth, py::arg("any_length") = false,
            py::arg("step_probabilities") = false);
