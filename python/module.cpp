@@ -98,7 +98,7 @@ py::object to_python(const Reading& reading, const py::object& reading_type, int
                                               reading.step_probabilities.begin() + start + classes)));
     steps = rows;
   }
-  return reading_type(reading.text, reading.confidence, characters, steps);
+  return reading_type(reading.text, reading.confidence, characters, steps, py::tuple(py::cast(reading.case_probabilities)));
 }
 
 class PyReader {
@@ -180,6 +180,10 @@ py::dict evaluate_folder(const std::vector<std::string>& models, const std::stri
   out["per_char_accuracy"] = r.per_char_accuracy;
   out["confusions"] = confusions;
   out["readings"] = readings;
+  py::list calibration;
+  for (const CaseBin& bin : r.case_calibration)
+    calibration.append(py::make_tuple(bin.from, bin.to, bin.letters, bin.right_case, bin.mean_probability));
+  out["case_calibration"] = calibration;
   return out;
 }
 

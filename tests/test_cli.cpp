@@ -250,7 +250,10 @@ TEST_F(Cli, PredictFilesFoldersStdinAndJson) {
   ASSERT_EQ(r.code, 0);
   const auto j = nlohmann::json::parse(r.output);
   EXPECT_TRUE(j.contains("confidence"));
-  for (const auto& c : j.at("chars")) EXPECT_NE(std::string("0123").find(c.at("char").get<std::string>()), std::string::npos);
+  for (const auto& c : j.at("chars")) {
+    EXPECT_NE(std::string("0123").find(c.at("char").get<std::string>()), std::string::npos);
+    EXPECT_EQ(c.at("case_probability").get<double>(), 1.0);  // digits have no case
+  }
 }
 
 TEST_F(Cli, PredictSavesDebugImagesAndHonoursPreprocessingFlags) {

@@ -157,6 +157,55 @@ TEST(BeamDecode, WideBeamFindsTheMostProbableLabellingOfAllAlignments) {
   EXPECT_GE(confident, 5);  // decode() took the best path's labelling without a search
 }
 
+// A letter's case probability weighs the reading against the same reading with that letter in
+// the other case; symbols without another case in the charset are sure of it.
+TEST(CaseProbabilities, WeighTheReadingAgainstTheOtherCase) {
+  const Charset charset("cCx1");  // c=1 C=2 x=3 1=4
+  std::vector<float> p = peaks({1, 0, 4}, 5, 1.0f);
+  p[0 * 5 + 1] = 0.6f, p[0 * 5 + 2] = 0.4f;
+  const auto c = case_probabilities(p.data(), 3, 5, charset, "c1");
+  ASSERT_EQ(c.size(), 2u);
+  EXPECT_NEAR(c[0], 0.6f, 1e-6);
+  EXPECT_FLOAT_EQ(c[1], 1.0f);
+  EXPECT_EQ(case_probabilities(p.data(), 3, 5, charset, "x1"), (std::vector<float>{1.0f, 1.0f}));
+
+  // Each letter against its own swap, doubled letters included ("cC" swapped is "CC").
+  std::mt19937 random(7);
+  std::uniform_real_distribution<float> uniform(0.05f, 1.0f);
+  std::vector<float> q(6 * 5);
+  for (auto& v : q) v = uniform(random);
+  softmax_rows(q, 6, 5);
+  for (const std::string text : {"cC", "Cc1", "xc"}) {
+    const auto got = case_probabilities(q.data(), 6, 5, charset, text);
+    auto classes = charset.encode(text);
+    const double own = labelling_probability(q.data(), 6, 5, classes);
+    for (std::size_t i = 0; i < classes.size(); ++i) {
+      if (text[i] != 'c' && text[i] != 'C') {
+        EXPECT_FLOAT_EQ(got[i], 1.0f) << text << " " << i;
+        continue;
+      }
+      auto swapped = classes;
+      swapped[i] = swapped[i] == 1 ? 2 : 1;
+      const double other = labelling_probability(q.data(), 6, 5, swapped);
+      EXPECT_NEAR(got[i], own / (own + other), 1e-5) << text << " " << i;
+    }
+  }
+}
+
+TEST(CaseProbabilities, ComeWithEachDecodedReadingAndHonourTheMask) {
+  const Charset charset("cC1");
+  std::vector<float> logits = {0, 2, 1.5f, 0,   // c over C
+                               5, 0, 0, 0,      // blank
+                               0, 0, 0, 5};     // 1
+  const auto open = decode_logits(logits.data(), 1, 3, 4, charset, 1);
+  ASSERT_EQ(open[0].text, "c1");
+  ASSERT_EQ(open[0].case_probabilities.size(), 2u);
+  EXPECT_GT(open[0].case_probabilities[0], 0.5f);
+  EXPECT_LT(open[0].case_probabilities[0], 0.7f);
+  const auto masked = decode_logits(logits.data(), 1, 3, 4, charset, 1, allowed_mask(charset, "c1"));
+  EXPECT_EQ(masked[0].case_probabilities, (std::vector<float>{1.0f, 1.0f}));
+}
+
 TEST(Softmax, MaskRemovesDisallowedClasses) {
   std::vector<float> logits = {0.0f, 5.0f, 1.0f, 0.0f};  // 'a' would win
   softmax_rows(logits, 1, 4, allowed_mask(kAbc, "bc"));

@@ -53,6 +53,33 @@ TEST(Metrics, ConfusionsAndPerCharacterAccuracy) {
   EXPECT_TRUE(saw_insertion);
 }
 
+// Letters aligned on a letter of the label count in the bin of their case probability; other
+// symbols, other letters and case-insensitive scoring do not.
+TEST(Metrics, CaseCalibrationBinsLettersByTheirCaseProbability) {
+  MetricsAccumulator m;
+  m.add("aBc", "abc", {0.55f, 0.7f, 0.995f});  // a right (bin 0), B read b (bin 1), c right (last)
+  m.add("a1", "a1", {0.9f, 1.0f});             // a right (bin 2); the digit is not a letter
+  m.add("abc", "xbC", {1.0f, 1.0f, 1.0f});     // x is another letter; b right, C wrong case
+  m.add("ab", "ab");                           // no case probabilities: not counted
+  const auto r = m.report();
+  ASSERT_EQ(r.case_calibration.size(), 4u);
+  EXPECT_FLOAT_EQ(r.case_calibration[0].from, 0.0f);
+  EXPECT_EQ(r.case_calibration[0].letters, 1u);
+  EXPECT_EQ(r.case_calibration[0].right_case, 1u);
+  EXPECT_NEAR(r.case_calibration[0].mean_probability, 0.55, 1e-6);
+  EXPECT_EQ(r.case_calibration[1].letters, 1u);
+  EXPECT_EQ(r.case_calibration[1].right_case, 0u);
+  EXPECT_EQ(r.case_calibration[2].letters, 1u);
+  EXPECT_FLOAT_EQ(r.case_calibration[3].from, 0.99f);
+  EXPECT_EQ(r.case_calibration[3].letters, 3u);
+  EXPECT_EQ(r.case_calibration[3].right_case, 2u);
+  EXPECT_NEAR(r.case_calibration[3].mean_probability, (0.995 + 2.0) / 3, 1e-6);
+
+  MetricsAccumulator folded(/*case_insensitive=*/true);
+  folded.add("aBc", "abc", {0.55f, 0.7f, 0.995f});
+  EXPECT_TRUE(folded.report().case_calibration.empty());
+}
+
 TEST(Metrics, EmptyReport) {
   const auto r = MetricsAccumulator().report();
   EXPECT_EQ(r.count, 0u);

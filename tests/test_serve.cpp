@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cctype>
 #include <filesystem>
 #include <future>
 #include <regex>
@@ -158,7 +159,12 @@ TEST(Serve, NativeReadTakesJsonARawBodyOrAForm) {
   EXPECT_GT(answer.at("confidence").get<double>(), 0.0);
   EXPECT_GE(answer.at("ms").get<double>(), 0.0);
   EXPECT_EQ(answer.at("characters").size(), expected.size());
-  for (const auto& c : answer.at("characters")) EXPECT_LE(c.at("probability").get<double>(), 1.0);
+  for (const auto& c : answer.at("characters")) {
+    EXPECT_LE(c.at("probability").get<double>(), 1.0);
+    const double case_probability = c.at("case_probability").get<double>();
+    EXPECT_TRUE(case_probability > 0 && case_probability <= 1.0) << c.dump();
+    if (std::isdigit(static_cast<unsigned char>(c.at("symbol").get<std::string>()[0]))) EXPECT_EQ(case_probability, 1.0);
+  }
 
   r = client.Post("/v1/read?beam=0&allowed=k7mq2", png, "image/png");
   ASSERT_EQ(r->status, 200) << r->body;

@@ -64,6 +64,10 @@ void print_json(const EvalArgs& args, const Recogniser& recogniser, const Evalua
                         {"confusions", nlohmann::json::array()}};
   for (const auto& c : report.confusions)
     out["confusions"].push_back({{"truth", c.truth}, {"reading", c.reading}, {"count", c.count}});
+  out["case_calibration"] = nlohmann::json::array();
+  for (const auto& bin : report.case_calibration)
+    out["case_calibration"].push_back({{"from", bin.from}, {"to", bin.to}, {"letters", bin.letters},
+                                       {"right_case", bin.right_case}, {"mean_probability", bin.mean_probability}});
   std::cout << out.dump(2) << "\n";
 }
 
@@ -71,7 +75,7 @@ void print_table(const EvalArgs& args, const Recogniser& recogniser, const Evalu
   const EvaluationReport& report = evaluation.figures;
   const bool fold = evaluation.case_insensitive;
   const auto row = [](const std::string& key, const std::string& value) {
-    std::cout << std::left << std::setw(24) << key << value << "\n";
+    std::cout << std::left << std::setw(26) << key << value << "\n";
   };
   const auto exact = static_cast<std::size_t>(std::lround(report.exact_match * report.count));
   row(args.reading.models.size() > 1 ? "models" : "model", args.reading.describe(recogniser));
@@ -82,6 +86,14 @@ void print_table(const EvalArgs& args, const Recogniser& recogniser, const Evalu
   if (!fold) {
     row("exact match (no case)", percent(report.exact_match_case_insensitive));
     row("misread only in case", std::to_string(report.case_only_errors) + " images");
+    for (const auto& bin : report.case_calibration) {
+      std::ostringstream range;
+      range << std::fixed << std::setprecision(2) << "[" << bin.from << ", " << bin.to << (bin.to < 1 ? ")" : "]");
+      row(&bin == &report.case_calibration.front() ? "case, by its probability" : "",
+          range.str() + " " + std::to_string(bin.letters) + (bin.letters == 1 ? " letter, " : " letters, ") +
+              percent(static_cast<double>(bin.right_case) / bin.letters) + " in the right case (mean p " +
+              percent(bin.mean_probability) + ")");
+    }
   }
   row("CER", percent(report.cer));
   row("character accuracy", percent(report.char_accuracy));

@@ -30,7 +30,9 @@ void print_reading(const std::string& path, const Reading& r, bool json) {
   nlohmann::json chars = nlohmann::json::array();
   const std::u32string symbols = utf8_to_u32(r.text);
   for (std::size_t i = 0; i < symbols.size(); ++i)
-    chars.push_back({{"char", u32_to_utf8(symbols[i])}, {"probability", r.char_probabilities[i]}});
+    chars.push_back({{"char", u32_to_utf8(symbols[i])},
+                     {"probability", r.char_probabilities[i]},
+                     {"case_probability", r.case_probabilities[i]}});
   std::cout << nlohmann::json{{"path", path}, {"text", r.text}, {"confidence", r.confidence}, {"chars", chars}}.dump()
             << '\n';
 }

@@ -18,6 +18,8 @@ struct DecodedText {
   std::vector<float> char_probabilities;
   // Product of char_probabilities (1 for an empty reading).
   float confidence = 1.0f;
+  // One entry per decoded symbol, filled by decode_logits: see case_probabilities().
+  std::vector<float> case_probabilities;
 };
 
 // In-place softmax of each row of `logits`. Classes whose `allowed` entry is false get
@@ -57,11 +59,19 @@ inline constexpr int kLengthBeamWidth = 16;
 DecodedText decode(const float* probabilities, int time_steps, int num_classes, const Charset& charset,
                    int beam_width, LengthRange lengths = {});
 
+// How sure the reading is of each symbol's case: for a letter whose other case the charset holds,
+// P(text) / (P(text) + P(text with that letter's case swapped)), each the sum over all of the
+// labelling's alignments; 1 for any other symbol (and for a letter whose other case the
+// probabilities rule out, e.g. by an allowed mask). About 0.5 where the glyph does not show its
+// case (c/C, o/O, s/S drawn alone).
+std::vector<float> case_probabilities(const float* probabilities, int time_steps, int num_classes,
+                                      const Charset& charset, const std::string& text);
+
 // Allowed-class mask for softmax_rows from a string of allowed symbols (empty: all allowed).
 std::vector<bool> allowed_mask(const Charset& charset, const std::string& allowed_symbols);
 
 // Decodes a batch of logits, row-major batch x time_steps x num_classes: softmax_rows (with
-// `allowed`), then decode() each with `beam_width` and `lengths`.
+// `allowed`), then decode() each with `beam_width` and `lengths`, with its case_probabilities.
 std::vector<DecodedText> decode_logits(const float* logits, int batch, int time_steps, int num_classes,
                                        const Charset& charset, int beam_width,
                                        const std::vector<bool>& allowed = {}, LengthRange lengths = {});

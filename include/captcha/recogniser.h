@@ -32,6 +32,9 @@ struct Reading {
   // after a search; with beam_width <= 1, the product of char_probabilities.
   float confidence = 0;
   std::vector<float> char_probabilities;  // one per character of `text`
+  // One per character of `text`: how sure the reading is of its case (see case_probabilities()
+  // in ctc_decode.h); 1 for symbols without another case.
+  std::vector<float> case_probabilities;
   // With ReadOptions::step_probabilities: the network's output distribution at each time step,
   // time steps x classes row-major (class 0 the CTC blank, class i the charset's symbol i - 1).
   std::vector<float> step_probabilities;

@@ -19,5 +19,7 @@ std::string u32_to_utf8(char32_t code_point);
 // ASCII-only lower case of one code point (others unchanged).
 char32_t fold_case(char32_t code_point);
 std::u32string fold_case(std::u32string text);
+// The other ASCII case of a letter; the code point itself for anything else.
+char32_t swap_case(char32_t code_point);
 
 }  // namespace captcha

@@ -56,6 +56,9 @@ class Reading(NamedTuple):
     confidence: float
     characters: List[Tuple[str, float]]  # each symbol of `text` with its probability
     step_probabilities: Optional[List[List[float]]] = None  # time steps x classes (blank first)
+    # Each symbol's case probability: against the same letter in the other case (about 0.5
+    # where the glyph does not show its case); 1 for symbols without another case.
+    case_probabilities: Tuple[float, ...] = ()
 
     def __str__(self) -> str:
         return self.text
@@ -74,6 +77,9 @@ class Evaluation(NamedTuple):
     per_char_accuracy: dict
     confusions: List[Tuple[str, str, int]]  # (truth, reading, count), most frequent first
     readings: List[Tuple[str, str, str, float, bool]]  # (path, truth, reading, confidence, correct)
+    # Letters by case probability: (from, to, letters, right_case, mean_probability) per bin
+    # (scored with case only).
+    case_calibration: List[Tuple[float, float, int, int, float]] = []
 
     def misreads(self) -> List[Tuple[str, str, str, float, bool]]:
         return [r for r in self.readings if not r[4]]

@@ -49,6 +49,8 @@ def test_reads_the_examples_as_the_command_line_tool_does(reader):
         assert reading.confidence == pytest.approx(expected["confidence"], abs=1e-5)
         assert [c for c, _ in reading.characters] == list(label)
         assert all(0 < p <= 1 for _, p in reading.characters)
+        assert list(reading.case_probabilities) == pytest.approx([c["case_probability"] for c in expected["chars"]])
+        assert all(p == 1 for (c, _), p in zip(reading.characters, reading.case_probabilities) if not c.isalpha())
 
 
 def test_paths_bytes_arrays_and_pil_images_read_alike(reader):
@@ -140,6 +142,10 @@ def test_evaluate_gives_the_command_line_figures():
     assert figures.exact_match == pytest.approx(cli["exact_match"])
     assert figures.cer == pytest.approx(cli["cer"])
     assert figures.case_only_errors == cli["case_only_errors"]
+    assert [tuple(b) for b in figures.case_calibration] == [
+        pytest.approx((b["from"], b["to"], b["letters"], b["right_case"], b["mean_probability"]))
+        for b in cli["case_calibration"]]
+    assert sum(b[2] for b in figures.case_calibration) > 0
     assert len(figures.readings) == figures.count
     assert len(figures.misreads()) == round(figures.count * (1 - figures.exact_match))
 

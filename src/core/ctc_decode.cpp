@@ -54,6 +54,28 @@ std::vector<DecodedText> decode_logits(const float* logits, int batch, int time_
     std::vector<float> probabilities(logits + n * per_image, logits + (n + 1) * per_image);
     softmax_rows(probabilities, time_steps, num_classes, allowed);
     out.push_back(decode(probabilities.data(), time_steps, num_classes, charset, beam_width, lengths));
+    out.back().case_probabilities =
+        case_probabilities(probabilities.data(), time_steps, num_classes, charset, out.back().text);
+  }
+  return out;
+}
+
+std::vector<float> case_probabilities(const float* probabilities, int time_steps, int num_classes,
+                                      const Charset& charset, const std::string& text) {
+  const std::u32string symbols = utf8_to_u32(text);
+  std::vector<int> classes = charset.encode(text);
+  std::vector<float> out(classes.size(), 1.0f);
+  double reading = -1;  // computed once a letter needs it
+  for (std::size_t i = 0; i < classes.size(); ++i) {
+    const char32_t other = swap_case(symbols[i]);
+    const int other_class = other == symbols[i] ? -1 : charset.class_of(other);
+    if (other_class <= 0) continue;
+    if (reading < 0) reading = labelling_probability(probabilities, time_steps, num_classes, classes);
+    const int own = classes[i];
+    classes[i] = other_class;
+    const double swapped = labelling_probability(probabilities, time_steps, num_classes, classes);
+    classes[i] = own;
+    if (reading + swapped > 0) out[i] = static_cast<float>(reading / (reading + swapped));
   }
   return out;
 }

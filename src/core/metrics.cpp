@@ -2,6 +2,7 @@
 #include "captcha/metrics.h"
 
 #include <algorithm>
+#include <iterator>
 
 #include "captcha/utf8.h"
 
@@ -28,9 +29,11 @@ std::size_t edit_distance(const std::u32string& a, const std::u32string& b) {
   return distance_table(a, b).back();
 }
 
-void MetricsAccumulator::add(const std::string& truth_utf8, const std::string& reading_utf8) {
+void MetricsAccumulator::add(const std::string& truth_utf8, const std::string& reading_utf8,
+                             const std::vector<float>& case_probabilities) {
   std::u32string truth = utf8_to_u32(truth_utf8), reading = utf8_to_u32(reading_utf8);
   const bool same_folded = fold_case(truth) == fold_case(reading);
+  if (!case_insensitive_ && case_probabilities.size() == reading.size()) add_case(truth, reading, case_probabilities);
   if (case_insensitive_) truth = fold_case(truth), reading = fold_case(reading);
   ++count_;
   exact_ += truth == reading;
@@ -64,6 +67,36 @@ void MetricsAccumulator::add(const std::string& truth_utf8, const std::string& r
   }
 }
 
+void MetricsAccumulator::add_case(const std::u32string& truth, const std::u32string& reading,
+                                  const std::vector<float>& case_probabilities) {
+  constexpr std::size_t kBins = std::size(kCaseBinEdges) - 1;
+  if (case_bins_.empty())
+    for (std::size_t b = 0; b < kBins; ++b) case_bins_.push_back({kCaseBinEdges[b], kCaseBinEdges[b + 1]});
+  const auto d = distance_table(fold_case(truth), fold_case(reading));
+  const std::size_t cols = reading.size() + 1;
+  std::size_t i = truth.size(), j = reading.size();
+  while (i > 0 && j > 0) {
+    const std::size_t here = d[i * cols + j];
+    const bool same_letter = fold_case(truth[i - 1]) == fold_case(reading[j - 1]);
+    if (here == d[(i - 1) * cols + j - 1] + (same_letter ? 0 : 1)) {
+      if (same_letter && swap_case(truth[i - 1]) != truth[i - 1]) {
+        const float p = case_probabilities[j - 1];
+        std::size_t b = 0;
+        while (b + 1 < kBins && p >= case_bins_[b].to) ++b;
+        CaseBin& bin = case_bins_[b];
+        bin.mean_probability += p;  // a sum until report()
+        ++bin.letters;
+        bin.right_case += truth[i - 1] == reading[j - 1];
+      }
+      --i, --j;
+    } else if (here == d[(i - 1) * cols + j] + 1) {
+      --i;
+    } else {
+      --j;
+    }
+  }
+}
+
 EvaluationReport MetricsAccumulator::report(std::size_t max_confusions) const {
   EvaluationReport r;
   r.count = count_;
@@ -83,6 +116,11 @@ EvaluationReport MetricsAccumulator::report(std::size_t max_confusions) const {
   std::stable_sort(r.confusions.begin(), r.confusions.end(),
                    [](const Confusion& a, const Confusion& b) { return a.count > b.count; });
   if (r.confusions.size() > max_confusions) r.confusions.resize(max_confusions);
+  for (CaseBin bin : case_bins_) {
+    if (bin.letters == 0) continue;
+    bin.mean_probability /= static_cast<double>(bin.letters);
+    r.case_calibration.push_back(bin);
+  }
   return r;
 }
 

@@ -78,6 +78,12 @@ std::string u32_to_utf8(const std::u32string& text) {
 
 char32_t fold_case(char32_t c) { return (c >= U'A' && c <= U'Z') ? c - U'A' + U'a' : c; }
 
+char32_t swap_case(char32_t c) {
+  if (c >= U'A' && c <= U'Z') return c - U'A' + U'a';
+  if (c >= U'a' && c <= U'z') return c - U'a' + U'A';
+  return c;
+}
+
 std::u32string fold_case(std::u32string text) {
   for (auto& c : text) c = fold_case(c);
   return text;

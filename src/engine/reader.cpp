@@ -134,7 +134,7 @@ Evaluation evaluate(const Recogniser& recogniser, const std::string& folder, con
       continue;
     }
     const Sample& sample = samples[i];
-    metrics.add(sample.label, result.reading.text);
+    metrics.add(sample.label, result.reading.text, result.reading.case_probabilities);
     evaluation.readings.push_back({sample.path, sample.label, result.reading.text, result.reading.confidence,
                                    scored(sample.label) == scored(result.reading.text)});
   }

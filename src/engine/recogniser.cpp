@@ -113,7 +113,8 @@ std::vector<Reading> Recogniser::read_prepared(const std::vector<Image>& prepare
     const std::size_t first = readings.size();
     for (auto& text : decode_logits(logits.data(), static_cast<int>(count), steps, classes, impl_->model.charset,
                                     options.beam_width, allowed, lengths))
-      readings.push_back({std::move(text.text), text.confidence, std::move(text.char_probabilities), {}});
+      readings.push_back({std::move(text.text), text.confidence, std::move(text.char_probabilities),
+                          std::move(text.case_probabilities), {}});
     if (options.step_probabilities) {
       softmax_rows(logits, static_cast<int>(rows), classes);
       const std::size_t values = static_cast<std::size_t>(steps) * classes;

@@ -57,7 +57,9 @@ json reading_json(const Reading& reading) {
   json characters = json::array();
   const std::u32string symbols = utf8_to_u32(reading.text);
   for (std::size_t i = 0; i < symbols.size() && i < reading.char_probabilities.size(); ++i)
-    characters.push_back({{"symbol", u32_to_utf8(symbols[i])}, {"probability", reading.char_probabilities[i]}});
+    characters.push_back({{"symbol", u32_to_utf8(symbols[i])},
+                          {"probability", reading.char_probabilities[i]},
+                          {"case_probability", i < reading.case_probabilities.size() ? reading.case_probabilities[i] : 1.0f}});
   return {{"text", reading.text}, {"confidence", reading.confidence}, {"characters", characters}};
 }
 
