@@ -58,14 +58,16 @@ ModelFile random_model(const ModelConfig& config, int classes, int width, int he
 }
 
 // Largest absolute difference between the engine's and LibTorch's logits for `input`.
-float max_difference(Crnn& net, const InferenceNetwork& engine, const torch::Tensor& input) {
+float max_relative_difference(Crnn& net, const InferenceNetwork& engine, const torch::Tensor& input) {
   torch::NoGradGuard no_grad;
   const auto expected = net->forward(input).contiguous();
   const auto got = engine.forward(input.data_ptr<float>(), input.size(0), input.size(3));
   EXPECT_EQ(got.size(), static_cast<std::size_t>(expected.numel()));
   if (got.size() != static_cast<std::size_t>(expected.numel())) return 1e9f;
   const auto got_tensor = torch::from_blob(const_cast<float*>(got.data()), expected.sizes());
-  return (got_tensor - expected).abs().max().item<float>();
+  // Relative to the logit's size where that is above 1: a trained model's logits reach 20 and
+  // more, and float sums taken in another order differ by about 1e-5 of their size.
+  return ((got_tensor - expected).abs() / expected.abs().clamp_min(1)).max().item<float>();
 }
 
 class Engine : public ::testing::TestWithParam<Case> {};
@@ -85,7 +87,7 @@ TEST_P(Engine, MatchesLibTorchOnRandomInputs) {
   for (int batch : {1, 3, 7}) {  // 7: one image per thread in the convolutions
     for (int width : {96, 101}) {
       const auto input = torch::randn({batch, 1, 32, width});
-      EXPECT_LT(max_difference(net, engine, input), 1e-4f) << "batch " << batch << " width " << width;
+      EXPECT_LT(max_relative_difference(net, engine, input), 1e-4f) << "batch " << batch << " width " << width;
     }
   }
 }
@@ -149,7 +151,7 @@ TEST(Engine, MatchesLibTorchOnRealImagesWithTheBundledModel) {
   BundledModel model;
   const auto samples = scan_folder(std::string(CAPTCHA_SOURCE_DIR) + "/examples");
   ASSERT_FALSE(samples.empty());
-  EXPECT_LT(max_difference(model.net, model.engine, model.inputs(samples, 0, samples.size())), 1e-4f);
+  EXPECT_LT(max_relative_difference(model.net, model.engine, model.inputs(samples, 0, samples.size())), 1e-4f);
 }
 
 TEST(Engine, SameTextsAsLibTorchOnTheCaptchaV2TestFolder) {
