@@ -57,7 +57,8 @@ ModelFile random_model(const ModelConfig& config, int classes, int width, int he
   return file;
 }
 
-// Largest absolute difference between the engine's and LibTorch's logits for `input`.
+// Largest difference between the engine's and LibTorch's logits for `input`, relative to the
+// logit's size where that is above 1.
 float max_relative_difference(Crnn& net, const InferenceNetwork& engine, const torch::Tensor& input) {
   torch::NoGradGuard no_grad;
   const auto expected = net->forward(input).contiguous();
@@ -65,8 +66,8 @@ float max_relative_difference(Crnn& net, const InferenceNetwork& engine, const t
   EXPECT_EQ(got.size(), static_cast<std::size_t>(expected.numel()));
   if (got.size() != static_cast<std::size_t>(expected.numel())) return 1e9f;
   const auto got_tensor = torch::from_blob(const_cast<float*>(got.data()), expected.sizes());
-  // Relative to the logit's size where that is above 1: a trained model's logits reach 20 and
-  // more, and float sums taken in another order differ by about 1e-5 of their size.
+  // A trained model's logits reach 20 and more; float sums taken in another order differ by
+  // about 1e-5 of their size.
   return ((got_tensor - expected).abs() / expected.abs().clamp_min(1)).max().item<float>();
 }
 
